@@ -1,0 +1,1 @@
+"""Amaranth gateware for the poscodec decoder pipeline, one stage per module."""

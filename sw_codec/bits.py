@@ -1,0 +1,174 @@
+"""Bit packing, MSB first: the first bit of a stream is bit 7 of its first byte.
+
+All multi-bit fields are written most significant bit first, so a field of ``n`` bits holding
+``v`` reads back as the next ``n`` stream bits interpreted as an unsigned big-endian number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import FormatError
+
+#: The longest Exp-Golomb prefix (leading zeros) a decoder accepts; longer means corrupt input.
+MAX_EXP_GOLOMB_PREFIX = 32
+
+
+def bit_length(x: np.ndarray) -> np.ndarray:
+    """Element-wise ``int.bit_length`` for non-negative integers below 2**53."""
+    x = np.asarray(x, dtype=np.int64)
+    _, exponent = np.frexp(x.astype(np.float64))
+    return np.where(x > 0, exponent, 0).astype(np.int64)
+
+
+def exp_golomb_fields(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exp-Golomb order ``k`` codes of ``x >= 0`` as (value, nbits) fields.
+
+    The code of x is ``bit_length(y) - 1 - k`` zero bits then ``y`` in binary, y = x + 2**k; written
+    as one field of ``2 * bit_length(y) - 1 - k`` bits whose leading bits are those zeros.
+    """
+    y = np.asarray(x, dtype=np.int64) + (1 << k)
+    return y.astype(np.uint64), 2 * bit_length(y) - 1 - k
+
+
+def exp_golomb_length(x: np.ndarray, k: int) -> np.ndarray:
+    return 2 * bit_length(np.asarray(x, dtype=np.int64) + (1 << k)) - 1 - k
+
+
+def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
+    """Concatenate fields (``values[i]`` in ``nbits[i]`` bits, MSB first) into bytes.
+
+    The total must be a whole number of bytes (callers add padding fields). Fields are up to 64
+    bits; values must fit their width.
+    """
+    values = np.asarray(values, dtype=np.uint64)
+    nbits = np.asarray(nbits, dtype=np.int64)
+    total = int(nbits.sum())
+    if total % 8:
+        raise ValueError("fields do not fill whole bytes")
+    out = np.empty(total, dtype=np.uint8)
+    ends = np.cumsum(nbits)
+    chunk = 1 << 20
+    bit0 = 0
+    for lo in range(0, len(nbits), chunk):
+        hi = min(lo + chunk, len(nbits))
+        nb = nbits[lo:hi]
+        count = int(ends[hi - 1]) - bit0 if hi > lo else 0
+        if count == 0:
+            continue
+        owner = np.repeat(np.arange(hi - lo), nb)
+        starts = ends[lo:hi] - nb - bit0
+        shift = (nb[owner] - 1 - (np.arange(count) - starts[owner])).astype(np.uint64)
+        out[bit0 : bit0 + count] = ((values[lo:hi][owner] >> shift) & np.uint64(1)).astype(np.uint8)
+        bit0 += count
+    return np.packbits(out).tobytes()
+
+
+class BitWriter:
+    """Appends fields to a stream one at a time; for small structures such as tables."""
+
+    def __init__(self) -> None:
+        self._values: list[int] = []
+        self._nbits: list[int] = []
+        self.bits = 0
+
+    def write(self, value: int, nbits: int) -> None:
+        if nbits < 0 or value < 0 or value >> nbits:
+            raise ValueError(f"value {value} does not fit {nbits} bits")
+        self._values.append(value)
+        self._nbits.append(nbits)
+        self.bits += nbits
+
+    def write_exp_golomb(self, x: int, k: int) -> None:
+        y = x + (1 << k)
+        self.write(y, 2 * y.bit_length() - 1 - k)
+
+    def align(self) -> None:
+        self.write(0, -self.bits % 8)
+
+    def getvalue(self) -> bytes:
+        self.align()
+        return pack_fields(np.array(self._values, dtype=np.uint64), np.array(self._nbits))
+
+
+class BitReader:
+    """Reads MSB-first fields from ``data[start:end]``; never reads past ``end``.
+
+    Offsets in errors are byte offsets within ``data`` plus ``base`` (so callers can report file
+    offsets). Reading past the end raises :class:`FormatError` ("truncated").
+    """
+
+    def __init__(self, data: bytes, start: int = 0, end: int | None = None, base: int = 0):
+        self.data = bytes(data)
+        self.pos = 8 * start
+        self.end = 8 * (len(self.data) if end is None else end)
+        self.base = base
+
+    @property
+    def offset(self) -> int:
+        """Byte offset of the next unread bit, as reported in errors."""
+        return self.base + self.pos // 8
+
+    def error(self, message: str) -> FormatError:
+        return FormatError(message, offset=self.offset)
+
+    def remaining(self) -> int:
+        return self.end - self.pos
+
+    def peek(self, n: int) -> int:
+        """The next ``n`` bits (n <= 57) without consuming them; bits past the end read as 0."""
+        byte = self.pos >> 3
+        word = int.from_bytes(self.data[byte : min(byte + 8, self.end >> 3)].ljust(8, b"\0"), "big")
+        return (word >> (64 - (self.pos & 7) - n)) & ((1 << n) - 1)
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.end:
+            raise self.error(f"truncated: {n} bits needed, {self.end - self.pos} left")
+        self.pos += n
+
+    def read(self, n: int) -> int:
+        if n == 0:
+            return 0
+        if self.pos + n > self.end:
+            raise self.error(f"truncated: {n} bits needed, {self.end - self.pos} left")
+        value = 0
+        while n > 57:
+            value = (value << 32) | self.peek(32)
+            self.pos += 32
+            n -= 32
+        value = (value << n) | self.peek(n)
+        self.pos += n
+        return value
+
+    def read_signed(self, n: int) -> int:
+        value = self.read(n)
+        return value - (1 << n) if value >> (n - 1) else value
+
+    def read_exp_golomb(self, k: int) -> int:
+        zeros = 0
+        while True:
+            if self.pos >= self.end:
+                raise self.error("truncated inside an Exp-Golomb code")
+            if self.peek(1):
+                break
+            self.pos += 1
+            zeros += 1
+            if zeros > MAX_EXP_GOLOMB_PREFIX:
+                raise self.error(f"Exp-Golomb prefix longer than {MAX_EXP_GOLOMB_PREFIX} bits")
+        return self.read(zeros + k + 1) - (1 << k)
+
+    def read_array(self, count: int, width: int) -> np.ndarray:
+        """``count`` consecutive unsigned fields of ``width`` bits (vectorized)."""
+        if width == 0 or count == 0:
+            return np.zeros(count, dtype=np.int64)
+        need = count * width
+        if self.pos + need > self.end:
+            raise self.error(f"truncated: {need} bits needed, {self.end - self.pos} left")
+        first, last = self.pos >> 3, (self.pos + need + 7) >> 3
+        bits = np.unpackbits(np.frombuffer(self.data, np.uint8, last - first, first))
+        bits = bits[self.pos & 7 : (self.pos & 7) + need].reshape(count, width).astype(np.int64)
+        self.pos += need
+        return bits @ (1 << np.arange(width - 1, -1, -1, dtype=np.int64))
+
+    def align(self) -> None:
+        self.pos = min(self.end, (self.pos + 7) & ~7)

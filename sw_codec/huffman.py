@@ -1,0 +1,213 @@
+"""Canonical, length-limited Huffman codes: construction, table format and the decoder stage.
+
+A canonical code is fully described by ``count[len]`` (how many symbols have a code of each
+length) and ``symbols`` (the coded symbols sorted by code length, then by symbol value). Codes of
+one length are consecutive integers; the first code of each length follows from the counts
+(as in DEFLATE and puff.c). The decoder walks lengths 1, 2, ... comparing the bits read so far with
+the first code of that length: exactly the per-length comparators a hardware decoder evaluates
+in parallel in one cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bits import BitReader, BitWriter, bit_length
+from .errors import FormatError
+
+#: Field widths of the table as it is stored (see docs/FORMAT.md, "Huffman table").
+MAX_SYMBOLS = 64
+MAX_CODE_LENGTH = 15
+SYMBOL_BITS = 6
+COUNT_BITS = 7
+LENGTH_BITS = 4
+
+
+def code_lengths(freqs: np.ndarray, max_len: int) -> np.ndarray:
+    """Optimal code lengths of at most ``max_len`` bits (package-merge); 0 for unused symbols.
+
+    A single used symbol gets length 1 (a code must have at least one bit).
+    """
+    freqs = np.asarray(freqs, dtype=np.int64)
+    lengths = np.zeros(len(freqs), dtype=np.int64)
+    used = [int(s) for s in np.flatnonzero(freqs > 0)]
+    if len(used) == 1:
+        lengths[used[0]] = 1
+    if len(used) <= 1:
+        return lengths
+    if len(used) > 1 << max_len:
+        raise ValueError(f"{len(used)} symbols cannot be coded in at most {max_len} bits")
+    leaves = sorted((int(freqs[s]), [s]) for s in used)
+    current = list(leaves)
+    for _ in range(max_len - 1):
+        packages = [
+            (current[i][0] + current[i + 1][0], current[i][1] + current[i + 1][1])
+            for i in range(0, len(current) - 1, 2)
+        ]
+        current = sorted(leaves + packages, key=lambda item: item[0])
+    for _, symbols in current[: 2 * len(used) - 2]:
+        for s in symbols:
+            lengths[s] += 1
+    return lengths
+
+
+@dataclass(frozen=True)
+class HuffmanTable:
+    """A canonical code: ``counts[l]`` codes of length ``l`` (index 0 unused), ``symbols`` in
+    canonical order, over an alphabet of ``num_symbols`` symbols."""
+
+    num_symbols: int
+    counts: tuple[int, ...]
+    symbols: tuple[int, ...]
+
+    @property
+    def max_length(self) -> int:
+        return len(self.counts) - 1
+
+    @classmethod
+    def from_lengths(cls, lengths: np.ndarray) -> "HuffmanTable":
+        lengths = np.asarray(lengths, dtype=np.int64)
+        max_len = max(1, int(lengths.max(initial=0)))
+        counts = np.bincount(lengths, minlength=max_len + 1)
+        counts[0] = 0
+        order = np.lexsort((np.arange(len(lengths)), lengths))
+        symbols = tuple(int(s) for s in order if lengths[s] > 0)
+        return cls(len(lengths), tuple(int(c) for c in counts), symbols)
+
+    def lengths(self) -> np.ndarray:
+        out = np.zeros(self.num_symbols, dtype=np.int64)
+        i = 0
+        for length, count in enumerate(self.counts):
+            for s in self.symbols[i : i + count]:
+                out[s] = length
+            i += count
+        return out
+
+    def codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(code, length) per symbol; length 0 where a symbol has no code."""
+        lengths = self.lengths()
+        codes = np.zeros(self.num_symbols, dtype=np.uint64)
+        code, i = 0, 0
+        for length in range(1, self.max_length + 1):
+            for s in self.symbols[i : i + self.counts[length]]:
+                codes[s] = code
+                code += 1
+            i += self.counts[length]
+            code <<= 1
+        return codes, lengths
+
+    def check(self) -> str | None:
+        """None for a usable code, else why not (puff.c's over-subscribed / incomplete test).
+
+        An incomplete code is allowed only when it has one symbol of length 1, or no symbol at
+        all (a layer without coded positions); every other code must fill the code space exactly.
+        """
+        if len(set(self.symbols)) != len(self.symbols):
+            return "Huffman table lists a symbol twice"
+        if any(s >= self.num_symbols for s in self.symbols):
+            return "Huffman table symbol outside the alphabet"
+        left = 1
+        for count in self.counts[1:]:
+            left = 2 * left - count
+            if left < 0:
+                return "Huffman table is over-subscribed"
+        if left > 0 and not (len(self.symbols) == 0 or (len(self.symbols) == 1 and self.counts[1] == 1)):
+            return "Huffman table is incomplete"
+        return None
+
+    def write(self, writer: BitWriter) -> None:
+        writer.write(self.num_symbols - 1, SYMBOL_BITS)
+        writer.write(self.max_length, LENGTH_BITS)
+        for count in self.counts[1:]:
+            writer.write(count, COUNT_BITS)
+        for s in self.symbols:
+            writer.write(s, SYMBOL_BITS)
+
+    @classmethod
+    def read(cls, reader: BitReader) -> "HuffmanTable":
+        num_symbols = reader.read(SYMBOL_BITS) + 1
+        max_len = reader.read(LENGTH_BITS)
+        if max_len == 0:
+            raise reader.error("Huffman table has maximum code length 0")
+        counts = [0] + [reader.read(COUNT_BITS) for _ in range(max_len)]
+        total = sum(counts)
+        if total > num_symbols:
+            raise reader.error(f"Huffman table lists {total} codes for {num_symbols} symbols")
+        symbols = tuple(reader.read(SYMBOL_BITS) for _ in range(total))
+        table = cls(num_symbols, tuple(counts), symbols)
+        problem = table.check()
+        if problem:
+            raise reader.error(problem)
+        return table
+
+
+class CanonicalHuffmanDecoder:
+    """Stage 1: bits to distances.
+
+    Decodes one position group with the group's table (see :func:`rice_context`): ``count``
+    Huffman symbols, each followed by its extra bits. A symbol
+    ``s`` below the escape symbol (``num_symbols - 1``) is the quotient of the distance by
+    ``2**rice_k``, and ``rice_k`` raw bits follow with the remainder; the escape symbol is followed
+    by the distance itself in ``bit_length(domain - 1)`` raw bits. Distances are ``gap - 1 >= 0``
+    (see :class:`~sw_codec.distance.DistanceAccumulator`).
+    """
+
+    def __init__(self, tables: list[HuffmanTable]):
+        self.tables = tables
+
+    def decode_symbol(self, reader: BitReader, table: HuffmanTable) -> int:
+        counts, symbols = table.counts, table.symbols
+        max_len = len(counts) - 1
+        window = reader.peek(max_len)
+        code = first = index = 0
+        for length in range(1, max_len + 1):
+            code |= (window >> (max_len - length)) & 1
+            count = counts[length]
+            if code - count < first:
+                reader.skip(length)
+                return symbols[index + code - first]
+            index += count
+            first = (first + count) << 1
+            code <<= 1
+        raise reader.error("invalid Huffman code")
+
+    def decode_distances(self, reader: BitReader, count: int, domain: int, rice_k: int, table: int) -> np.ndarray:
+        escape_bits = int(bit_length(np.int64(domain - 1)))
+        code = self.tables[table]
+        escape = code.num_symbols - 1
+        if not code.symbols:
+            raise reader.error(f"group of {count} positions uses Huffman table {table}, which is empty")
+        out = np.empty(count, dtype=np.int64)
+        for i in range(count):
+            s = self.decode_symbol(reader, code)
+            if s == escape:
+                out[i] = reader.read(escape_bits)
+            else:
+                out[i] = (s << rice_k) | reader.read(rice_k)
+        return out
+
+
+def rice_context(domain, count, bias: int, num_tables: int):
+    """Rice shift and code table of a group of ``count`` positions among ``domain`` slots.
+
+    With ``k0 = floor(log2(domain / count))`` (``bit_length(domain) - bit_length(count)``, minus
+    one when ``count << k0`` exceeds ``domain``) the mean distance lies in
+    ``[2**k0, 2**(k0+1))``. The shift is ``max(0, k0 - bias)``, so quotients sit near
+    ``2**bias``; the table is the fraction of that octave, ``r = domain / (count << k0)`` in
+    ``[1, 2)``, cut into ``num_tables`` equal parts: table ``t`` when
+    ``1 + t/T <= r < 1 + (t+1)/T``. Hardware computes both once per group with two priority
+    encoders, a shifter and ``T - 1`` comparisons against constant multiples.
+    Works element-wise on arrays and on scalars.
+    """
+    domain = np.asarray(domain, dtype=np.int64)
+    count = np.asarray(count, dtype=np.int64)
+    k0 = np.maximum(bit_length(domain) - bit_length(count), 0)
+    k0 = np.where((count << k0) > domain, k0 - 1, k0)
+    k0 = np.maximum(k0, 0)
+    x = count << k0
+    table = np.zeros(np.shape(domain), dtype=np.int64)
+    for t in range(1, num_tables):
+        table += num_tables * domain >= (num_tables + t) * x
+    return np.maximum(0, k0 - bias), table

@@ -1,0 +1,449 @@
+"""One layer's payload: the position-based modes (repeat, distance, huffman) and raw.
+
+The flattened layer is cut into blocks of ``2**block_bits`` weights (the last may be shorter). In
+each block the most frequent value is *implicit*: it is stored once and fills every slot no other
+value claims. Every other distinct value is a *group*: the value, its count and its positions,
+in increasing value order. ``docs/FORMAT.md`` gives the bit layout; this module is its executable
+form: a vectorized encoder and a decoder composed of the three hardware stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, pack_fields
+from .distance import SLOTS, DistanceAccumulator
+from .errors import FormatError
+from .huffman import (
+    MAX_CODE_LENGTH,
+    MAX_SYMBOLS,
+    CanonicalHuffmanDecoder,
+    HuffmanTable,
+    code_lengths,
+    rice_context,
+)
+from .repeat import RepeatExpander
+
+MODES = ("raw", "repeat", "distance", "huffman")
+POSITION_MODES = ("repeat", "distance", "huffman")
+BITS = (4, 8, 16)
+MIN_BLOCK_BITS, MAX_BLOCK_BITS = 4, 16
+COUNT_K_BITS = 4
+RICE_BIAS_BITS = 4
+TABLES_LOG2_BITS = 2
+DISTANCE_WIDTH_BITS = 5
+BLOCK_OFFSET_BYTES = 4
+#: Rice biases and table counts the encoder tries (any bias 0..15 and 1, 2, 4 or 8 tables decode).
+RICE_BIASES = range(0, 4)
+TABLE_COUNTS = (1, 2, 4)
+
+
+def check_params(bits: int, block_bits: int) -> None:
+    if bits not in BITS:
+        raise ValueError(f"bits must be one of {BITS}, not {bits}")
+    if not MIN_BLOCK_BITS <= block_bits <= MAX_BLOCK_BITS:
+        raise ValueError(f"block_bits must be in {MIN_BLOCK_BITS}..{MAX_BLOCK_BITS}, not {block_bits}")
+
+
+@dataclass
+class Groups:
+    """A layer's blocks as groups and positions, shared by every position mode.
+
+    Per block: ``block_size``, ``num_values`` (distinct values), ``implicit``. Per group, in stream
+    order: ``block``, ``value``, ``count``, ``domain_all``, ``domain_free``, ``first_in_block``.
+    Per group member (explicit weight), in stream order: ``group``, ``index_all`` (its position),
+    ``index_free`` (its index among the slots earlier groups left free).
+    """
+
+    bits: int
+    block_bits: int
+    block_size: np.ndarray
+    num_values: np.ndarray
+    implicit: np.ndarray
+    block: np.ndarray
+    value: np.ndarray
+    count: np.ndarray
+    domain_all: np.ndarray
+    domain_free: np.ndarray
+    first_in_block: np.ndarray
+    group: np.ndarray
+    index_all: np.ndarray
+    index_free: np.ndarray
+
+    def domain(self, slots: str) -> np.ndarray:
+        return self.domain_all if slots == "all" else self.domain_free
+
+    def index(self, slots: str) -> np.ndarray:
+        return self.index_all if slots == "all" else self.index_free
+
+    def distances(self, slots: str) -> np.ndarray:
+        """Per member: index minus the previous member's index minus one (first: the index)."""
+        index = self.index(slots)
+        prev = np.empty_like(index)
+        prev[0:1] = -1
+        prev[1:] = index[:-1]
+        first = np.ones(len(index), dtype=bool)
+        first[1:] = self.group[1:] != self.group[:-1]
+        return np.where(first, index, index - prev - 1)
+
+
+def _rows_groups(rows: np.ndarray, bits: int) -> dict:
+    """Group analysis of equal-length blocks ``rows`` (R x L signed ints)."""
+    R, L = rows.shape
+    offset = 1 << (bits - 1)
+    V = (rows + offset).astype(np.uint16 if bits <= 8 else np.uint32)
+    order = np.argsort(V, axis=1, kind="stable")
+    sv = np.take_along_axis(V, order, 1).ravel().astype(np.int64)
+    spos = order.ravel().astype(np.int64)
+    row = np.repeat(np.arange(R), L)
+    new = np.ones(R * L, dtype=bool)
+    new[1:] = (sv[1:] != sv[:-1]) | (row[1:] != row[:-1])
+    run_start = np.flatnonzero(new)
+    run_len = np.diff(np.append(run_start, R * L))
+    run_val = sv[run_start]
+    run_row = row[run_start]
+    row_first_run = np.searchsorted(run_row, np.arange(R))
+    key = run_len * (1 << 18) + ((1 << 18) - 1 - run_val)
+    best = np.maximum.reduceat(key, row_first_run)
+    implicit_run = key == best[run_row]
+    implicit_off = run_val[implicit_run]
+    explicit_run = ~implicit_run
+    run_id = np.cumsum(new) - 1
+    member = explicit_run[run_id]
+
+    # Index among free slots: position minus the members of smaller values before it, counted
+    # one bit level of the value at a time (a wavelet-tree style rank, vectorized over blocks).
+    implicit2d = V == implicit_off[:, None]
+    smaller_before = np.zeros((R, L), dtype=np.int64)
+    for j in range(bits):
+        prefix = np.where(implicit2d, 1 << (bits - j - 1), V >> (j + 1)).astype(np.uint16 if bits <= 8 else np.uint32)
+        o = np.argsort(prefix, axis=1, kind="stable")
+        sp = np.take_along_axis(prefix, o, 1)
+        zero = 1 - ((np.take_along_axis(V, o, 1) >> j) & 1).astype(np.int64)
+        zeros_before = np.cumsum(zero, axis=1) - zero
+        start = np.ones((R, L), dtype=bool)
+        start[:, 1:] = sp[:, 1:] != sp[:, :-1]
+        base = np.maximum.accumulate(np.where(start, zeros_before, 0), axis=1)
+        contrib = np.where(zero == 0, zeros_before - base, 0)
+        unsorted = np.empty_like(contrib)
+        np.put_along_axis(unsorted, o, contrib, 1)
+        smaller_before += unsorted
+
+    g_row = run_row[explicit_run]
+    g_count = run_len[explicit_run]
+    g_excl = np.cumsum(g_count) - g_count
+    first_group_of_row = np.searchsorted(g_row, np.arange(R))
+    g_base = np.append(g_excl, g_count.sum())[first_group_of_row]
+    e_row = row[member]
+    e_pos = spos[member]
+    first_in_block = np.ones(len(g_row), dtype=bool)
+    first_in_block[1:] = g_row[1:] != g_row[:-1]
+    return dict(
+        block_size=np.full(R, L),
+        num_values=np.diff(np.append(row_first_run, len(run_start))),
+        implicit=implicit_off - offset,
+        block=g_row,
+        value=run_val[explicit_run] - offset,
+        count=g_count,
+        domain_all=np.full(len(g_row), L),
+        domain_free=L - (g_excl - g_base[g_row]),
+        first_in_block=first_in_block,
+        group=np.cumsum(explicit_run)[run_id[member]] - 1,
+        index_all=e_pos,
+        index_free=e_pos - smaller_before[e_row, e_pos],
+    )
+
+
+def analyze(q: np.ndarray, bits: int, block_bits: int) -> Groups:
+    """Cut the integers ``q`` (any shape, row-major) into blocks and list their groups."""
+    check_params(bits, block_bits)
+    q = np.asarray(q).ravel().astype(np.int64)
+    n = 1 << block_bits
+    full = len(q) // n
+    parts = []
+    if full:
+        parts.append(_rows_groups(q[: full * n].reshape(full, n), bits))
+    if len(q) > full * n:
+        parts.append(_rows_groups(q[full * n :].reshape(1, -1), bits))
+    if not parts:
+        parts.append(_rows_groups(np.zeros((0, 1), dtype=np.int64), bits))
+    if len(parts) == 2:
+        a, b = parts
+        merged = {k: np.concatenate([a[k], b[k]]) for k in a}
+        merged["block"] = np.concatenate([a["block"], b["block"] + full])
+        merged["group"] = np.concatenate([a["group"], b["group"] + len(a["block"])])
+        parts = [merged]
+    return Groups(bits=bits, block_bits=block_bits, **parts[0])
+
+
+@dataclass
+class PositionParams:
+    """Layer-wide parameters of a position mode, stored in the payload preamble."""
+
+    count_k: int
+    rice_bias: int = 0
+    tables: list[HuffmanTable] | None = None
+
+
+def _count_k(groups: Groups) -> int:
+    costs = [int(exp_golomb_length(groups.count - 1, k).sum()) for k in range(1 << COUNT_K_BITS)]
+    return int(np.argmin(costs))
+
+
+def _huffman_symbols(groups: Groups, slots: str, bias: int, num_tables: int, num_symbols=None):
+    """Per member: (symbol, rice shift, table, domain, distance); symbols capped by each table's escape."""
+    domain = groups.domain(slots)[groups.group]
+    k, table = rice_context(domain, groups.count[groups.group], bias, num_tables)
+    d = groups.distances(slots)
+    q = d >> k
+    if num_symbols is None:
+        return q, k, table, domain, d
+    return np.minimum(q, np.asarray(num_symbols)[table] - 1), k, table, domain, d
+
+
+def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
+    best = None
+    for num_tables in TABLE_COUNTS:
+        for bias in RICE_BIASES:
+            q, k, table, domain, _ = _huffman_symbols(groups, slots, bias, num_tables)
+            cost, tables = 0, []
+            for t in range(num_tables):
+                in_t = table == t
+                num_symbols = int(min(MAX_SYMBOLS, q[in_t].max(initial=0) + 2))
+                s = np.minimum(q[in_t], num_symbols - 1)
+                hist = np.bincount(s, minlength=num_symbols)
+                lengths = code_lengths(hist, max_code_length)
+                escaped = s == num_symbols - 1
+                cost += int((hist * lengths).sum()) + int(np.where(escaped, bit_length(domain[in_t] - 1), k[in_t]).sum())
+                cost += 8 * (num_symbols + max_code_length)
+                tables.append(HuffmanTable.from_lengths(lengths))
+            if best is None or cost < best[0]:
+                best = (cost, bias, tables)
+    return PositionParams(count_k=count_k, rice_bias=best[1], tables=best[2])
+
+
+def choose_params(groups: Groups, mode: str, slots: str, max_code_length: int = MAX_CODE_LENGTH) -> PositionParams:
+    count_k = _count_k(groups)
+    if mode == "huffman":
+        return _huffman_params(groups, slots, count_k, max_code_length)
+    return PositionParams(count_k=count_k)
+
+
+def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
+    """(value, nbits) of each group member's position field, and the per-group width field."""
+    domain = groups.domain(slots)
+    if mode == "repeat":
+        return groups.index(slots).astype(np.uint64), bit_length(domain - 1)[groups.group], None
+    d = groups.distances(slots)
+    if mode == "distance":
+        width = np.zeros(len(groups.count), dtype=np.int64)
+        np.maximum.at(width, groups.group, bit_length(d))
+        return d.astype(np.uint64), width[groups.group], width
+    tables = params.tables
+    sizes = [t.num_symbols for t in tables]
+    s, k, table, dom, d = _huffman_symbols(groups, slots, params.rice_bias, len(tables), sizes)
+    # One flat code list over all tables: table t's symbols start at offset[t].
+    offset = np.cumsum([0] + sizes[:-1])
+    codes = np.concatenate([t.codes()[0] for t in tables])
+    lengths = np.concatenate([t.codes()[1] for t in tables])
+    flat = offset[table] + s
+    escaped = s == np.asarray(sizes)[table] - 1
+    extra_bits = np.where(escaped, bit_length(dom - 1), k)
+    extra = np.where(escaped, d, d & ((1 << k) - 1)).astype(np.uint64)
+    return (codes[flat] << extra_bits.astype(np.uint64)) | extra, lengths[flat] + extra_bits, None
+
+
+def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
+    """All fields of all blocks in stream order: (values, nbits, per-block byte lengths)."""
+    bits = groups.bits
+    B, G, E = len(groups.block_size), len(groups.count), len(groups.group)
+    header = 3 if mode == "distance" else 2
+    group_fields = header + groups.count
+    block_fields_n = 3 + np.bincount(groups.block, weights=group_fields, minlength=B).astype(np.int64)
+    block_off = np.cumsum(block_fields_n) - block_fields_n
+    cg = np.cumsum(group_fields) - group_fields
+    first_group = np.searchsorted(groups.block, np.arange(B))
+    row_base = np.append(cg, group_fields.sum())[first_group]
+    group_off = block_off[groups.block] + 2 + cg - row_base[groups.block]
+
+    total = int(block_fields_n.sum())
+    values = np.zeros(total, dtype=np.uint64)
+    nbits = np.zeros(total, dtype=np.int64)
+    mask = (1 << bits) - 1
+    values[block_off], nbits[block_off] = exp_golomb_fields(groups.num_values - 1, 0)
+    values[block_off + 1], nbits[block_off + 1] = (groups.implicit & mask).astype(np.uint64), bits
+
+    prev = np.empty_like(groups.value)
+    prev[1:] = groups.value[:-1]
+    delta_v, delta_n = exp_golomb_fields(np.where(groups.first_in_block, 0, groups.value - prev - 1), 0)
+    values[group_off] = np.where(groups.first_in_block, (groups.value & mask).astype(np.uint64), delta_v)
+    nbits[group_off] = np.where(groups.first_in_block, bits, delta_n)
+    values[group_off + 1], nbits[group_off + 1] = exp_golomb_fields(groups.count - 1, params.count_k)
+
+    member_value, member_bits, width = _member_fields(groups, mode, slots, params)
+    if width is not None:
+        values[group_off + 2], nbits[group_off + 2] = width.astype(np.uint64), DISTANCE_WIDTH_BITS
+    first_member = np.cumsum(groups.count) - groups.count
+    dest = group_off[groups.group] + header + (np.arange(E) - first_member[groups.group])
+    values[dest], nbits[dest] = member_value, member_bits
+
+    pad_at = block_off + block_fields_n - 1
+    ends = np.cumsum(nbits)
+    block_bits_n = ends[pad_at] - np.append(0, ends[pad_at[:-1]]) if B else np.zeros(0, np.int64)
+    nbits[pad_at] = -block_bits_n % 8
+    return values, nbits, (block_bits_n + nbits[pad_at]) // 8
+
+
+def _preamble(mode: str, params: PositionParams) -> bytes:
+    w = BitWriter()
+    w.write(params.count_k, COUNT_K_BITS)
+    if mode == "huffman":
+        w.write(params.rice_bias, RICE_BIAS_BITS)
+        w.write(len(params.tables).bit_length() - 1, TABLES_LOG2_BITS)
+        for table in params.tables:
+            table.write(w)
+    return w.getvalue()
+
+
+def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> int:
+    """Exact payload size in bytes of a position mode, without packing it."""
+    params = params or choose_params(groups, mode, slots)
+    _, _, block_bytes = block_fields(groups, mode, slots, params)
+    return len(_preamble(mode, params)) + BLOCK_OFFSET_BYTES * len(block_bytes) + int(block_bytes.sum())
+
+
+def encode_positions(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> bytes:
+    params = params or choose_params(groups, mode, slots)
+    values, nbits, block_bytes = block_fields(groups, mode, slots, params)
+    offsets = (np.cumsum(block_bytes) - block_bytes).astype("<u4")
+    return _preamble(mode, params) + offsets.tobytes() + pack_fields(values, nbits)
+
+
+def encode_raw(q: np.ndarray, bits: int) -> bytes:
+    q = np.asarray(q).ravel().astype(np.int64)
+    if bits == 8:
+        return q.astype(np.int8).tobytes()
+    if bits == 16:
+        return q.astype(">i2").tobytes()
+    nib = (q & 15).astype(np.uint8)
+    if len(nib) % 2:
+        nib = np.append(nib, 0)
+    return ((nib[0::2] << 4) | nib[1::2]).tobytes()
+
+
+def decode_raw(payload: bytes, count: int, bits: int) -> np.ndarray:
+    need = (count * bits + 7) // 8
+    if len(payload) != need:
+        raise FormatError(f"raw payload is {len(payload)} bytes, {need} expected for {count} weights", offset=0)
+    if bits == 8:
+        return np.frombuffer(payload, np.int8).copy()
+    if bits == 16:
+        return np.frombuffer(payload, ">i2").astype(np.int16)
+    b = np.frombuffer(payload, np.uint8)
+    nib = np.empty(2 * len(b), dtype=np.int8)
+    nib[0::2], nib[1::2] = b >> 4, b & 15
+    return np.where(nib > 7, nib - 16, nib).astype(np.int8)[:count]
+
+
+def decode_block(reader: BitReader, n: int, bits: int, mode: str, slots: str, params: PositionParams,
+                 huffman: CanonicalHuffmanDecoder | None = None) -> np.ndarray:
+    """Decode one block of ``n`` weights starting at the reader's position (the hardware's order)."""
+    num_values = reader.read_exp_golomb(0) + 1
+    if num_values > min(n, 1 << bits):
+        raise reader.error(f"block claims {num_values} distinct values in {n} slots of {bits} bits")
+    implicit = reader.read_signed(bits)
+    hi = (1 << (bits - 1)) - 1
+    accumulator = DistanceAccumulator(n, slots)
+    expander = RepeatExpander(n)
+    value = None
+    for g in range(num_values - 1):
+        if g == 0:
+            value = reader.read_signed(bits)
+        else:
+            value = value + reader.read_exp_golomb(0) + 1
+            if value > hi:
+                raise reader.error(f"group value {value} outside the {bits}-bit range")
+        if value == implicit:
+            raise reader.error(f"group repeats the implicit value {value}")
+        count = reader.read_exp_golomb(params.count_k) + 1
+        if count > accumulator.free - 1:
+            raise reader.error(f"group count {count} exceeds the {accumulator.free - 1} slots left in the block")
+        domain = accumulator.domain
+        if mode == "repeat":
+            positions = accumulator.place(reader, reader.read_array(count, int(bit_length(np.int64(domain - 1)))))
+        elif mode == "distance":
+            width = reader.read(DISTANCE_WIDTH_BITS)
+            if width > bits_for(n):
+                raise reader.error(f"distance width {width} exceeds the block's {bits_for(n)} bits")
+            positions = accumulator.positions(reader, reader.read_array(count, width))
+        else:
+            k, table = rice_context(domain, count, params.rice_bias, len(params.tables))
+            distances = huffman.decode_distances(reader, count, domain, int(k), int(table))
+            positions = accumulator.positions(reader, distances)
+        expander.write(value, positions)
+    return expander.finish(implicit)
+
+
+def bits_for(n: int) -> int:
+    return int(n - 1).bit_length()
+
+
+def decode_positions(payload: bytes, count: int, bits: int, mode: str, slots: str, block_bits: int) -> np.ndarray:
+    """Decode a position-mode payload into ``count`` integers (int8 or int16)."""
+    check_params(bits, block_bits)
+    if mode not in POSITION_MODES or slots not in SLOTS:
+        raise FormatError(f"unknown mode {mode!r} / slots {slots!r}", offset=0)
+    reader = BitReader(payload)
+    count_k = reader.read(COUNT_K_BITS)
+    params = PositionParams(count_k=count_k)
+    huffman = None
+    if mode == "huffman":
+        params.rice_bias = reader.read(RICE_BIAS_BITS)
+        num_tables = 1 << reader.read(TABLES_LOG2_BITS)
+        params.tables = [HuffmanTable.read(reader) for _ in range(num_tables)]
+        huffman = CanonicalHuffmanDecoder(params.tables)
+    reader.align()
+    n = 1 << block_bits
+    nblocks = -(-count // n)
+    table_at = reader.pos // 8
+    blocks_at = table_at + BLOCK_OFFSET_BYTES * nblocks
+    if blocks_at + nblocks > len(payload):
+        raise FormatError(f"payload of {len(payload)} bytes too short for {nblocks} blocks", offset=table_at)
+    offsets = np.frombuffer(payload, "<u4", nblocks, table_at).astype(np.int64)
+    ends = np.append(offsets[1:], len(payload) - blocks_at)
+    if nblocks and (offsets[0] != 0 or np.any(ends < offsets) or ends[-1] > len(payload) - blocks_at):
+        raise FormatError("block offset table is not increasing or points past the payload", offset=table_at)
+    out = np.empty(count, dtype=np.int8 if bits <= 8 else np.int16)
+    for b in range(nblocks):
+        size = min(n, count - b * n)
+        block_reader = BitReader(payload, blocks_at + int(offsets[b]), blocks_at + int(ends[b]))
+        out[b * n : b * n + size] = decode_block(block_reader, size, bits, mode, slots, params, huffman)
+    return out
+
+
+def encode_layer(q: np.ndarray, bits: int, mode: str, slots: str, block_bits: int,
+                 groups: Groups | None = None) -> bytes:
+    if mode == "raw":
+        return encode_raw(q, bits)
+    if mode not in POSITION_MODES or slots not in SLOTS:
+        raise ValueError(f"mode must be one of {MODES} and slots one of {SLOTS}")
+    groups = groups or analyze(q, bits, block_bits)
+    return encode_positions(groups, mode, slots)
+
+
+def decode_layer(payload: bytes, count: int, bits: int, mode: str, slots: str, block_bits: int) -> np.ndarray:
+    if mode == "raw":
+        return decode_raw(payload, count, bits)
+    return decode_positions(payload, count, bits, mode, slots, block_bits)
+
+
+def mode_sizes(q: np.ndarray, bits: int, block_bits: int, groups: Groups | None = None) -> dict[str, int]:
+    """Payload bytes of every mode: ``raw`` and ``MODE/SLOTS`` for each position mode."""
+    groups = groups or analyze(q, bits, block_bits)
+    sizes = {"raw": (np.asarray(q).size * bits + 7) // 8}
+    for mode in POSITION_MODES:
+        for slots in SLOTS:
+            sizes[f"{mode}/{slots}"] = payload_size(groups, mode, slots)
+    return sizes

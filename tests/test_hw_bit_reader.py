@@ -1,0 +1,231 @@
+# amaranth: UnusedElaboratable=no
+"""BitReader in the Amaranth simulator, against sim.bitstream_model."""
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from hw.bit_reader import BitReader
+from sim.bitstream_model import BitReaderModel, bytes_to_words
+
+
+WORD_BITS = [32, 64, 128]
+
+
+async def stream_put(ctx, stream, payload):
+    ctx.set(stream.valid, 1)
+    ctx.set(stream.payload, payload)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+def words_of(data, word_bits):
+    words = bytes_to_words(data, word_bits)
+    return [{"data": word, "last": n == len(words) - 1} for n, word in enumerate(words)]
+
+
+def padded(data, word_bits):
+    return bytes(data) + bytes(-len(data) % (word_bits // 8))
+
+
+def run(dut, *testbenches, max_cycles=20_000):
+    """Run testbenches to completion; a watchdog fails the test after `max_cycles`."""
+    async def watchdog(ctx):
+        for _ in range(max_cycles):     # not tick().repeat(): an abandoned async generator
+            await ctx.tick()            # warns when collected, and PYTHONWARNINGS=error fails
+        raise AssertionError(f"watchdog: testbenches still running after {max_cycles} cycles")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for testbench in testbenches:
+        sim.add_testbench(testbench)
+    sim.add_testbench(watchdog, background=True)
+    sim.run()
+
+
+class Done:
+    """Set by a consumer when it has checked the whole stream."""
+    def __init__(self):
+        self.value = False
+
+
+def make_producer(dut, data, rng, stall=0.0):
+    async def producer(ctx):
+        for word in words_of(data, dut.word_bits):
+            while rng.random() < stall:
+                await ctx.tick()
+            await stream_put(ctx, dut.i, word)
+    return producer
+
+
+def make_consumer(dut, data, rng, done, *, align_rate=0.0, max_take=None):
+    """Consume random amounts, checking window/count each cycle against the model."""
+    model = BitReaderModel(padded(data, dut.word_bits))
+    W = dut.window_bits
+    max_take = W if max_take is None else max_take
+
+    async def consumer(ctx):
+        while True:
+            count, window, ended, error = (ctx.get(dut.count), ctx.get(dut.window),
+                                           ctx.get(dut.ended), ctx.get(dut.error))
+            assert not error
+            assert count <= min(W, model.remaining)
+            assert window == model.window(count, W), \
+                f"at bit {model.pos}: window {window:0{W}b}, expected {model.window(count, W):0{W}b}"
+            if ended:
+                assert count == min(W, model.remaining)
+                if model.remaining == 0:
+                    break
+            take = rng.randint(0, min(count, max_take))
+            align = rng.random() < align_rate
+            ctx.set(dut.consume, take)
+            ctx.set(dut.align, align)
+            await ctx.tick()
+            model.consume(take)
+            if align:
+                model.align()
+        ctx.set(dut.consume, 0)
+        ctx.set(dut.align, 0)
+        done.value = True
+    return consumer
+
+
+@pytest.mark.parametrize("word_bits", WORD_BITS)
+@pytest.mark.parametrize("seed", range(4))
+def test_random_stream(word_bits, seed):
+    """Random bytes, random input stalls, random consume sizes and aligns: bit exact."""
+    rng = random.Random(seed * 1000 + word_bits)
+    data = rng.randbytes(rng.randint(1, 300))
+    dut = BitReader(word_bits=word_bits, window_bits=rng.choice([8, 13, 32]))
+    done = Done()
+    run(dut, make_producer(dut, data, rng, stall=0.4),
+        make_consumer(dut, data, rng, done, align_rate=0.1))
+    assert done.value, "consumer did not reach the end of the stream"
+
+
+@pytest.mark.parametrize("word_bits", WORD_BITS)
+def test_no_bubbles(word_bits):
+    """With words arriving every cycle, taking the full window every cycle never starves."""
+    rng = random.Random(word_bits)
+    data = rng.randbytes(64 * word_bits // 8)
+    dut = BitReader(word_bits=word_bits, window_bits=32)
+    model = BitReaderModel(data)
+    finished = []
+
+    async def consumer(ctx):
+        await ctx.tick().until(dut.count == 32)
+        while model.remaining >= 32:
+            assert ctx.get(dut.count) == 32, f"bubble at bit {model.pos}"
+            assert ctx.get(dut.window) == model.peek(32)
+            ctx.set(dut.consume, 32)
+            await ctx.tick()
+            model.consume(32)
+        ctx.set(dut.consume, 0)
+        finished.append(True)
+
+    run(dut, make_producer(dut, data, rng), consumer)
+    assert finished, "consumer did not finish"
+
+
+@pytest.mark.parametrize("word_bits", WORD_BITS)
+def test_align(word_bits):
+    """align skips to the next byte boundary after consume, and is a no-op when aligned."""
+    data = bytes(range(1, 1 + word_bits // 8))          # one word, so the producer finishes
+    dut = BitReader(word_bits=word_bits, window_bits=16)
+
+    async def consumer(ctx):
+        await ctx.tick().until(dut.count == 16)
+        assert ctx.get(dut.window) >> 8 == 0x01
+        ctx.set(dut.consume, 3)
+        ctx.set(dut.align, 1)
+        await ctx.tick()
+        assert ctx.get(dut.window) >> 8 == 0x02
+        ctx.set(dut.consume, 0)            # already aligned: no-op
+        await ctx.tick()
+        assert ctx.get(dut.window) >> 8 == 0x02
+        ctx.set(dut.consume, 8)            # consume a byte then align: no extra skip
+        await ctx.tick()
+        assert ctx.get(dut.window) >> 8 == 0x03
+        ctx.set(dut.align, 0)
+        ctx.set(dut.consume, 0)
+        assert not ctx.get(dut.error)
+
+    run(dut, make_producer(dut, data, random.Random(0)), consumer)
+
+
+@pytest.mark.parametrize("word_bits", WORD_BITS)
+@pytest.mark.parametrize("ended", [False, True], ids=["waiting", "truncated"])
+def test_overrun_sets_error(word_bits, ended):
+    """consume > count sets the sticky error flag and consumes nothing, without hanging."""
+    data = bytes([0xA5, 0x3C]) * (word_bits // 16)     # exactly one word
+    dut = BitReader(word_bits=word_bits, window_bits=32)
+    flagged = []
+
+    async def producer(ctx):
+        if ended:
+            await make_producer(dut, data, random.Random(0))(ctx)
+        # else: never send anything, count stays 0
+
+    async def consumer(ctx):
+        if ended:
+            await ctx.tick().until(dut.ended)
+            ctx.set(dut.consume, 24)
+            await ctx.tick()
+            ctx.set(dut.consume, 0)
+        count, window = ctx.get(dut.count), ctx.get(dut.window)
+        ctx.set(dut.consume, count + 1)     # more than available
+        for _ in range(4):                  # bounded: must flag within a few cycles
+            await ctx.tick()
+            ctx.set(dut.consume, 0)
+            if ctx.get(dut.error):
+                break
+        assert ctx.get(dut.error), "error not flagged"
+        assert (ctx.get(dut.count), ctx.get(dut.window)) == (count, window), "bits were consumed"
+        await ctx.tick()
+        assert ctx.get(dut.error), "error is not sticky"
+        flagged.append(True)
+
+    run(dut, producer, consumer, max_cycles=200)
+    assert flagged
+
+
+@pytest.mark.parametrize("word_bits", WORD_BITS)
+def test_clear_restarts(word_bits):
+    """clear empties the reader and clears ended/error; the next stream reads from bit 0."""
+    rng = random.Random(word_bits + 7)
+    first, second = rng.randbytes(word_bits // 8 + 3), rng.randbytes(2 * word_bits // 8)
+    dut = BitReader(word_bits=word_bits, window_bits=32)
+    done = Done()
+
+    async def producer(ctx):
+        await make_producer(dut, first, rng)(ctx)
+        await ctx.tick().until(dut.clear)
+        await ctx.tick().until(~dut.clear)
+        await make_producer(dut, second, rng, stall=0.3)(ctx)
+
+    async def consumer(ctx):
+        await make_consumer(dut, first, rng, Done())(ctx)
+        ctx.set(dut.consume, ctx.get(dut.count) + 1)
+        await ctx.tick()
+        ctx.set(dut.consume, 0)
+        assert ctx.get(dut.error) and ctx.get(dut.ended)
+        ctx.set(dut.clear, 1)
+        await ctx.tick().repeat(2)
+        ctx.set(dut.clear, 0)
+        assert (ctx.get(dut.count), ctx.get(dut.ended), ctx.get(dut.error)) == (0, 0, 0)
+        await make_consumer(dut, second, rng, done)(ctx)
+
+    run(dut, producer, consumer)
+    assert done.value
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"word_bits": 48},
+    {"word_bits": 32, "window_bits": 33},
+    {"word_bits": 32, "window_bits": 0},
+])
+def test_parameters_checked(kwargs):
+    name = "window_bits" if "window_bits" in kwargs else "word_bits"
+    with pytest.raises(ValueError, match=name):
+        BitReader(**kwargs)
