@@ -80,6 +80,12 @@ class Groups:
 
     def distances(self, slots: str) -> np.ndarray:
         """Per member: index minus the previous member's index minus one (first: the index)."""
+        cache = self.__dict__.setdefault("_distance_cache", {})
+        if slots not in cache:
+            cache[slots] = self._distances(slots)
+        return cache[slots]
+
+    def _distances(self, slots: str) -> np.ndarray:
         index = self.index(slots)
         prev = np.empty_like(index)
         prev[0:1] = -1
@@ -115,18 +121,20 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
 
     # Index among free slots: position minus the members of smaller values before it, counted
     # one bit level of the value at a time (a wavelet-tree style rank, vectorized over blocks).
-    implicit2d = V == implicit_off[:, None]
-    smaller_before = np.zeros((R, L), dtype=np.int64)
+    # Implicit slots get a value above every real one: they sort last and count as free.
+    Vm = np.where(V == implicit_off[:, None], 1 << bits, V).astype(V.dtype if bits < 16 else np.uint32)
+    smaller_before = np.zeros((R, L), dtype=np.int32)
     for j in range(bits):
-        prefix = np.where(implicit2d, 1 << (bits - j - 1), V >> (j + 1)).astype(np.uint16 if bits <= 8 else np.uint32)
-        o = np.argsort(prefix, axis=1, kind="stable")
-        sp = np.take_along_axis(prefix, o, 1)
-        zero = 1 - ((np.take_along_axis(V, o, 1) >> j) & 1).astype(np.int64)
-        zeros_before = np.cumsum(zero, axis=1) - zero
+        o = np.argsort(Vm >> (j + 1), axis=1, kind="stable")
+        sVm = np.take_along_axis(Vm, o, 1)
+        sp = sVm >> (j + 1)
+        one = ((sVm >> j) & 1).astype(np.int32)
+        zeros_before = np.cumsum(1 - one, axis=1, dtype=np.int32)
+        zeros_before -= 1 - one
         start = np.ones((R, L), dtype=bool)
-        start[:, 1:] = sp[:, 1:] != sp[:, :-1]
+        np.not_equal(sp[:, 1:], sp[:, :-1], out=start[:, 1:])
         base = np.maximum.accumulate(np.where(start, zeros_before, 0), axis=1)
-        contrib = np.where(zero == 0, zeros_before - base, 0)
+        contrib = (zeros_before - base) * one
         unsorted = np.empty_like(contrib)
         np.put_along_axis(unsorted, o, contrib, 1)
         smaller_before += unsorted
@@ -192,32 +200,45 @@ def _count_k(groups: Groups) -> int:
     return int(np.argmin(costs))
 
 
-def _huffman_symbols(groups: Groups, slots: str, bias: int, num_tables: int, num_symbols=None):
+def _huffman_symbols(groups: Groups, slots: str, bias: int, num_tables: int, num_symbols):
     """Per member: (symbol, rice shift, table, domain, distance); symbols capped by each table's escape."""
     domain = groups.domain(slots)[groups.group]
     k, table = rice_context(domain, groups.count[groups.group], bias, num_tables)
     d = groups.distances(slots)
-    q = d >> k
-    if num_symbols is None:
-        return q, k, table, domain, d
-    return np.minimum(q, np.asarray(num_symbols)[table] - 1), k, table, domain, d
+    return np.minimum(d >> k, np.asarray(num_symbols)[table] - 1), k, table, domain, d
 
 
 def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
+    """Search Rice bias and table count for the fewest bits, from histograms (no packing)."""
+    domain = groups.domain(slots)
+    k0, _ = rice_context(domain, groups.count, 0, 1)
+    escape_bits = bit_length(domain - 1)
+    member_group = groups.group
+    d = groups.distances(slots)
+    cap = MAX_SYMBOLS - 1
     best = None
     for num_tables in TABLE_COUNTS:
+        _, group_table = rice_context(domain, groups.count, 0, num_tables)
+        table = group_table[member_group]
         for bias in RICE_BIASES:
-            q, k, table, domain, _ = _huffman_symbols(groups, slots, bias, num_tables)
-            cost, tables = 0, []
+            group_k = np.maximum(0, k0 - bias)
+            q = np.minimum(d >> group_k[member_group], cap)
+            hist = np.bincount(table * MAX_SYMBOLS + q, minlength=num_tables * MAX_SYMBOLS)
+            hist = hist.reshape(num_tables, MAX_SYMBOLS)
+            # Extra bits: k for every member, except escapes (q == cap) which take the escape width.
+            k_bits = np.bincount(member_group, minlength=len(domain)) * group_k
+            cost, tables = int(k_bits.sum()), []
+            escaped = q == cap
+            if escaped.any():
+                eg = member_group[escaped]
+                cost += int((escape_bits[eg] - group_k[eg]).sum())
             for t in range(num_tables):
-                in_t = table == t
-                num_symbols = int(min(MAX_SYMBOLS, q[in_t].max(initial=0) + 2))
-                s = np.minimum(q[in_t], num_symbols - 1)
-                hist = np.bincount(s, minlength=num_symbols)
-                lengths = code_lengths(hist, max_code_length)
-                escaped = s == num_symbols - 1
-                cost += int((hist * lengths).sum()) + int(np.where(escaped, bit_length(domain[in_t] - 1), k[in_t]).sum())
-                cost += 8 * (num_symbols + max_code_length)
+                h = hist[t]
+                used = np.flatnonzero(h)
+                num_symbols = int(min(MAX_SYMBOLS, (used[-1] if len(used) else 0) + 2))
+                h = h[:num_symbols]
+                lengths = code_lengths(h, max_code_length)
+                cost += int((h * lengths).sum()) + 6 * int((lengths > 0).sum()) + 7 * max_code_length
                 tables.append(HuffmanTable.from_lengths(lengths))
             if best is None or cost < best[0]:
                 best = (cost, bias, tables)
@@ -307,11 +328,27 @@ def _preamble(mode: str, params: PositionParams) -> bytes:
     return w.getvalue()
 
 
+def _header_bits(groups: Groups, mode: str, params: PositionParams) -> tuple[np.ndarray, np.ndarray]:
+    """Bits of each block header and of each group header."""
+    prev = np.empty_like(groups.value)
+    prev[1:] = groups.value[:-1]
+    value_bits = np.where(groups.first_in_block, groups.bits,
+                          exp_golomb_length(np.where(groups.first_in_block, 0, groups.value - prev - 1), 0))
+    group_bits = value_bits + exp_golomb_length(groups.count - 1, params.count_k)
+    if mode == "distance":
+        group_bits = group_bits + DISTANCE_WIDTH_BITS
+    return exp_golomb_length(groups.num_values - 1, 0) + groups.bits, group_bits
+
+
 def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> int:
     """Exact payload size in bytes of a position mode, without packing it."""
     params = params or choose_params(groups, mode, slots)
-    _, _, block_bytes = block_fields(groups, mode, slots, params)
-    return len(_preamble(mode, params)) + BLOCK_OFFSET_BYTES * len(block_bytes) + int(block_bytes.sum())
+    block_bits, group_bits = _header_bits(groups, mode, params)
+    _, member_bits, _ = _member_fields(groups, mode, slots, params)
+    B = len(groups.block_size)
+    per_block = block_bits + np.bincount(groups.block, weights=group_bits, minlength=B).astype(np.int64)
+    per_block += np.bincount(groups.block[groups.group], weights=member_bits, minlength=B).astype(np.int64)
+    return len(_preamble(mode, params)) + BLOCK_OFFSET_BYTES * B + int(((per_block + 7) // 8).sum())
 
 
 def encode_positions(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> bytes:
@@ -347,13 +384,42 @@ def decode_raw(payload: bytes, count: int, bits: int) -> np.ndarray:
     return np.where(nib > 7, nib - 16, nib).astype(np.int8)[:count]
 
 
+@dataclass
+class StageTrace:
+    """The tokens crossing each stage boundary, as the hardware streams carry them.
+
+    ``members``: BlockParser -> DistanceAccumulator, tuples ``("BLOCK", implicit, n)``,
+    ``("MEMBER", value, index, first, absolute)``, ``("END",)``.
+    ``writes``: DistanceAccumulator -> RepeatExpander, ``("BLOCK", implicit, n)``,
+    ``("MEMBER", value, position)``, ``("END",)``.
+    """
+
+    members: list
+    writes: list
+
+    def block(self, implicit: int, n: int) -> None:
+        self.members.append(("BLOCK", implicit, n))
+        self.writes.append(("BLOCK", implicit, n))
+
+    def group(self, value: int, indices, positions, absolute: bool) -> None:
+        for j, (i, p) in enumerate(zip(indices, positions)):
+            self.members.append(("MEMBER", value, int(i), int(j == 0), int(absolute)))
+            self.writes.append(("MEMBER", value, int(p)))
+
+    def end(self) -> None:
+        self.members.append(("END",))
+        self.writes.append(("END",))
+
+
 def decode_block(reader: BitReader, n: int, bits: int, mode: str, slots: str, params: PositionParams,
-                 huffman: CanonicalHuffmanDecoder | None = None) -> np.ndarray:
+                 huffman: CanonicalHuffmanDecoder | None = None, trace: StageTrace | None = None) -> np.ndarray:
     """Decode one block of ``n`` weights starting at the reader's position (the hardware's order)."""
     num_values = reader.read_exp_golomb(0) + 1
     if num_values > min(n, 1 << bits):
         raise reader.error(f"block claims {num_values} distinct values in {n} slots of {bits} bits")
     implicit = reader.read_signed(bits)
+    if trace:
+        trace.block(implicit, n)
     hi = (1 << (bits - 1)) - 1
     accumulator = DistanceAccumulator(n, slots)
     expander = RepeatExpander(n)
@@ -372,17 +438,23 @@ def decode_block(reader: BitReader, n: int, bits: int, mode: str, slots: str, pa
             raise reader.error(f"group count {count} exceeds the {accumulator.free - 1} slots left in the block")
         domain = accumulator.domain
         if mode == "repeat":
-            positions = accumulator.place(reader, reader.read_array(count, int(bit_length(np.int64(domain - 1)))))
+            fields = reader.read_array(count, int(bit_length(np.int64(domain - 1))))
+            positions = accumulator.place(reader, fields)
         elif mode == "distance":
             width = reader.read(DISTANCE_WIDTH_BITS)
             if width > bits_for(n):
                 raise reader.error(f"distance width {width} exceeds the block's {bits_for(n)} bits")
-            positions = accumulator.positions(reader, reader.read_array(count, width))
+            fields = reader.read_array(count, width)
+            positions = accumulator.positions(reader, fields)
         else:
             k, table = rice_context(domain, count, params.rice_bias, len(params.tables))
-            distances = huffman.decode_distances(reader, count, domain, int(k), int(table))
-            positions = accumulator.positions(reader, distances)
+            fields = huffman.decode_distances(reader, count, domain, int(k), int(table))
+            positions = accumulator.positions(reader, fields)
+        if trace:
+            trace.group(value, fields, positions, mode == "repeat")
         expander.write(value, positions)
+    if trace:
+        trace.end()
     return expander.finish(implicit)
 
 
@@ -390,7 +462,8 @@ def bits_for(n: int) -> int:
     return int(n - 1).bit_length()
 
 
-def decode_positions(payload: bytes, count: int, bits: int, mode: str, slots: str, block_bits: int) -> np.ndarray:
+def decode_positions(payload: bytes, count: int, bits: int, mode: str, slots: str, block_bits: int,
+                     trace: StageTrace | None = None) -> np.ndarray:
     """Decode a position-mode payload into ``count`` integers (int8 or int16)."""
     check_params(bits, block_bits)
     if mode not in POSITION_MODES or slots not in SLOTS:
@@ -419,7 +492,7 @@ def decode_positions(payload: bytes, count: int, bits: int, mode: str, slots: st
     for b in range(nblocks):
         size = min(n, count - b * n)
         block_reader = BitReader(payload, blocks_at + int(offsets[b]), blocks_at + int(ends[b]))
-        out[b * n : b * n + size] = decode_block(block_reader, size, bits, mode, slots, params, huffman)
+        out[b * n : b * n + size] = decode_block(block_reader, size, bits, mode, slots, params, huffman, trace)
     return out
 
 
@@ -437,6 +510,26 @@ def decode_layer(payload: bytes, count: int, bits: int, mode: str, slots: str, b
     if mode == "raw":
         return decode_raw(payload, count, bits)
     return decode_positions(payload, count, bits, mode, slots, block_bits)
+
+
+def trace_layer(payload: bytes, count: int, bits: int, mode: str, slots: str, block_bits: int):
+    """Decode and return ``(weights, StageTrace)``: the golden token streams for the hardware.
+
+    ``raw`` is traced as the hardware decodes it: blocks of ``2**block_bits`` weights, each block
+    a ``BLOCK`` (implicit 0), one absolute ``MEMBER`` per weight (its own group) and ``END``.
+    """
+    trace = StageTrace([], [])
+    if mode == "raw":
+        weights = decode_raw(payload, count, bits)
+        n = 1 << block_bits
+        for start in range(0, count, n):
+            block = weights[start : start + n]
+            trace.block(0, len(block))
+            for p, w in enumerate(block):
+                trace.group(int(w), [p], [p], True)
+            trace.end()
+        return weights, trace
+    return decode_positions(payload, count, bits, mode, slots, block_bits, trace), trace
 
 
 def mode_sizes(q: np.ndarray, bits: int, block_bits: int, groups: Groups | None = None) -> dict[str, int]:

@@ -1,0 +1,601 @@
+from amaranth.hdl import *
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .bit_reader import BitReader
+from .huffman_decoder import CanonicalHuffmanDecoder
+from .tokens import TokenKind, member_layout
+
+
+__all__ = ["Mode", "Slots", "ParserError", "BlockParser"]
+
+
+class Mode(enum.Enum, shape=2):
+    RAW      = 0
+    REPEAT   = 1
+    DISTANCE = 2
+    HUFFMAN  = 3
+
+
+class Slots(enum.Enum, shape=1):
+    ALL  = 0
+    FREE = 1
+
+
+class ParserError(enum.Enum, shape=4):
+    NONE            = 0
+    #: A field needs more bits than the stream holds (after ``ended``).
+    TRUNCATED       = 1
+    #: A Huffman table is malformed, or does not fit this decoder (too many tables, too long).
+    BAD_TABLE       = 2
+    #: A bit pattern that is no code of the group's table (or the table is empty).
+    BAD_CODE        = 3
+    #: ``m > min(n, 2**b)``.
+    TOO_MANY_VALUES = 4
+    #: A group value above the ``b``-bit range, or equal to the implicit value.
+    VALUE_RANGE     = 5
+    #: A count larger than the free slots minus one.
+    COUNT_RANGE     = 6
+    #: A distance width larger than ``bitlen(n - 1)``.
+    WIDTH_RANGE     = 7
+    #: A member index outside its domain (or, in ``repeat``, not increasing).
+    INDEX_RANGE     = 8
+    #: An Exp-Golomb prefix of more than 32 zeros.
+    EG_TOO_LONG     = 9
+    #: ``layer_block_bits`` outside 4..``block_bits``, or a block size 0 or above ``2**layer_block_bits``.
+    BAD_BLOCK_BITS  = 10
+
+
+#: Field widths of docs/FORMAT.md (the same constants as sw_codec.layer / sw_codec.huffman).
+COUNT_K_BITS = 4
+RICE_BIAS_BITS = 4
+TABLES_LOG2_BITS = 2
+SYMBOL_BITS = 6
+LENGTH_BITS = 4
+COUNT_BITS = 7
+DISTANCE_WIDTH_BITS = 5
+MAX_EXP_GOLOMB_PREFIX = 32
+MIN_BLOCK_BITS = 4
+
+
+def _bit_length(m, value, name):
+    """``bitlen(value)`` as a combinational signal (a priority encoder)."""
+    result = Signal(range(len(value) + 1), name=name)
+    for i in range(len(value)):
+        with m.If(value[i]):
+            m.d.comb += result.eq(i + 1)
+    return result
+
+
+class BlockParser(wiring.Component):
+    """Block parser: a layer payload's bits in, member tokens out.
+
+    The hardware twin of ``sw_codec.layer.decode_block`` up to the ``DistanceAccumulator``: it
+    reads the preamble (loading the Huffman tables into its ``CanonicalHuffmanDecoder``), then
+    for every block size it receives on ``blocks``, the block's header and groups, and emits the
+    ``BLOCK``, ``MEMBER``... ``END`` tokens that ``trace_layer(...)[1].members`` lists. It owns
+    the ``BitReader`` that turns memory words into its bit window.
+
+    The input is the payload without the block offset table: preamble, then the blocks back to
+    back, each starting at a byte boundary. In ``raw`` mode it is just the weights, ``b`` bits
+    each; blocks are then only a token framing.
+
+    Parameters
+    ----------
+    weight_bits : int
+        ``b``: 4, 8 or 16.
+    block_bits : int
+        Largest block size exponent ``P`` supported, 4..16.
+    word_bits : int
+        Memory word width of the input stream: 32, 64 or 128.
+    max_code_len, num_tables : int
+        Huffman decoder capacity (see ``CanonicalHuffmanDecoder``); streams with longer codes or
+        more tables are rejected with ``BAD_TABLE``.
+    window_bits : int
+        Bit window width, at least ``max_code_len + block_bits`` and ``weight_bits``. Default 32.
+
+    Members
+    -------
+    i : ``In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1})))``
+        Memory words of the stream (see ``BitReader``); ``last`` on the final word.
+    blocks : ``In(stream.Signature(range(2**block_bits + 1)))``
+        The size ``n`` of each block, in order; one is taken when the previous block is done.
+    o : ``Out(stream.Signature(member_layout(weight_bits, block_bits)))``
+        Tokens; see ``hw.tokens``.
+    mode : ``In(Mode)``, slots : ``In(Slots)``, layer_block_bits : ``In(5)``
+        Layer configuration, static while a layer is parsed.
+    clear : ``In(1)``
+        Synchronous restart for a new layer: resets the parser, its tables and the bit reader.
+        The preamble is parsed right after reset or ``clear``.
+    error : ``Out(1)``, error_code : ``Out(ParserError)``
+        Sticky. On an error the parser stops: ``o.valid`` goes low at once (a token not yet
+        taken is dropped, the layer being lost anyway), nothing more is consumed.
+
+    Timing and backpressure
+    -----------------------
+    ``o`` is registered. Member fields are decoded at one per cycle in every mode while ``o`` is
+    ready and the bit reader has bits. Block and group headers take a few cycles each (an
+    Exp-Golomb code 2 or 3). Nothing is consumed from the stream while ``o`` is stalled.
+    """
+
+    def __init__(self, *, weight_bits, block_bits, word_bits=32, max_code_len=15, num_tables=4,
+                 window_bits=32):
+        if weight_bits not in (4, 8, 16):
+            raise ValueError(f"weight_bits must be 4, 8 or 16, not {weight_bits!r}")
+        if not isinstance(block_bits, int) or not MIN_BLOCK_BITS <= block_bits <= 16:
+            raise ValueError(f"block_bits must be an integer in 4..16, not {block_bits!r}")
+        if word_bits not in (32, 64, 128):
+            raise ValueError(f"word_bits must be 32, 64 or 128, not {word_bits!r}")
+        if not isinstance(window_bits, int) or not (
+                max(weight_bits, max_code_len + block_bits) <= window_bits <= word_bits):
+            raise ValueError(f"window_bits must be in max(weight_bits, max_code_len + block_bits)"
+                             f"..word_bits, not {window_bits!r}")
+        # max_code_len and num_tables are checked by the decoder; build one now to fail early.
+        CanonicalHuffmanDecoder(max_code_len=max_code_len, num_tables=num_tables,
+                                window_bits=window_bits, max_extra_bits=block_bits)
+        self._weight_bits = weight_bits
+        self._block_bits = block_bits
+        self._word_bits = word_bits
+        self._max_code_len = max_code_len
+        self._num_tables = num_tables
+        self._window_bits = window_bits
+
+        super().__init__({
+            "i":      In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1}))),
+            "blocks": In(stream.Signature(range(2 ** block_bits + 1))),
+            "o":      Out(stream.Signature(member_layout(weight_bits, block_bits))),
+            "mode":             In(Mode),
+            "slots":            In(Slots),
+            "layer_block_bits": In(5),
+            "clear":            In(1),
+            "error":            Out(1),
+            "error_code":       Out(ParserError),
+        })
+
+    @property
+    def weight_bits(self):
+        return self._weight_bits
+
+    @property
+    def block_bits(self):
+        return self._block_bits
+
+    @property
+    def word_bits(self):
+        return self._word_bits
+
+    def elaborate(self, platform):
+        top = Module()
+        m = Module()
+        # `clear` restarts everything: FSM, registers, tables and the reader's buffer.
+        top.submodules.core = ResetInserter(self.clear)(m)
+
+        b, P, W = self._weight_bits, self._block_bits, self._window_bits
+
+        m.submodules.reader = reader = BitReader(word_bits=self._word_bits, window_bits=W)
+        m.submodules.huffman = huffman = CanonicalHuffmanDecoder(
+            max_code_len=self._max_code_len, num_tables=self._num_tables, window_bits=W,
+            max_extra_bits=P)
+        wiring.connect(m, wiring.flipped(self.i), reader.i)
+
+        window, count, ended = reader.window, reader.count, reader.ended
+        consume = Signal(range(W + 1))
+        align = Signal()
+        m.d.comb += [
+            reader.clear.eq(self.clear),
+            reader.consume.eq(consume),
+            reader.align.eq(align),
+        ]
+
+        def peek(nbits):
+            """The next `nbits` stream bits (an int or a signal <= W) as an unsigned value."""
+            if isinstance(nbits, int):
+                return window[W - nbits:]
+            return window >> (W - nbits).as_unsigned()
+
+        # --- Registers ---
+        error      = Signal()
+        error_code = Signal(ParserError)
+        count_k    = Signal(COUNT_K_BITS)
+        rice_bias  = Signal(RICE_BIAS_BITS)
+        tables_log2 = Signal(TABLES_LOG2_BITS)
+        table_i    = Signal(range(8))
+        lengths_left = Signal(LENGTH_BITS)
+        symbols_left = Signal.like(huffman.load_total)
+
+        n          = Signal(range(2 ** P + 1))    # block size
+        free       = Signal(range(2 ** P + 1))    # slots no group of this block has claimed
+        domain     = Signal(range(2 ** P + 1))    # D of the current group
+        groups_left = Signal(range(2 ** P + 1))
+        first_group = Signal()
+        implicit   = Signal(signed(b))
+        value      = Signal(signed(b))
+        members    = Signal(range(2 ** P + 1))    # c of the current group
+        members_left = Signal(range(2 ** P + 1))
+        first_member = Signal()
+        last_index = Signal(range(2 ** P + 1))
+        width      = Signal(range(P + 1))         # member field width (repeat / distance)
+        rice_k     = Signal(range(P + 1))
+        table_sel  = Signal(range(self._num_tables))
+        escape_bits = Signal(range(P + 1))
+
+        # Exp-Golomb reader, a subroutine shared by the header fields: zeros, then value bits
+        # (up to 32 + 15 + 1 of them, over one or two cycles), then back to `eg_ret`.
+        eg_value_bits = MAX_EXP_GOLOMB_PREFIX + (2 ** COUNT_K_BITS - 1) + 1
+        eg_k     = Signal(COUNT_K_BITS)
+        eg_zeros = Signal(range(MAX_EXP_GOLOMB_PREFIX + W + 1))
+        eg_need  = Signal(range(eg_value_bits + 1))
+        eg_acc   = Signal(eg_value_bits)          # y = x + 2**k once done
+        eg_ret   = Signal(2)
+        RET_M, RET_DELTA, RET_COUNT = 0, 1, 2
+
+        # --- Output register ---
+        out_valid = Signal()
+        out = Signal(member_layout(b, P))
+        m.d.comb += [
+            self.o.valid.eq(out_valid & ~error),
+            self.o.payload.eq(out),
+            self.error.eq(error),
+            self.error_code.eq(error_code),
+        ]
+        can_emit = ~out_valid | self.o.ready
+        with m.If(self.o.ready):
+            m.d.sync += out_valid.eq(0)
+
+        def emit(kind, value=0, index=0, first=0, absolute=0):
+            m.d.sync += [
+                out_valid.eq(1),
+                out.kind.eq(kind),
+                out.value.eq(value),
+                out.index.eq(index),
+                out.first.eq(first),
+                out.absolute.eq(absolute),
+            ]
+
+        def fail(code):
+            m.d.sync += [error.eq(1), error_code.eq(code)]
+            m.next = "ERROR"
+
+        def read(nbits, when=C(1)):
+            """`with read(n) as v:` runs its body when `n` bits are there (and `when`),
+            consuming them; fails TRUNCATED if the stream ended short."""
+            class _Read:
+                def __enter__(self_):
+                    self_.outer = m.If(count >= nbits)
+                    self_.outer.__enter__()
+                    self_.inner = m.If(when)
+                    self_.inner.__enter__()
+                    m.d.comb += consume.eq(nbits)
+                    return peek(nbits)
+
+                def __exit__(self_, *exc):
+                    self_.inner.__exit__(*exc)
+                    self_.outer.__exit__(*exc)
+                    with m.Elif(ended):
+                        fail(ParserError.TRUNCATED)
+            return _Read()
+
+        def start_eg(k, ret):
+            m.d.sync += [eg_k.eq(k), eg_ret.eq(ret), eg_zeros.eq(0)]
+            m.next = "EG_ZEROS"
+
+        # --- Datapath of the group header: domain, Rice context, widths ---
+        n_bits = _bit_length(m, n - 1, "n_bits")                  # bitlen(n - 1)
+        domain_bits = _bit_length(m, domain - 1, "domain_bits")   # bitlen(D - 1)
+        d_len = _bit_length(m, domain, "d_len")                   # bitlen(D)
+        c_len = _bit_length(m, members, "c_len")                  # bitlen(c)
+        k0_raw = Signal(range(P + 2))
+        k0 = Signal(range(P + 2))
+        x = Signal(2 * P + 2)
+        m.d.comb += [
+            k0_raw.eq(d_len - c_len),
+            k0.eq(Mux((members << k0_raw) > domain, k0_raw - 1, k0_raw)),
+            x.eq(members << k0),
+        ]
+        rice_table = Signal(range(8))
+        scaled_d = Signal(P + 4)
+        m.d.comb += scaled_d.eq(domain << tables_log2)
+        m.d.comb += rice_table.eq(sum(
+            ((j < (1 << tables_log2)) & (scaled_d >= (x << tables_log2) + x * j)).as_unsigned()
+            for j in range(1, 8)))
+
+        # --- Member datapath: one field per cycle ---
+        field = Signal(P + SYMBOL_BITS)          # the index (repeat) or the distance d
+        field_bits = Signal(range(W + 1))
+        field_ready = Signal()                   # the window holds the whole field
+        field_bad_code = Signal()
+        m.d.comb += [
+            huffman.window.eq(window),
+            huffman.table.eq(table_sel),
+            huffman.rice_k.eq(rice_k),
+            huffman.escape_bits.eq(escape_bits),
+        ]
+        with m.If(self.mode == Mode.HUFFMAN):
+            m.d.comb += [
+                field.eq(huffman.distance),
+                field_bits.eq(huffman.consume),
+                field_ready.eq(huffman.valid & (count >= huffman.consume)),
+                field_bad_code.eq(huffman.invalid & ((count == W) | ended)),
+            ]
+        with m.Else():
+            m.d.comb += [
+                field.eq(peek(width)),
+                field_bits.eq(width),
+                field_ready.eq(count >= width),
+            ]
+        index = Signal(P + SYMBOL_BITS + 1)
+        index_ok = Signal()
+        with m.If((self.mode == Mode.REPEAT) | first_member):
+            m.d.comb += index.eq(field)
+        with m.Else():
+            m.d.comb += index.eq(last_index + field + 1)
+        m.d.comb += index_ok.eq((index < domain) &
+                                (first_member | (self.mode != Mode.REPEAT) | (index > last_index)))
+
+        hi = 2 ** (b - 1) - 1
+
+        with m.FSM():
+            with m.State("START"):
+                with m.If((self.layer_block_bits < MIN_BLOCK_BITS) | (self.layer_block_bits > P)):
+                    fail(ParserError.BAD_BLOCK_BITS)
+                with m.Elif(self.mode == Mode.RAW):
+                    m.next = "BLOCK_CMD"
+                with m.Else():
+                    m.next = "COUNT_K"
+
+            # --- Preamble ---
+            with m.State("COUNT_K"):
+                with read(COUNT_K_BITS) as v:
+                    m.d.sync += count_k.eq(v)
+                    m.next = Mux(self.mode == Mode.HUFFMAN, "RICE_BIAS", "ALIGN") \
+                        if False else None
+                    with m.If(self.mode == Mode.HUFFMAN):
+                        m.next = "RICE_BIAS"
+                    with m.Else():
+                        m.next = "ALIGN"
+
+            with m.State("RICE_BIAS"):
+                with read(RICE_BIAS_BITS) as v:
+                    m.d.sync += rice_bias.eq(v)
+                    m.next = "TABLES_LOG2"
+
+            with m.State("TABLES_LOG2"):
+                with read(TABLES_LOG2_BITS) as v:
+                    m.d.sync += [tables_log2.eq(v), table_i.eq(0)]
+                    with m.If((1 << v) > self._num_tables):
+                        fail(ParserError.BAD_TABLE)
+                    with m.Else():
+                        m.next = "TABLE_SYMBOLS"
+
+            with m.State("TABLE_SYMBOLS"):
+                with read(SYMBOL_BITS) as v:
+                    m.d.comb += [
+                        huffman.load_begin.eq(1),
+                        huffman.load_table.eq(table_i),
+                        huffman.load_num_symbols.eq(v + 1),
+                    ]
+                    m.next = "TABLE_MAX_LEN"
+
+            with m.State("TABLE_MAX_LEN"):
+                with read(LENGTH_BITS) as v:
+                    m.d.sync += lengths_left.eq(v)
+                    with m.If((v == 0) | (v > self._max_code_len)):
+                        fail(ParserError.BAD_TABLE)
+                    with m.Else():
+                        m.next = "TABLE_COUNT"
+
+            with m.State("TABLE_COUNT"):
+                with read(COUNT_BITS) as v:
+                    m.d.comb += [huffman.load_count_en.eq(1), huffman.load_count.eq(v)]
+                    m.d.sync += lengths_left.eq(lengths_left - 1)
+                    with m.If(lengths_left == 1):
+                        m.next = "TABLE_COUNTS_DONE"
+
+            with m.State("TABLE_COUNTS_DONE"):
+                # Over-subscribed or more codes than symbols: stop before reading the symbols.
+                m.d.sync += symbols_left.eq(huffman.load_total)
+                with m.If(huffman.load_error):
+                    fail(ParserError.BAD_TABLE)
+                with m.Elif(huffman.load_total == 0):
+                    m.next = "TABLE_DONE"
+                with m.Else():
+                    m.next = "TABLE_SYMBOL"
+
+            with m.State("TABLE_SYMBOL"):
+                with read(SYMBOL_BITS) as v:
+                    m.d.comb += [huffman.load_symbol_en.eq(1), huffman.load_symbol.eq(v)]
+                    m.d.sync += symbols_left.eq(symbols_left - 1)
+                    with m.If(symbols_left == 1):
+                        m.next = "TABLE_DONE"
+
+            with m.State("TABLE_DONE"):
+                with m.If(huffman.load_error | huffman.load_incomplete):
+                    fail(ParserError.BAD_TABLE)
+                with m.Elif(table_i == (1 << tables_log2) - 1):
+                    m.next = "ALIGN"
+                with m.Else():
+                    m.d.sync += table_i.eq(table_i + 1)
+                    m.next = "TABLE_SYMBOLS"
+
+            with m.State("ALIGN"):
+                m.d.comb += align.eq(1)
+                m.next = "BLOCK_CMD"
+
+            # --- Blocks ---
+            with m.State("BLOCK_CMD"):
+                m.d.comb += self.blocks.ready.eq(1)
+                with m.If(self.blocks.valid):
+                    size = self.blocks.payload
+                    m.d.sync += [n.eq(size), free.eq(size), last_index.eq(0)]
+                    with m.If((size == 0) | (size > (1 << self.layer_block_bits))):
+                        fail(ParserError.BAD_BLOCK_BITS)
+                    with m.Elif(self.mode == Mode.RAW):
+                        m.next = "RAW_BLOCK"
+                    with m.Else():
+                        start_eg(0, RET_M)
+
+            # Raw: every weight is its own group of one, at its own position.
+            with m.State("RAW_BLOCK"):
+                with m.If(can_emit):
+                    emit(TokenKind.BLOCK, 0, n)
+                    m.next = "RAW_MEMBER"
+
+            with m.State("RAW_MEMBER"):
+                with read(b, when=can_emit) as v:
+                    emit(TokenKind.MEMBER, v.as_signed(), last_index, first=1, absolute=1)
+                    m.d.sync += last_index.eq(last_index + 1)
+                    with m.If(last_index == n - 1):
+                        m.next = "RAW_END"
+
+            with m.State("RAW_END"):
+                with m.If(can_emit):
+                    emit(TokenKind.END)
+                    m.next = "BLOCK_CMD"
+
+            # Exp-Golomb subroutine.
+            with m.State("EG_ZEROS"):
+                leading = Signal(range(W + 1))
+                for i in reversed(range(W)):     # the first one bit from the MSB wins
+                    with m.If(window[W - 1 - i]):
+                        m.d.comb += leading.eq(i)
+                zeros = eg_zeros + leading
+                with m.If(window != 0):          # bits past `count` read as zero
+                    with m.If(zeros > MAX_EXP_GOLOMB_PREFIX):
+                        fail(ParserError.EG_TOO_LONG)
+                    with m.Else():
+                        m.d.comb += consume.eq(leading)
+                        m.d.sync += [eg_need.eq(zeros + eg_k + 1), eg_acc.eq(0)]
+                        m.next = "EG_VALUE"
+                with m.Elif(count != 0):
+                    with m.If(eg_zeros + count > MAX_EXP_GOLOMB_PREFIX):
+                        fail(ParserError.EG_TOO_LONG)
+                    with m.Else():
+                        m.d.comb += consume.eq(count)
+                        m.d.sync += eg_zeros.eq(eg_zeros + count)
+                with m.Elif(ended):
+                    fail(ParserError.TRUNCATED)
+
+            with m.State("EG_VALUE"):
+                chunk = Signal(range(W + 1))
+                m.d.comb += chunk.eq(Mux(eg_need > W, W, eg_need))
+                with read(chunk) as v:
+                    m.d.sync += [eg_acc.eq((eg_acc << chunk) | v), eg_need.eq(eg_need - chunk)]
+                    with m.If(eg_need == chunk):
+                        with m.Switch(eg_ret):
+                            with m.Case(RET_M):
+                                m.next = "GOT_M"
+                            with m.Case(RET_DELTA):
+                                m.next = "GOT_DELTA"
+                            with m.Default():
+                                m.next = "GOT_COUNT"
+
+            with m.State("GOT_M"):
+                # eg_acc = (m - 1) + 1 = m
+                with m.If((eg_acc > n) | (eg_acc > 2 ** b)):
+                    fail(ParserError.TOO_MANY_VALUES)
+                with m.Else():
+                    m.d.sync += [groups_left.eq(eg_acc - 1), first_group.eq(1)]
+                    m.next = "IMPLICIT"
+
+            with m.State("IMPLICIT"):
+                with read(b, when=can_emit) as v:
+                    m.d.sync += implicit.eq(v.as_signed())
+                    emit(TokenKind.BLOCK, v.as_signed(), n)
+                    with m.If(groups_left == 0):
+                        m.next = "BLOCK_END"
+                    with m.Else():
+                        m.next = "GROUP"
+
+            with m.State("GROUP"):
+                with m.If(first_group):
+                    with read(b) as v:
+                        m.d.sync += value.eq(v.as_signed())
+                        with m.If(v.as_signed() == implicit):
+                            fail(ParserError.VALUE_RANGE)
+                        with m.Else():
+                            start_eg(count_k, RET_COUNT)
+                with m.Else():
+                    start_eg(0, RET_DELTA)
+
+            with m.State("GOT_DELTA"):
+                # eg_acc = (value - previous - 1) + 1
+                new_value = value + eg_acc
+                with m.If((new_value > hi) | (new_value == implicit)):
+                    fail(ParserError.VALUE_RANGE)
+                with m.Else():
+                    m.d.sync += value.eq(new_value)
+                    start_eg(count_k, RET_COUNT)
+
+            with m.State("GOT_COUNT"):
+                # eg_acc = (c - 1) + 2**k
+                c = eg_acc - (C(1, 2 ** COUNT_K_BITS) << eg_k) + 1
+                with m.If(c >= free):
+                    fail(ParserError.COUNT_RANGE)
+                with m.Else():
+                    m.d.sync += [
+                        members.eq(c),
+                        members_left.eq(c),
+                        first_member.eq(1),
+                        domain.eq(Mux(self.slots == Slots.FREE, free, n)),
+                    ]
+                    m.next = "GROUP_SETUP"
+
+            with m.State("GROUP_SETUP"):
+                m.d.sync += [
+                    width.eq(domain_bits),
+                    escape_bits.eq(domain_bits),
+                    rice_k.eq(Mux(k0 > rice_bias, k0 - rice_bias, 0)),
+                    table_sel.eq(rice_table),
+                ]
+                with m.If(self.mode == Mode.DISTANCE):
+                    m.next = "WIDTH"
+                with m.Else():
+                    m.next = "MEMBERS"
+
+            with m.State("WIDTH"):
+                with read(DISTANCE_WIDTH_BITS) as v:
+                    m.d.sync += width.eq(v)
+                    with m.If(v > n_bits):
+                        fail(ParserError.WIDTH_RANGE)
+                    with m.Else():
+                        m.next = "MEMBERS"
+
+            with m.State("MEMBERS"):
+                with m.If(field_ready):
+                    with m.If(~index_ok):
+                        fail(ParserError.INDEX_RANGE)
+                    with m.Elif(can_emit):
+                        m.d.comb += consume.eq(field_bits)
+                        emit(TokenKind.MEMBER, value, field, first=first_member,
+                             absolute=self.mode == Mode.REPEAT)
+                        m.d.sync += [
+                            last_index.eq(index),
+                            first_member.eq(0),
+                            members_left.eq(members_left - 1),
+                        ]
+                        with m.If(members_left == 1):
+                            m.d.sync += [
+                                free.eq(free - members),
+                                groups_left.eq(groups_left - 1),
+                                first_group.eq(0),
+                            ]
+                            with m.If(groups_left == 1):
+                                m.next = "BLOCK_END"
+                            with m.Else():
+                                m.next = "GROUP"
+                with m.Elif(field_bad_code):
+                    fail(ParserError.BAD_CODE)
+                with m.Elif(ended):
+                    fail(ParserError.TRUNCATED)
+
+            with m.State("BLOCK_END"):
+                # The block's padding: skip to the next byte, where the next block starts.
+                with m.If(can_emit):
+                    emit(TokenKind.END)
+                    m.d.comb += align.eq(1)
+                    m.next = "BLOCK_CMD"
+
+            with m.State("ERROR"):
+                pass
+
+        return top

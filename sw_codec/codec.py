@@ -1,0 +1,162 @@
+"""Whole-model compression: quantize, pick a mode per layer, write and read ``.pcz`` files.
+
+Everything the CLI does is one of these functions; the CLI only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .container import LayerRecord, payload_of, read_table, write_container
+from .distance import SLOTS
+from .errors import FormatError
+from .layer import BITS, MODES, POSITION_MODES, analyze, check_params, choose_params, decode_layer, \
+    encode_positions, encode_raw, payload_size
+from .quantize import GRANULARITIES, dequantize, quantize
+
+DEFAULT_BLOCK_BITS = 14
+MODE_CHOICES = ("auto",) + MODES
+SLOTS_CHOICES = ("auto",) + SLOTS
+
+
+@dataclass
+class EncodedLayer:
+    mode: str
+    slots: str
+    payload: bytes
+    sizes: dict[str, int]
+
+
+def _progress(items, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="layer", leave=False)
+
+
+def check_choices(bits: int, granularity: str, mode: str, slots: str, block_bits: int) -> None:
+    """Validate user parameters before any work, with errors that name the parameter."""
+    check_params(bits, block_bits)
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
+    if mode not in MODE_CHOICES:
+        raise ValueError(f"mode must be one of {MODE_CHOICES}, not {mode!r}")
+    if slots not in SLOTS_CHOICES:
+        raise ValueError(f"slots must be one of {SLOTS_CHOICES}, not {slots!r}")
+
+
+def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "auto",
+                    block_bits: int = DEFAULT_BLOCK_BITS) -> EncodedLayer:
+    """Losslessly encode integers ``q`` (|q| < 2**(bits-1)) in ``mode``, or the smallest with ``auto``.
+
+    ``sizes`` gives the payload bytes of every candidate that was measured (``raw`` and
+    ``MODE/SLOTS``).
+    """
+    check_params(bits, block_bits)
+    q = np.asarray(q)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if q.size and (q.min() < lo or q.max() > hi):
+        raise ValueError(f"integers outside the {bits}-bit range [{lo}, {hi}]")
+    modes = POSITION_MODES if mode == "auto" else ((mode,) if mode != "raw" else ())
+    slot_list = SLOTS if slots == "auto" else (slots,)
+    sizes = {"raw": (q.size * bits + 7) // 8}
+    best = ("raw", "all", None, sizes["raw"])
+    if modes and q.size:
+        groups = analyze(q, bits, block_bits)
+        for m in modes:
+            for s in slot_list:
+                params = choose_params(groups, m, s)
+                size = payload_size(groups, m, s, params)
+                sizes[f"{m}/{s}"] = size
+                if size < best[3] or mode != "auto":
+                    best = (m, s, params, size)
+        if best[0] != "raw":
+            m, s, params, _ = best
+            return EncodedLayer(m, s, encode_positions(groups, m, s, params), sizes)
+    return EncodedLayer("raw", "all", encode_raw(q, bits), sizes)
+
+
+def compress(tensors: dict[str, np.ndarray], *, bits: int = 8, granularity: str = "tensor", mode: str = "auto",
+             slots: str = "auto", block_bits: int = DEFAULT_BLOCK_BITS, quantize_1d: bool = False,
+             progress: bool = False) -> bytes:
+    """Quantize float tensors and compress them into one ``.pcz`` file (returned as bytes).
+
+    Tensors of two or more dimensions are quantized to ``bits``; 1-D and scalar tensors (biases,
+    norms) stay float32 and are stored raw unless ``quantize_1d``.
+    """
+    check_choices(bits, granularity, mode, slots, block_bits)
+    layers = {}
+    for name, x in tensors.items():
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim >= 2 or (quantize_1d and x.ndim == 1):
+            q, scales = quantize(x, bits, granularity)
+            layers[name] = (q, scales, granularity if x.ndim >= 2 else "tensor")
+        else:
+            layers[name] = x
+    return compress_integers(layers, bits=bits, mode=mode, slots=slots, block_bits=block_bits, progress=progress)
+
+
+def compress_integers(layers: dict, *, bits: int = 8, mode: str = "auto", slots: str = "auto",
+                      block_bits: int = DEFAULT_BLOCK_BITS, progress: bool = False) -> bytes:
+    """Compress already-quantized layers losslessly.
+
+    ``layers`` maps a name to ``(q, scales, granularity)`` (integers, float32 scales, "tensor" or
+    "channel") or to a float array stored raw as float32.
+    """
+    check_choices(bits, "tensor", mode, slots, block_bits)
+    records, payloads = [], []
+    for name, layer in _progress(list(layers.items()), progress, "compress"):
+        if isinstance(layer, tuple):
+            q, scales, granularity = layer
+            enc = encode_integers(q, bits, mode, slots, block_bits)
+            records.append(LayerRecord(name, tuple(np.shape(q)), enc.mode, bits, granularity, enc.slots,
+                                       block_bits if enc.mode != "raw" else 0,
+                                       np.asarray(scales, np.float32).ravel()))
+            payloads.append(enc.payload)
+        else:
+            x = np.asarray(layer, dtype=np.float32)
+            records.append(LayerRecord(name, tuple(x.shape), "float32", 32))
+            payloads.append(x.astype("<f4").tobytes())
+    return write_container(records, payloads)
+
+
+def inspect(data: bytes) -> list[LayerRecord]:
+    """The validated layer table of a ``.pcz`` file."""
+    return read_table(data)
+
+
+def decode_record(data: bytes, record: LayerRecord) -> np.ndarray:
+    """The stored array of one layer: integers (int8/int16) or float32, in the layer's shape."""
+    payload = payload_of(data, record)
+    try:
+        if record.mode == "float32":
+            if len(payload) != 4 * record.count:
+                raise FormatError(f"float32 payload is {len(payload)} bytes, {4 * record.count} expected", offset=0)
+            values = np.frombuffer(payload, "<f4").astype(np.float32)
+        else:
+            values = decode_layer(payload, record.count, record.bits, record.mode, record.slots, record.block_bits)
+    except FormatError as e:
+        raise e.located(layer=record.name, base=record.offset) from None
+    return values.reshape(record.shape)
+
+
+def decompress(data: bytes, *, integers: bool = False, progress: bool = False) -> dict[str, np.ndarray]:
+    """All layers of a ``.pcz`` file by name.
+
+    Default: float32 tensors (integers times their scales). With ``integers``: the integer tensors
+    under their names and their scales under ``NAME.scale``; float layers as stored.
+    """
+    out = {}
+    for record in _progress(read_table(data), progress, "decompress"):
+        values = decode_record(data, record)
+        if record.mode == "float32":
+            out[record.name] = values
+        elif integers:
+            out[record.name] = values
+            out[f"{record.name}.scale"] = record.scales
+        else:
+            out[record.name] = dequantize(values, record.scales)
+    return out

@@ -1,0 +1,185 @@
+# amaranth: UnusedElaboratable=no
+"""CanonicalHuffmanDecoder in the Amaranth simulator, against sw_codec.huffman."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hw.huffman_decoder import CanonicalHuffmanDecoder
+from sw_codec.bits import BitReader
+from sw_codec.huffman import CanonicalHuffmanDecoder as SwDecoder
+from sw_codec.huffman import HuffmanTable, code_lengths
+
+
+W = 32
+
+
+def run(dut, testbench, max_cycles=50_000):
+    async def watchdog(ctx):
+        for _ in range(max_cycles):
+            await ctx.tick()
+        raise AssertionError(f"watchdog: testbench still running after {max_cycles} cycles")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.add_testbench(watchdog, background=True)
+    sim.run()
+
+
+async def load_table(ctx, dut, t, table):
+    """Write `table` into slot `t` field by field, as the BlockParser does; (error, incomplete)."""
+    ctx.set(dut.load_table, t)
+    ctx.set(dut.load_num_symbols, table.num_symbols)
+    ctx.set(dut.load_begin, 1)
+    await ctx.tick()
+    ctx.set(dut.load_begin, 0)
+    for c in table.counts[1:]:
+        ctx.set(dut.load_count_en, 1)
+        ctx.set(dut.load_count, c)
+        await ctx.tick()
+    ctx.set(dut.load_count_en, 0)
+    for s in table.symbols:
+        ctx.set(dut.load_symbol_en, 1)
+        ctx.set(dut.load_symbol, s)
+        await ctx.tick()
+    ctx.set(dut.load_symbol_en, 0)
+    return ctx.get(dut.load_error), ctx.get(dut.load_incomplete)
+
+
+def random_table(rng, max_len):
+    num_symbols = rng.randint(1, 64)
+    skew = rng.choice([0.3, 0.6, 0.9])
+    freqs = np.array([int(1000 * skew ** s) if rng.random() < 0.8 else 0
+                      for s in range(num_symbols)])
+    freqs[0] = max(freqs[0], 1)
+    if rng.random() < 0.5:
+        freqs = np.array(rng.sample(list(freqs), len(freqs)))
+    return HuffmanTable.from_lengths(code_lengths(freqs, max_len))
+
+
+def encode(table, rng, n, k, escape_bits):
+    """n random (symbol, extra) fields as a bit string and the distances they code."""
+    codes, lengths = table.codes()
+    bits, distances = [], []
+    for _ in range(n):
+        s = rng.choice(table.symbols)
+        escape = s == table.num_symbols - 1
+        nx = escape_bits if escape else k
+        x = rng.randrange(1 << nx)
+        bits.append(format(int(codes[s]), f"0{lengths[s]}b") + (format(x, f"0{nx}b") if nx else ""))
+        distances.append(x if escape else (s << k) | x)
+    return bits, distances
+
+
+def tables_for(seed, max_len, count):
+    rng = random.Random(seed)
+    tables = [random_table(rng, max_len) for _ in range(count)]
+    # A single-symbol alphabet (one length-1 code, "1" invalid) and the tallest code allowed.
+    tables[0] = HuffmanTable.from_lengths(code_lengths(np.array([5]), max_len))
+    lengths = list(range(1, max_len + 1)) + [max_len]
+    tables[-1] = HuffmanTable.from_lengths(np.array(lengths[:64]))
+    return rng, tables
+
+
+@pytest.mark.parametrize("max_len", [15, 9])
+@pytest.mark.parametrize("num_tables", [1, 4])
+def test_decode_matches_software(max_len, num_tables):
+    """Random canonical tables (incl. single symbol and max length codes): every field decodes
+    to the software decoder's distance and length, from any table slot."""
+    rng, tables = tables_for(max_len * 10 + num_tables, max_len, 6)
+    dut = CanonicalHuffmanDecoder(max_code_len=max_len, num_tables=num_tables, window_bits=W,
+                                  max_extra_bits=16)
+
+    async def testbench(ctx):
+        for n, table in enumerate(tables):
+            assert table.check() is None
+            t = n % num_tables
+            assert await load_table(ctx, dut, t, table) == (0, 0)
+            sw = SwDecoder([table])
+            k, escape_bits = rng.randint(0, 16), rng.randint(0, 16)
+            bits, distances = encode(table, rng, 60, k, escape_bits)
+            ctx.set(dut.table, t)
+            ctx.set(dut.rice_k, k)
+            ctx.set(dut.escape_bits, escape_bits)
+            for field, d in zip(bits, distances):
+                window = int((field + "0" * W)[:W], 2)
+                ctx.set(dut.window, window)
+                reader = BitReader(bytes(int((field + "0" * 64)[i:i + 8], 2)
+                                         for i in range(0, 64, 8)))
+                expected = sw.decode_distances(reader, 1, 1 << escape_bits, k, 0)[0]
+                assert expected == d
+                assert ctx.get(dut.valid) and not ctx.get(dut.invalid)
+                assert ctx.get(dut.consume) == len(field), f"{field}"
+                assert ctx.get(dut.distance) == d, f"{field}: {ctx.get(dut.distance)} != {d}"
+            await ctx.tick()
+
+    run(dut, testbench)
+
+
+def test_invalid_codes():
+    """A single length-1 code leaves pattern 1 invalid; an empty table matches nothing."""
+    dut = CanonicalHuffmanDecoder(num_tables=2)
+    single = HuffmanTable(3, (0, 1), (2,))
+    empty = HuffmanTable(5, (0, 0, 0), ())
+
+    async def testbench(ctx):
+        assert await load_table(ctx, dut, 0, single) == (0, 0)
+        assert await load_table(ctx, dut, 1, empty) == (0, 0)
+        ctx.set(dut.table, 0)
+        ctx.set(dut.window, 0x7FFF_FFFF)
+        assert ctx.get(dut.valid) and ctx.get(dut.consume) == 1 and ctx.get(dut.escape)
+        ctx.set(dut.window, 0x8000_0000)
+        assert ctx.get(dut.invalid) and not ctx.get(dut.valid)
+        ctx.set(dut.table, 1)
+        for window in (0, 0xFFFF_FFFF, 0x1234_5678):
+            ctx.set(dut.window, window)
+            assert ctx.get(dut.invalid)
+
+    run(dut, testbench)
+
+
+BAD_TABLES = [
+    HuffmanTable(4, (0, 1, 1, 2), (0, 1, 2, 2)),        # duplicate symbol
+    HuffmanTable(4, (0, 1, 1, 2), (0, 1, 2, 4)),        # symbol outside the alphabet
+    HuffmanTable(4, (0, 1, 3), (0, 1, 2, 3)),           # over-subscribed
+    HuffmanTable(4, (0, 1, 1, 1), (0, 1, 2)),           # incomplete
+    HuffmanTable(4, (0, 0, 1), (1,)),                   # one code, but of length 2
+    HuffmanTable(3, (0, 0, 4), (0, 1, 2, 3)),           # more codes than symbols
+    HuffmanTable(64, (0, 3, 0), (0, 1, 2)),             # over-subscribed at length 1
+]
+GOOD_TABLES = [
+    HuffmanTable(4, (0, 1, 1, 2), (0, 1, 2, 3)),
+    HuffmanTable(1, (0, 1), (0,)),
+    HuffmanTable(64, (0,) + (0,) * 14, ()),
+    HuffmanTable(64, (0, 0, 0, 0, 0, 0, 64), tuple(range(64))),
+    HuffmanTable(16, (0,) + (1,) * 14 + (1,), tuple(range(16))),        # max length 15
+]
+
+
+@pytest.mark.parametrize("table", BAD_TABLES + GOOD_TABLES)
+def test_validation_matches_software(table):
+    """load_error | load_incomplete is set exactly for the tables sw_codec rejects."""
+    expect_bad = table.check() is not None or len(table.symbols) > table.num_symbols
+    dut = CanonicalHuffmanDecoder(num_tables=1)
+    result = []
+
+    async def testbench(ctx):
+        error, incomplete = await load_table(ctx, dut, 0, table)
+        result.append(bool(error or incomplete))
+
+    run(dut, testbench)
+    assert result == [expect_bad], table
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"max_code_len": 16}, "max_code_len"),
+    ({"num_tables": 3}, "num_tables"),
+    ({"window_bits": 24}, "window_bits"),
+    ({"max_extra_bits": 17}, "max_extra_bits"),
+])
+def test_parameters_checked(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        CanonicalHuffmanDecoder(**kwargs)
