@@ -126,13 +126,14 @@ class BlockParser(wiring.Component):
             raise ValueError(f"block_bits must be an integer in 4..16, not {block_bits!r}")
         if word_bits not in (32, 64, 128):
             raise ValueError(f"word_bits must be 32, 64 or 128, not {word_bits!r}")
+        if not isinstance(max_code_len, int) or not 1 <= max_code_len <= 15:
+            raise ValueError(f"max_code_len must be an integer in 1..15, not {max_code_len!r}")
+        if num_tables not in (1, 2, 4, 8):
+            raise ValueError(f"num_tables must be 1, 2, 4 or 8, not {num_tables!r}")
         if not isinstance(window_bits, int) or not (
                 max(weight_bits, max_code_len + block_bits) <= window_bits <= word_bits):
             raise ValueError(f"window_bits must be in max(weight_bits, max_code_len + block_bits)"
                              f"..word_bits, not {window_bits!r}")
-        # max_code_len and num_tables are checked by the decoder; build one now to fail early.
-        CanonicalHuffmanDecoder(max_code_len=max_code_len, num_tables=num_tables,
-                                window_bits=window_bits, max_extra_bits=block_bits)
         self._weight_bits = weight_bits
         self._block_bits = block_bits
         self._word_bits = word_bits
@@ -347,8 +348,6 @@ class BlockParser(wiring.Component):
             with m.State("COUNT_K"):
                 with read(COUNT_K_BITS) as v:
                     m.d.sync += count_k.eq(v)
-                    m.next = Mux(self.mode == Mode.HUFFMAN, "RICE_BIAS", "ALIGN") \
-                        if False else None
                     with m.If(self.mode == Mode.HUFFMAN):
                         m.next = "RICE_BIAS"
                     with m.Else():

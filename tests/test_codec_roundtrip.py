@@ -1,0 +1,102 @@
+"""Lossless round trips: every mode gives back exactly the integers and scales it was given."""
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from sw_codec import compress, compress_integers, decompress, encode_integers, inspect, quantize
+from sw_codec.distance import SLOTS
+from sw_codec.layer import BITS, MODES, POSITION_MODES, analyze, decode_layer, payload_size
+
+DISTRIBUTIONS = ("laplace", "uniform", "single", "all_distinct", "sparse")
+
+
+def make_integers(rng, shape, bits, distribution):
+    hi = (1 << (bits - 1)) - 1
+    n = int(np.prod(shape))
+    if distribution == "laplace":
+        q = np.rint(rng.laplace(0, max(1.0, hi / 20), n))
+    elif distribution == "uniform":
+        q = rng.integers(-hi - 1, hi + 1, n)
+    elif distribution == "single":
+        q = np.full(n, rng.integers(-hi - 1, hi + 1))
+    elif distribution == "all_distinct":
+        q = rng.permutation(np.arange(-hi - 1, hi + 1))[:n] if n <= 2 * hi + 2 else rng.integers(-hi - 1, hi + 1, n)
+        q = np.resize(q, n)
+    else:  # mostly zeros, a few outliers at the extremes
+        q = np.where(rng.random(n) < 0.05, rng.choice([-hi - 1, hi], n), 0)
+    return np.clip(q, -hi - 1, hi).astype(np.int64).reshape(shape)
+
+
+@given(
+    shape=st.lists(st.integers(1, 40), min_size=1, max_size=3).map(tuple),
+    bits=st.sampled_from(BITS),
+    block_bits=st.integers(4, 9),
+    distribution=st.sampled_from(DISTRIBUTIONS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_every_mode_round_trips(shape, bits, block_bits, distribution, seed):
+    q = make_integers(np.random.default_rng(seed), shape, bits, distribution)
+    groups = analyze(q, bits, block_bits)
+    for mode in MODES:
+        for slots in SLOTS if mode in POSITION_MODES else ("all",):
+            enc = encode_integers(q, bits, mode, slots, block_bits)
+            assert (enc.mode, enc.slots) == (mode, slots)
+            out = decode_layer(enc.payload, q.size, bits, mode, slots, block_bits)
+            np.testing.assert_array_equal(out, q.ravel(), err_msg=f"{mode}/{slots}")
+            if mode != "raw":
+                assert len(enc.payload) == payload_size(groups, mode, slots)
+
+
+@given(bits=st.sampled_from(BITS), block_bits=st.integers(4, 8), seed=st.integers(0, 2**32 - 1),
+       granularity=st.sampled_from(["tensor", "channel"]), mode=st.sampled_from(("auto",) + MODES))
+def test_container_round_trips_integers_and_scales(bits, block_bits, seed, granularity, mode):
+    rng = np.random.default_rng(seed)
+    x = rng.laplace(size=(rng.integers(1, 9), rng.integers(1, 70))).astype(np.float32)
+    bias = rng.normal(size=7).astype(np.float32)
+    data = compress({"w": x, "b": bias}, bits=bits, granularity=granularity, mode=mode, block_bits=block_bits)
+    q, scales = quantize(x, bits, granularity)
+    out = decompress(data, integers=True)
+    np.testing.assert_array_equal(out["w"], q)
+    np.testing.assert_array_equal(out["w.scale"], scales)
+    np.testing.assert_array_equal(out["b"], bias)
+    floats = decompress(data)
+    np.testing.assert_allclose(floats["w"], q * scales.reshape((-1, 1)) if granularity == "channel" else q * scales[0])
+
+
+@pytest.mark.parametrize("mode", POSITION_MODES)
+@pytest.mark.parametrize("slots", SLOTS)
+def test_block_boundaries_and_last_partial_block(mode, slots):
+    rng = np.random.default_rng(1)
+    n = 1 << 6
+    for count in (1, n - 1, n, n + 1, 3 * n + 17):
+        q = make_integers(rng, (count,), 8, "laplace")
+        enc = encode_integers(q, 8, mode, slots, 6)
+        np.testing.assert_array_equal(decode_layer(enc.payload, count, 8, mode, slots, 6), q)
+
+
+def test_auto_picks_the_smallest_candidate():
+    q = make_integers(np.random.default_rng(2), (3000,), 8, "laplace")
+    enc = encode_integers(q, 8, "auto", "auto", 10)
+    assert len(enc.payload) == min(enc.sizes.values())
+    assert set(enc.sizes) == {"raw"} | {f"{m}/{s}" for m in POSITION_MODES for s in SLOTS}
+
+
+def test_free_slots_beat_all_slots_on_smooth_weights():
+    """The design claim in docs/FORMAT.md: free-slot counting saves about log2(e) bits/weight."""
+    q = make_integers(np.random.default_rng(3), (1 << 14,), 8, "laplace")
+    sizes = encode_integers(q, 8, "auto", "auto", 12).sizes
+    saving = 8 * (sizes["huffman/all"] - sizes["huffman/free"]) / q.size
+    assert 0.8 < saving < 1.6
+
+
+def test_out_of_range_integers_are_refused():
+    with pytest.raises(ValueError, match="4-bit range"):
+        encode_integers(np.array([8]), 4)
+
+
+def test_lossless_layers_given_as_integers():
+    q = np.arange(-8, 8).reshape(4, 4)
+    data = compress_integers({"q": (q, np.array([0.5], np.float32), "tensor")}, bits=4, block_bits=4)
+    assert inspect(data)[0].bits == 4
+    np.testing.assert_array_equal(decompress(data, integers=True)["q"], q)

@@ -1,0 +1,254 @@
+# amaranth: UnusedElaboratable=no
+"""DistanceAccumulator in the Amaranth simulator, against sw_codec's stage trace."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hw.distance_accumulator import DistanceAccumulator
+from hw.tokens import TokenKind
+from sim.traces import KINDS, layer_case, member_fields, write_fields
+
+
+SLOTS = {"all": 0, "free": 1}
+CASES = [(mode, slots) for mode in ("raw", "repeat", "distance", "huffman")
+         for slots in ("all", "free") if not (mode == "raw" and slots == "free")]
+
+
+def member(token):
+    fields = member_fields(token)
+    return {**fields, "kind": TokenKind[fields["kind"]]}
+
+
+def write(token):
+    fields = write_fields(token)
+    return {**fields, "kind": TokenKind[fields["kind"]]}
+
+
+def as_write(payload):
+    kind = TokenKind(payload.kind)
+    if kind == TokenKind.END:
+        return {"kind": kind, "value": 0, "position": 0}
+    return {"kind": kind, "value": payload.value, "position": payload.position}
+
+
+async def stream_put(ctx, stream, payload):
+    ctx.set(stream.valid, 1)
+    ctx.set(stream.payload, payload)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
+async def stream_get(ctx, stream):
+    ctx.set(stream.ready, 1)
+    payload, = await ctx.tick().sample(stream.payload).until(stream.valid)
+    ctx.set(stream.ready, 0)
+    return payload
+
+
+def run(dut, *testbenches, max_cycles=50_000):
+    """Run testbenches to completion; a watchdog fails the test after `max_cycles`."""
+    async def watchdog(ctx):
+        for _ in range(max_cycles):     # not tick().repeat(): an abandoned async generator
+            await ctx.tick()            # warns when collected, and PYTHONWARNINGS=error fails
+        raise AssertionError(f"watchdog: testbenches still running after {max_cycles} cycles")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for testbench in testbenches:
+        sim.add_testbench(testbench)
+    sim.add_testbench(watchdog, background=True)
+    sim.run()
+
+
+def make_producer(dut, tokens, rng, stall=0.0):
+    async def producer(ctx):
+        for token in tokens:
+            while rng.random() < stall:
+                await ctx.tick()
+            await stream_put(ctx, dut.i, member(token))
+    return producer
+
+
+def make_consumer(dut, tokens, rng, result, backpressure=0.0):
+    """Check every output token against `tokens` (trace.writes); `result` gets the cycle count."""
+    async def consumer(ctx):
+        cycles = 0
+        for n, token in enumerate(tokens):
+            while rng.random() < backpressure:
+                await ctx.tick()
+            got = as_write(await stream_get(ctx, dut.o))
+            assert got == write(token), f"token {n}: got {got}, expected {write(token)}"
+            assert not ctx.get(dut.error)
+        result["done"] = True
+    return consumer
+
+
+def make_counter(result):
+    async def counter(ctx):
+        cycles = 0
+        while "done" not in result:
+            await ctx.tick()
+            cycles += 1
+        result["cycles"] = cycles
+    return counter
+
+
+def check_layer(dut, trace, rng, *, stall, backpressure, slots):
+    async def config(ctx):
+        ctx.set(dut.slots, SLOTS[slots])
+    result = {}
+    run(dut, config, make_producer(dut, trace.members, rng, stall),
+        make_consumer(dut, trace.writes, rng, result, backpressure), make_counter(result))
+    assert result.get("done"), "consumer did not see the whole write stream"
+    return result["cycles"]
+
+
+@pytest.mark.parametrize("mode,slots", CASES)
+@pytest.mark.parametrize("bits", [4, 8, 16])
+def test_trace(mode, slots, bits):
+    """Every data character, block_bits 4..6, partial last blocks, random stalls and
+    backpressure: the write stream equals sw_codec's trace exactly."""
+    rng = random.Random(f"{mode}{slots}{bits}")
+    nprng = np.random.default_rng(rng.randrange(1 << 32))
+    block_bits = rng.choice([4, 5, 6])
+    dut = DistanceAccumulator(weight_bits=bits, block_bits=block_bits,
+                              scan_bits=rng.choice([8, 16, 64]))
+    for kind in KINDS:
+        count = rng.randint(1, 3 << block_bits)
+        _, trace = layer_case(nprng, kind, count, bits, mode, slots, block_bits)
+        check_layer(dut, trace, rng, stall=rng.choice([0.0, 0.3]),
+                    backpressure=rng.choice([0.0, 0.3]), slots=slots)
+
+
+@pytest.mark.parametrize("slots", ["all", "free"])
+@pytest.mark.parametrize("scan_bits", [8, 16, 32, 64])
+def test_scan_widths(slots, scan_bits):
+    """The free-slot sweep over several bitmap words, against a full-rate stream."""
+    rng = random.Random(scan_bits)
+    nprng = np.random.default_rng(scan_bits)
+    dut = DistanceAccumulator(weight_bits=8, block_bits=7, scan_bits=scan_bits)
+    _, trace = layer_case(nprng, "laplace", 3 * 128 - 5, 8, "huffman", slots, 7)
+    check_layer(dut, trace, rng, stall=0.0, backpressure=0.0, slots=slots)
+
+
+@pytest.mark.parametrize("block_bits,scan_bits", [(10, 64), (12, 64)])
+def test_cycles_per_weight(block_bits, scan_bits):
+    """Throughput on a real-ish layer: int8, Laplace, many distinct values per block."""
+    nprng = np.random.default_rng(block_bits)
+    count = 4 << block_bits
+    q = np.clip(np.round(nprng.laplace(0, 12, count)), -127, 127).astype(np.int64)
+    from sw_codec.layer import encode_layer, trace_layer
+    cycles = {}
+    for slots in ("all", "free"):
+        payload = encode_layer(q, 8, "huffman", slots, block_bits)
+        weights, trace = trace_layer(payload, count, 8, "huffman", slots, block_bits)
+        assert np.array_equal(weights, q)
+        dut = DistanceAccumulator(weight_bits=8, block_bits=block_bits, scan_bits=scan_bits)
+        cycles[slots] = check_layer(dut, trace, random.Random(0), stall=0.0, backpressure=0.0,
+                                    slots=slots)
+    members = sum(1 for t in trace.members if t[0] == "MEMBER")
+    distinct = np.mean([len(np.unique(q[k:k + (1 << block_bits)]))
+                        for k in range(0, count, 1 << block_bits)])
+    print(f"\nDistanceAccumulator P={block_bits} scan_bits={scan_bits}, int8 Laplace(12), "
+          f"{count} weights, {members} members, {distinct:.0f} distinct values/block: "
+          f"all {cycles['all'] / count:.3f} cycles/weight, free {cycles['free'] / count:.3f}")
+    # all: one token per cycle (BLOCK, members, END); free: within the documented bound.
+    assert cycles["all"] <= len(trace.members) + 8
+    n = 1 << block_bits
+    assert cycles["free"] <= len(trace.members) + (count // n) * distinct * (1 + n // scan_bits) + 8
+
+
+def feed_and_expect_error(dut, slots, tokens, *, emitted, max_cycles=200):
+    """Feed `tokens`; the error flag must rise and stay, only `emitted` tokens come out."""
+    seen = []
+
+    async def producer(ctx):
+        ctx.set(dut.slots, SLOTS[slots])
+        for token in tokens:
+            ctx.set(dut.i.valid, 1)
+            ctx.set(dut.i.payload, member(token))
+            for _ in range(max_cycles // 4):        # bounded: an erroring token is never taken
+                *_, ready, error = await ctx.tick().sample(dut.i.ready, dut.error)
+                if ready or error:
+                    break
+            if ctx.get(dut.error):
+                break
+        ctx.set(dut.i.valid, 1)                     # keep offering: nothing more is taken
+        for _ in range(8):
+            *_, ready = await ctx.tick().sample(dut.i.ready)
+            assert not ready, "input accepted after the error"
+        assert ctx.get(dut.error), "error not flagged"
+        seen.append("error")
+
+    async def consumer(ctx):
+        ctx.set(dut.o.ready, 1)
+        while not seen:
+            *_, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if valid:
+                seen_tokens.append(as_write(payload))
+
+    seen_tokens = []
+    run(dut, producer, consumer, max_cycles=max_cycles)
+    assert seen == ["error"]
+    assert seen_tokens == [write(t) for t in emitted], seen_tokens
+
+
+def test_duplicate_position_all():
+    """slots=all: a second group claiming a taken slot sets error; the write is not emitted."""
+    dut = DistanceAccumulator(weight_bits=8, block_bits=5, scan_bits=8)
+    block = ("BLOCK", 0, 32)
+    a = [("MEMBER", 3, 4, 1, 0), ("MEMBER", 3, 9, 0, 0)]     # positions 4, 14
+    b = [("MEMBER", 5, 13, 1, 0), ("MEMBER", 5, 0, 0, 0)]    # positions 13, 14: duplicate
+    feed_and_expect_error(dut, "all", [block, *a, *b, ("END",)],
+                          emitted=[block, ("MEMBER", 3, 4), ("MEMBER", 3, 14), ("MEMBER", 5, 13)])
+
+
+def test_duplicate_back_to_back():
+    """The duplicate right after the write it collides with (read-modify-write forwarding)."""
+    dut = DistanceAccumulator(weight_bits=8, block_bits=4)
+    block = ("BLOCK", 0, 16)
+    feed_and_expect_error(dut, "all", [block, ("MEMBER", 3, 7, 1, 1), ("MEMBER", 5, 7, 1, 1)],
+                          emitted=[block, ("MEMBER", 3, 7)])
+
+
+def test_no_stale_claims_across_blocks():
+    """Claims of a block never leak into later ones (epochs wrap; END zeroes words)."""
+    dut = DistanceAccumulator(weight_bits=8, block_bits=6, scan_bits=16)    # 4 words, 3-bit epoch
+    tokens = []
+    for k in range(40):
+        tokens += [("BLOCK", 0, 64), ("MEMBER", 1, 5 + k % 3, 1, 1), ("MEMBER", 1, 40, 0, 1),
+                   ("END",)]
+    writes = [t if t[0] != "MEMBER" else ("MEMBER", t[1], t[2]) for t in tokens]
+    from sw_codec.layer import StageTrace
+    trace = StageTrace(tokens, writes)
+    check_layer(dut, trace, random.Random(1), stall=0.2, backpressure=0.2, slots="all")
+
+
+@pytest.mark.parametrize("slots,tokens,emitted", [
+    ("all", [("BLOCK", 0, 10), ("MEMBER", 2, 12, 1, 1)], [("BLOCK", 0, 10)]),
+    ("all", [("BLOCK", 0, 16), ("MEMBER", 2, 5, 1, 1), ("MEMBER", 2, 5, 0, 1)],
+     [("BLOCK", 0, 16), ("MEMBER", 2, 5)]),
+    ("free", [("BLOCK", 0, 64), ("MEMBER", 2, 70, 1, 0)], [("BLOCK", 0, 64)]),
+    ("free", [("BLOCK", 0, 20), ("MEMBER", 2, 19, 1, 0), ("MEMBER", 3, 19, 1, 0)],
+     [("BLOCK", 0, 20), ("MEMBER", 2, 19)]),
+    ("free", [("MEMBER", 2, 1, 1, 0)], []),
+    ("all", [("BLOCK", 0, 0)], []),
+], ids=["all-outside", "all-not-increasing", "free-past-end", "free-outside-n",
+        "member-outside-block", "empty-block"])
+def test_errors(slots, tokens, emitted):
+    """Malformed member streams set error within bounded cycles, never hang."""
+    dut = DistanceAccumulator(weight_bits=8, block_bits=6, scan_bits=8)
+    feed_and_expect_error(dut, slots, tokens, emitted=emitted)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    ({"weight_bits": 6, "block_bits": 8}, "weight_bits"),
+    ({"weight_bits": 8, "block_bits": 3}, "block_bits"),
+    ({"weight_bits": 8, "block_bits": 8, "scan_bits": 48}, "scan_bits"),
+])
+def test_parameters_checked(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        DistanceAccumulator(**kwargs)
