@@ -82,6 +82,7 @@ class TB:
 
     async def expect(self, expected):
         for i, want in enumerate(expected):
+            self.received = i
             got = self.token(await self.sink.recv())
             assert got == want, f"token {i}: got {got}, expected {want}"
         await ClockCycles(self.dut.clk, 5)
@@ -109,6 +110,7 @@ async def test_layers(dut, pause):
                               ("distance", "free", "constant"), ("huffman", "all", "skewed"),
                               ("huffman", "free", "skewed")]:
         stream, sizes, expected = tb.layer(mode, slots, kind, count)
+        dut._log.info(f"layer {mode}/{slots}/{kind}: {len(stream)} bytes, {len(expected)} tokens")
         await tb.start_layer(mode, slots)
         tb.send(stream, sizes)
         await tb.expect(expected)

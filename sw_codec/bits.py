@@ -26,18 +26,20 @@ def bit_length(x: np.ndarray) -> np.ndarray:
     return np.where(x > 0, exponent, 0).astype(np.int64)
 
 
-def exp_golomb_fields(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def exp_golomb_fields(x: np.ndarray, k) -> tuple[np.ndarray, np.ndarray]:
     """Exp-Golomb order ``k`` codes of ``x >= 0`` as (value, nbits) fields.
 
     The code of x is ``bit_length(y) - 1 - k`` zero bits then ``y`` in binary, y = x + 2**k; written
     as one field of ``2 * bit_length(y) - 1 - k`` bits whose leading bits are those zeros.
     """
-    y = np.asarray(x, dtype=np.int64) + (1 << k)
-    return y.astype(np.uint64), 2 * bit_length(y) - 1 - k
+    y = np.asarray(x, dtype=np.int64) + np.left_shift(1, np.asarray(k, dtype=np.int64))
+    return y.astype(np.uint64), 2 * bit_length(y) - 1 - np.asarray(k, dtype=np.int64)
 
 
-def exp_golomb_length(x: np.ndarray, k: int) -> np.ndarray:
-    return 2 * bit_length(np.asarray(x, dtype=np.int64) + (1 << k)) - 1 - k
+def exp_golomb_length(x: np.ndarray, k) -> np.ndarray:
+    """Bits of the Exp-Golomb code of ``x`` of order ``k`` (``k`` a scalar or per-element array)."""
+    k = np.asarray(k, dtype=np.int64)
+    return 2 * bit_length(np.asarray(x, dtype=np.int64) + np.left_shift(1, k)) - 1 - k
 
 
 def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:

@@ -195,8 +195,21 @@ class PositionParams:
     tables: list[HuffmanTable] | None = None
 
 
+def count_codes(count: np.ndarray, first_in_block: np.ndarray, count_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(zigzag residual, EG order) of each group's count, predicted by the previous group's count.
+
+    Counts of neighbouring values are close (histograms are smooth), so a count ``c`` is coded as
+    ``r = c - p`` with ``p`` the previous group's count in the block (0 for the first group), zigzag
+    mapped (``2r`` for ``r >= 0``, ``-2r - 1`` below) in EG of order ``(bitlen(p) >> 1) + count_k``:
+    about half the bits of ``p``, the size of its Poisson noise.
+    """
+    prev = np.where(first_in_block, 0, np.roll(count, 1))
+    r = count - prev
+    return np.where(r >= 0, 2 * r, -2 * r - 1), (bit_length(prev) >> 1) + count_k
+
+
 def _count_k(groups: Groups) -> int:
-    costs = [int(exp_golomb_length(groups.count - 1, k).sum()) for k in range(1 << COUNT_K_BITS)]
+    costs = [int(exp_golomb_length(*count_codes(groups.count, groups.first_in_block, k)).sum()) for k in range(4)]
     return int(np.argmin(costs))
 
 
@@ -305,7 +318,8 @@ def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
     delta_v, delta_n = exp_golomb_fields(np.where(groups.first_in_block, 0, groups.value - prev - 1), 0)
     values[group_off] = np.where(groups.first_in_block, (groups.value & mask).astype(np.uint64), delta_v)
     nbits[group_off] = np.where(groups.first_in_block, bits, delta_n)
-    values[group_off + 1], nbits[group_off + 1] = exp_golomb_fields(groups.count - 1, params.count_k)
+    z, k = count_codes(groups.count, groups.first_in_block, params.count_k)
+    values[group_off + 1], nbits[group_off + 1] = exp_golomb_fields(z, k)
 
     member_value, member_bits, width = _member_fields(groups, mode, slots, params)
     if width is not None:
@@ -338,7 +352,7 @@ def _header_bits(groups: Groups, mode: str, params: PositionParams) -> tuple[np.
     prev[1:] = groups.value[:-1]
     value_bits = np.where(groups.first_in_block, groups.bits,
                           exp_golomb_length(np.where(groups.first_in_block, 0, groups.value - prev - 1), 0))
-    group_bits = value_bits + exp_golomb_length(groups.count - 1, params.count_k)
+    group_bits = value_bits + exp_golomb_length(*count_codes(groups.count, groups.first_in_block, params.count_k))
     if mode == "distance":
         group_bits = group_bits + DISTANCE_WIDTH_BITS
     return exp_golomb_length(groups.num_values - 1, 0) + groups.bits, group_bits
@@ -426,6 +440,7 @@ def decode_block(reader: BitReader, n: int, bits: int, mode: str, slots: str, pa
     accumulator = DistanceAccumulator(n, slots)
     expander = RepeatExpander(n)
     value = None
+    prev_count = 0
     for g in range(num_values - 1):
         if g == 0:
             value = reader.read_signed(bits)
@@ -435,7 +450,11 @@ def decode_block(reader: BitReader, n: int, bits: int, mode: str, slots: str, pa
                 raise reader.error(f"group value {value} outside the {bits}-bit range")
         if value == implicit:
             raise reader.error(f"group repeats the implicit value {value}")
-        count = reader.read_exp_golomb(params.count_k) + 1
+        z = reader.read_exp_golomb((prev_count.bit_length() >> 1) + params.count_k)
+        count = prev_count + (z >> 1 if z % 2 == 0 else -(z >> 1) - 1)
+        prev_count = count
+        if count < 1:
+            raise reader.error(f"group count {count} is not positive")
         if count > accumulator.free - 1:
             raise reader.error(f"group count {count} exceeds the {accumulator.free - 1} slots left in the block")
         domain = accumulator.domain

@@ -99,9 +99,18 @@ def eg0(x):
     return (y, 2 * y.bit_length() - 1)
 
 
+def count_field(count, previous=0):
+    """A group count as the format codes it with count_k = 0 (zigzag residual, EG order bitlen(p) >> 1)."""
+    r = count - previous
+    z = 2 * r if r >= 0 else -2 * r - 1
+    k = previous.bit_length() >> 1
+    y = z + (1 << k)
+    return (y, 2 * y.bit_length() - 1 - k)
+
+
 def test_group_count_that_exceeds_the_block():
     # 16-weight block, 2 values: implicit 0, then value 5 claiming 16 slots (at most 15 are left).
-    payload = block_payload([eg0(1), (0, 8), (5, 8), eg0(15)])
+    payload = block_payload([eg0(1), (0, 8), (5, 8), count_field(16)])
     with pytest.raises(FormatError, match="count 16 exceeds"):
         decode_layer(payload, 16, 8, "repeat", "all", 4)
 
@@ -114,11 +123,11 @@ def test_too_many_distinct_values():
 
 def test_index_outside_the_domain_and_duplicate_positions():
     # distance mode, all slots: value 3, two members with distance 15: indices 15 and 31 (past 16).
-    payload = block_payload([eg0(1), (0, 8), (3, 8), eg0(1), (4, 5), (15, 4), (15, 4)])
+    payload = block_payload([eg0(1), (0, 8), (3, 8), count_field(2), (4, 5), (15, 4), (15, 4)])
     with pytest.raises(FormatError, match="outside its domain"):
         decode_layer(payload, 16, 8, "distance", "all", 4)
     # repeat mode, all slots: values 3 and 4 both claim position 2.
-    payload = block_payload([eg0(2), (0, 8), (3, 8), eg0(0), (2, 4), eg0(0), eg0(0), (2, 4)])
+    payload = block_payload([eg0(2), (0, 8), (3, 8), count_field(1), (2, 4), eg0(0), count_field(1, 1), (2, 4)])
     with pytest.raises(FormatError, match="same position"):
         decode_layer(payload, 16, 8, "repeat", "all", 4)
 
