@@ -34,7 +34,7 @@ class ParserError(enum.Enum, shape=4):
     TOO_MANY_VALUES = 4
     #: A group value above the ``b``-bit range, or equal to the implicit value.
     VALUE_RANGE     = 5
-    #: A count larger than the free slots minus one.
+    #: A count below 1 or larger than the free slots minus one.
     COUNT_RANGE     = 6
     #: A distance width larger than ``bitlen(n - 1)``.
     WIDTH_RANGE     = 7
@@ -212,6 +212,7 @@ class BlockParser(wiring.Component):
         implicit   = Signal(signed(b))
         value      = Signal(signed(b))
         members    = Signal(range(2 ** P + 1))    # c of the current group
+        prev_count = Signal(range(2 ** P + 1))    # c of the previous group in the block (or 0)
         members_left = Signal(range(2 ** P + 1))
         first_member = Signal()
         last_index = Signal(range(2 ** P + 1))
@@ -221,9 +222,11 @@ class BlockParser(wiring.Component):
         escape_bits = Signal(range(P + 1))
 
         # Exp-Golomb reader, a subroutine shared by the header fields: zeros, then value bits
-        # (up to 32 + 15 + 1 of them, over one or two cycles), then back to `eg_ret`.
-        eg_value_bits = MAX_EXP_GOLOMB_PREFIX + (2 ** COUNT_K_BITS - 1) + 1
-        eg_k     = Signal(COUNT_K_BITS)
+        # (up to 32 + max_eg_k + 1 of them, over one or two cycles), then back to `eg_ret`.
+        # Count order k_c = (bitlen(p) >> 1) + count_k, p < 2**P the previous count.
+        max_eg_k = ((P + 1) >> 1) + (2 ** COUNT_K_BITS - 1)
+        eg_value_bits = MAX_EXP_GOLOMB_PREFIX + max_eg_k + 1
+        eg_k     = Signal(range(max_eg_k + 1))
         eg_zeros = Signal(range(MAX_EXP_GOLOMB_PREFIX + W + 1))
         eg_need  = Signal(range(eg_value_bits + 1))
         eg_acc   = Signal(eg_value_bits)          # y = x + 2**k once done
@@ -282,6 +285,7 @@ class BlockParser(wiring.Component):
 
         # --- Datapath of the group header: domain, Rice context, widths ---
         n_bits = _bit_length(m, n - 1, "n_bits")                  # bitlen(n - 1)
+        prev_count_len = _bit_length(m, prev_count, "prev_count_len")
         domain_bits = _bit_length(m, domain - 1, "domain_bits")   # bitlen(D - 1)
         d_len = _bit_length(m, domain, "d_len")                   # bitlen(D)
         c_len = _bit_length(m, members, "c_len")                  # bitlen(c)
@@ -493,7 +497,7 @@ class BlockParser(wiring.Component):
                 with m.If((eg_acc > n) | (eg_acc > 2 ** b)):
                     fail(ParserError.TOO_MANY_VALUES)
                 with m.Else():
-                    m.d.sync += [groups_left.eq(eg_acc - 1), first_group.eq(1)]
+                    m.d.sync += [groups_left.eq(eg_acc - 1), first_group.eq(1), prev_count.eq(0)]
                     m.next = "IMPLICIT"
 
             with m.State("IMPLICIT"):
@@ -512,7 +516,7 @@ class BlockParser(wiring.Component):
                         with m.If(v.as_signed() == implicit):
                             fail(ParserError.VALUE_RANGE)
                         with m.Else():
-                            start_eg(count_k, RET_COUNT)
+                            start_eg(count_k + (prev_count_len >> 1), RET_COUNT)
                 with m.Else():
                     start_eg(0, RET_DELTA)
 
@@ -523,15 +527,19 @@ class BlockParser(wiring.Component):
                     fail(ParserError.VALUE_RANGE)
                 with m.Else():
                     m.d.sync += value.eq(new_value)
-                    start_eg(count_k, RET_COUNT)
+                    start_eg(count_k + (prev_count_len >> 1), RET_COUNT)
 
             with m.State("GOT_COUNT"):
-                # eg_acc = (c - 1) + 2**k
-                c = eg_acc - (C(1, 2 ** COUNT_K_BITS) << eg_k) + 1
-                with m.If(c >= free):
+                # eg_acc = z + 2**k_c; z is the zigzag of r = c - p: 2r (r >= 0), -2r - 1 (r < 0).
+                z = Signal(eg_value_bits)
+                c = Signal(signed(eg_value_bits + 2))
+                m.d.comb += z.eq(eg_acc - (C(1, max_eg_k + 1) << eg_k))
+                m.d.comb += c.eq(Mux(z[0], prev_count - (z >> 1) - 1, prev_count + (z >> 1)))
+                with m.If((c < 1) | (c >= free)):
                     fail(ParserError.COUNT_RANGE)
                 with m.Else():
                     m.d.sync += [
+                        prev_count.eq(c),
                         members.eq(c),
                         members_left.eq(c),
                         first_member.eq(1),

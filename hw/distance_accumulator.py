@@ -1,6 +1,3 @@
-from functools import reduce
-from operator import or_
-
 from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -156,12 +153,10 @@ class DistanceAccumulator(wiring.Component):
         cur = Signal(W)
         m.d.comb += cur.eq(Mux(rp.data.epoch == epoch, rp.data.claims, 0))
 
-        # Popcount and select over the word's free slots: zeros[j] free slots below bit j.
-        zeros = [Signal(range(W + 1), name=f"zeros{j}") for j in range(W + 1)]
-        m.d.comb += zeros[0].eq(0)
-        for j in range(W):
-            m.d.comb += zeros[j + 1].eq(zeros[j] + ~cur[j])
-        free_count = zeros[W]
+        # Popcount of the word's free slots, and the position of its rank-th free slot.
+        free = ~cur
+        free_count = Signal(range(W + 1))
+        m.d.comb += free_count.eq(_popcount(free))
 
         # The member's index in its domain.
         idx = Signal(P + 2)
@@ -175,10 +170,9 @@ class DistanceAccumulator(wiring.Component):
 
         rank = Signal(P + 2)
         m.d.comb += rank.eq(idx - base)
-        hit = Signal(W)
-        m.d.comb += hit.eq(Cat(*(~cur[j] & (zeros[j] == rank) for j in range(W))))
         hit_bit = Signal(range(W))
-        m.d.comb += hit_bit.eq(reduce(or_, (Mux(hit[j], j, 0) for j in range(W))))
+        m.d.comb += hit_bit.eq(_select(free, rank))
+        hit = C(1, W) << hit_bit
         free_pos = Signal(P + 1)
         m.d.comb += free_pos.eq(Cat(hit_bit, widx) if NW > 1 else hit_bit)
 
@@ -276,7 +270,7 @@ class DistanceAccumulator(wiring.Component):
                     with m.Else():
                         emit(TokenKind.MEMBER, tok.value, free_pos)
                         with m.If(b_free):
-                            m.d.sync += [pend.eq(pend | hit), prev.eq(idx), dirty.eq(1)]
+                            m.d.sync += [pend.eq(pend | hit[:W]), prev.eq(idx), dirty.eq(1)]
                 with m.Default():
                     m.d.sync += error.eq(1)
 
@@ -303,3 +297,23 @@ class DistanceAccumulator(wiring.Component):
             m.d.sync += scrub.eq(scrub + 1)
 
         return m
+
+
+def _popcount(bits):
+    """Number of ones in ``bits``, as a balanced adder tree (a pure expression)."""
+    if len(bits) == 1:
+        return bits[0]
+    half = len(bits) // 2
+    return _popcount(bits[:half]) + _popcount(bits[half:])
+
+
+def _select(bits, rank):
+    """Position of the ``rank``-th one (from 0) of ``bits`` (a power-of-two width), by halving:
+    go to the upper half when ``rank`` is at least the lower half's popcount. Meaningless when
+    ``bits`` has ``rank`` ones or fewer (the caller checks ``rank < popcount``)."""
+    if len(bits) == 1:
+        return C(0, 0)
+    half = len(bits) // 2
+    low = _popcount(bits[:half])
+    upper = rank >= low
+    return Cat(Mux(upper, _select(bits[half:], rank - low), _select(bits[:half], rank)), upper)

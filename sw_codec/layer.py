@@ -239,18 +239,20 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
             eg = member_group[escaped]
             extra += int((escape_bits[eg] - group_k[eg]).sum())
         for num_tables in TABLE_COUNTS:
-            cost, tables = extra, []
+            # Score with ideal (entropy) code lengths; build the real codes only for the winner.
+            cost, hists = extra, []
             for t in range(num_tables):
                 h = hist[t * finest // num_tables : (t + 1) * finest // num_tables].sum(axis=0)
                 used = np.flatnonzero(h)
-                num_symbols = int(min(MAX_SYMBOLS, (used[-1] if len(used) else 0) + 2))
-                h = h[:num_symbols]
-                lengths = code_lengths(h, max_code_length)
-                cost += int((h * lengths).sum()) + 6 * int((lengths > 0).sum()) + 7 * max_code_length
-                tables.append(HuffmanTable.from_lengths(lengths))
+                h = h[: int(min(MAX_SYMBOLS, (used[-1] if len(used) else 0) + 2))]
+                total = h.sum()
+                nz = h[h > 0]
+                cost += float(-(nz * np.log2(nz / total)).sum()) + 6 * len(nz) + 7 * max_code_length
+                hists.append(h)
             if best is None or cost < best[0]:
-                best = (cost, bias, tables)
-    return PositionParams(count_k=count_k, rice_bias=best[1], tables=best[2])
+                best = (cost, bias, hists)
+    tables = [HuffmanTable.from_lengths(code_lengths(h, max_code_length)) for h in best[2]]
+    return PositionParams(count_k=count_k, rice_bias=best[1], tables=tables)
 
 
 def choose_params(groups: Groups, mode: str, slots: str, max_code_length: int = MAX_CODE_LENGTH) -> PositionParams:
