@@ -154,9 +154,9 @@ class DistanceAccumulator(wiring.Component):
         m.d.comb += cur.eq(Mux(rp.data.epoch == epoch, rp.data.claims, 0))
 
         # Popcount of the word's free slots, and the position of its rank-th free slot.
-        free = ~cur
-        free_count = Signal(range(W + 1))
-        m.d.comb += free_count.eq(_popcount(free))
+        m.submodules.select = select = _FreeSelect(W, P + 2)
+        m.d.comb += select.bits.eq(~cur)
+        free_count = select.count
 
         # The member's index in its domain.
         idx = Signal(P + 2)
@@ -170,8 +170,8 @@ class DistanceAccumulator(wiring.Component):
 
         rank = Signal(P + 2)
         m.d.comb += rank.eq(idx - base)
-        hit_bit = Signal(range(W))
-        m.d.comb += hit_bit.eq(_select(free, rank))
+        m.d.comb += select.rank.eq(rank)
+        hit_bit = select.pos
         hit = C(1, W) << hit_bit
         free_pos = Signal(P + 1)
         m.d.comb += free_pos.eq(Cat(hit_bit, widx) if NW > 1 else hit_bit)
@@ -299,21 +299,45 @@ class DistanceAccumulator(wiring.Component):
         return m
 
 
-def _popcount(bits):
-    """Number of ones in ``bits``, as a balanced adder tree (a pure expression)."""
-    if len(bits) == 1:
-        return bits[0]
-    half = len(bits) // 2
-    return _popcount(bits[:half]) + _popcount(bits[half:])
 
+class _FreeSelect(Elaboratable):
+    """Popcount and select of a word, in two levels: ``count`` is the number of ones in
+    ``bits``; ``pos`` the position of its ``rank``-th one (from 0), meaningful if
+    ``rank < count``. Groups of 8 bits are counted in parallel; the group holding the rank-th
+    one is found by comparing ``rank`` with the groups' prefix counts, then the bit inside it."""
 
-def _select(bits, rank):
-    """Position of the ``rank``-th one (from 0) of ``bits`` (a power-of-two width), by halving:
-    go to the upper half when ``rank`` is at least the lower half's popcount. Meaningless when
-    ``bits`` has ``rank`` ones or fewer (the caller checks ``rank < popcount``)."""
-    if len(bits) == 1:
-        return C(0, 0)
-    half = len(bits) // 2
-    low = _popcount(bits[:half])
-    upper = rank >= low
-    return Cat(Mux(upper, _select(bits[half:], rank - low), _select(bits[:half], rank)), upper)
+    def __init__(self, width, rank_width):
+        self.width = width
+        self.bits  = Signal(width)
+        self.rank  = Signal(rank_width)
+        self.count = Signal(range(width + 1))
+        self.pos   = Signal(range(width))
+
+    def elaborate(self, platform):
+        m = Module()
+        W = self.width
+        G = min(8, W)
+        K = W // G
+        groups = [self.bits[k * G:(k + 1) * G] for k in range(K)]
+        group_count = [Signal(range(G + 1), name=f"group_count{k}") for k in range(K)]
+        for k in range(K):
+            m.d.comb += group_count[k].eq(sum(groups[k]))
+        # Ones in the groups below group k.
+        below = [sum(group_count[:k], C(0, 1)) for k in range(K)]
+        m.d.comb += self.count.eq(sum(group_count))
+
+        group = Signal(range(K))
+        m.d.comb += group.eq(sum((self.rank >= below[k] for k in range(1, K)), C(0, 1)))
+        bits = Signal(G)
+        rank = Signal(range(G + 1))
+        m.d.comb += [
+            bits.eq(Array(groups)[group]),
+            rank.eq(self.rank - Array(below)[group]),
+        ]
+        hits = [bits[j] & (sum(bits[:j], C(0, 1)) == rank) for j in range(G)]
+        low = 0
+        for j in range(1, G):
+            low = low | Mux(hits[j], j, 0)
+        m.d.comb += self.pos.eq(Cat(C(low, G.bit_length() - 1) if isinstance(low, int) else low,
+                                    group) if K > 1 else low)
+        return m

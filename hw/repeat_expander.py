@@ -73,6 +73,14 @@ class RepeatExpander(wiring.Component):
         })
 
     @property
+    def weight_bits(self):
+        return self._weight_bits
+
+    @property
+    def block_bits(self):
+        return self._block_bits
+
+    @property
     def in_order(self):
         return self._in_order
 

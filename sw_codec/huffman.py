@@ -160,6 +160,26 @@ class CanonicalHuffmanDecoder:
 
     def __init__(self, tables: list[HuffmanTable]):
         self.tables = tables
+        self._lookup: dict[int, tuple[list[int], list[int]]] = {}
+
+    def lookup(self, index: int) -> tuple[list[int], list[int]]:
+        """Table ``index`` as (symbol, length) per ``max_length``-bit window; length 0: no code.
+
+        The same decoding as :meth:`decode_symbol`, precomputed (the software fast path; the
+        hardware evaluates the per-length comparators instead).
+        """
+        if index not in self._lookup:
+            table = self.tables[index]
+            codes, lengths = table.codes()
+            size = 1 << table.max_length
+            symbol, length = [0] * size, [0] * size
+            for s in np.flatnonzero(lengths):
+                shift = table.max_length - int(lengths[s])
+                start = int(codes[s]) << shift
+                for w in range(start, start + (1 << shift)):
+                    symbol[w], length[w] = int(s), int(lengths[s])
+            self._lookup[index] = (symbol, length)
+        return self._lookup[index]
 
     def decode_symbol(self, reader: BitReader, table: HuffmanTable) -> int:
         counts, symbols = table.counts, table.symbols
@@ -183,14 +203,18 @@ class CanonicalHuffmanDecoder:
         escape = code.num_symbols - 1
         if not code.symbols:
             raise reader.error(f"group of {count} positions uses Huffman table {table}, which is empty")
-        out = np.empty(count, dtype=np.int64)
+        symbols, lengths = self.lookup(table)
+        max_len = code.max_length
+        out = [0] * count
         for i in range(count):
-            s = self.decode_symbol(reader, code)
-            if s == escape:
-                out[i] = reader.read(escape_bits)
-            else:
-                out[i] = (s << rice_k) | reader.read(rice_k)
-        return out
+            window = reader.peek(max_len)
+            length = lengths[window]
+            if length == 0:
+                raise reader.error("invalid Huffman code")
+            reader.skip(length)
+            s = symbols[window]
+            out[i] = reader.read(escape_bits) if s == escape else (s << rice_k) | reader.read(rice_k)
+        return np.array(out, dtype=np.int64)
 
 
 def rice_context(domain, count, bias: int, num_tables: int):

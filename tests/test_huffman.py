@@ -88,3 +88,25 @@ def test_zero_max_length_and_too_many_codes_are_refused():
         HuffmanTable.read(BitReader(w.getvalue()))
     with pytest.raises(FormatError, match="codes for 2 symbols"):
         HuffmanTable.read(BitReader(table_bits(2, [0, 4], [0, 1, 0, 1])))
+
+
+@given(st.lists(st.integers(1, 50), min_size=2, max_size=64), st.integers(0, 2**32 - 1), st.integers(0, 5))
+def test_lookup_fast_path_matches_the_per_length_decoder(freqs, seed, rice_k):
+    """decode_distances (window lookup) reads the same symbols as decode_symbol (puff's loop)."""
+    table = HuffmanTable.from_lengths(code_lengths(np.array(freqs), 15))
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+    decoder = CanonicalHuffmanDecoder([table])
+    fast, slow = BitReader(data), BitReader(data)
+    try:
+        distances = decoder.decode_distances(fast, 20, 1 << 14, rice_k, 0)
+    except FormatError:
+        distances = None
+    expected = []
+    try:
+        for _ in range(20):
+            s = decoder.decode_symbol(slow, table)
+            expected.append(slow.read(14) if s == table.num_symbols - 1 else (s << rice_k) | slow.read(rice_k))
+    except FormatError:
+        expected = None
+    assert (distances is None and expected is None) or list(distances) == expected
