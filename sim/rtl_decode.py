@@ -1,0 +1,131 @@
+"""Decode layers in RTL simulation and compare with ``sw_codec``: the engine of ``poscodec sim``.
+
+:func:`run_layers` builds the Verilog of ``hw.decoder_top.DecoderTop`` for the hardware
+parameters, writes a job (per layer and lane: byte stream, block sizes, the weights ``sw_codec``
+decoded) and runs ``sim/tb_decoder.py`` on Verilator or Icarus. It returns per layer: weights
+decoded, cycles, weights per cycle per lane, mismatches and the error flag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sw_codec.lanes import lane_streams
+from sw_codec.layer import decode_layer
+
+from .runner import BUILD_ROOT, generate_verilog, run_cocotb
+
+MODE_CODES = {"raw": 0, "repeat": 1, "distance": 2, "huffman": 3}
+SLOTS_CODES = {"all": 0, "free": 1}
+
+
+@dataclass
+class LayerJob:
+    """One layer to decode: its payload as stored and how it was coded."""
+
+    name: str
+    payload: bytes
+    count: int
+    bits: int
+    mode: str
+    slots: str
+    block_bits: int
+    expect_error: bool = False
+    expected: np.ndarray | None = None  # defaults to sw_codec's decode of the payload
+    stall_in: float = 0.0
+    stall_out: float = 0.0
+
+
+@dataclass
+class HardwareParams:
+    lanes: int = 1
+    weight_bits: int = 8
+    block_bits: int = 14
+    word_bits: int = 32
+    max_code_len: int = 15
+    num_tables: int = 4
+    scan_bits: int = 64
+
+    def lane_params(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "lanes"}
+
+
+@dataclass
+class LayerResult:
+    name: str
+    weights: int
+    cycles: int
+    error: bool
+    mismatches: int
+    lanes: list = field(default_factory=list)
+
+    @property
+    def weights_per_cycle(self) -> float:
+        return self.weights / self.cycles if self.cycles else 0.0
+
+    @property
+    def weights_per_cycle_per_lane(self) -> float:
+        return self.weights_per_cycle / max(1, len(self.lanes))
+
+
+def build_top(hw: HardwareParams):
+    from hw.decoder_top import DecoderTop
+
+    # Verilator mangles long module names, so the top is named by a digest of its parameters.
+    top = "poscodec_decoder_" + hashlib.sha1(json.dumps(hw.__dict__, sort_keys=True).encode()).hexdigest()[:10]
+    path = generate_verilog(DecoderTop(lanes=hw.lanes, **hw.lane_params()), top)
+    (path.parent / "params.json").write_text(json.dumps(hw.__dict__, indent=1))
+    return top, path
+
+
+def run_layers(jobs: list[LayerJob], hw: HardwareParams, sim: str = "verilator", seed: int = 1,
+               check: bool = True) -> list[LayerResult]:
+    """Decode ``jobs`` in RTL on ``sim``; raises AssertionError on a mismatch if ``check``."""
+    top, verilog = build_top(hw)
+    layers = []
+    for job in jobs:
+        if job.bits != hw.weight_bits:
+            raise ValueError(f"layer {job.name}: {job.bits}-bit weights on a {hw.weight_bits}-bit decoder")
+        if job.mode != "raw" and job.block_bits > hw.block_bits:
+            raise ValueError(f"layer {job.name}: blocks of 2**{job.block_bits} on a decoder for 2**{hw.block_bits}")
+        expected = job.expected
+        if expected is None and not job.expect_error:
+            expected = decode_layer(job.payload, job.count, job.bits, job.mode, job.slots, job.block_bits)
+        block_bits = job.block_bits if job.mode != "raw" else hw.block_bits
+        streams = lane_streams(job.payload, job.count, job.bits, job.mode, block_bits, hw.lanes)
+        n = 1 << block_bits
+        lanes = []
+        for s in streams:
+            exp = [] if expected is None else np.concatenate(
+                [expected[b * n:(b + 1) * n] for b in s.blocks] or [np.zeros(0, int)]).astype(int).tolist()
+            lanes.append({"data": s.data.hex(), "block_sizes": s.block_sizes, "expected": exp})
+        layers.append({"name": job.name, "mode": MODE_CODES[job.mode], "slots": SLOTS_CODES[job.slots],
+                       "layer_block_bits": block_bits, "lanes": lanes, "expect_error": job.expect_error,
+                       "stall_in": job.stall_in, "stall_out": job.stall_out})
+    body = {"lanes": hw.lanes, "word_bits": hw.word_bits, "weight_bits": hw.weight_bits, "seed": seed,
+            "layers": layers}
+    digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+    job_dir = BUILD_ROOT / top / "jobs"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    job_path, result_path = job_dir / f"{sim}_{digest}.json", job_dir / f"{sim}_{digest}.result.json"
+    body["result"] = str(result_path)
+    job_path.write_text(json.dumps(body))
+    if result_path.exists():
+        result_path.unlink()
+    failure = None
+    try:
+        run_cocotb(sim=sim, top_name=top, verilog=verilog, test_module="sim.tb_decoder",
+                   params={"job": str(job_path)})
+    except AssertionError as e:
+        failure = e
+    raw = json.loads(result_path.read_text()) if result_path.exists() else []
+    results = [LayerResult(name=r["name"], weights=sum(l["weights"] for l in r["lanes"]),
+                           cycles=r["cycles"], error=bool(r["error"]),
+                           mismatches=sum(l["mismatches"] for l in r["lanes"]), lanes=r["lanes"]) for r in raw]
+    if failure is not None and (check or not results):
+        raise failure
+    return results
