@@ -24,9 +24,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 sim: $(STAMP)
-	$(VENV)/bin/poscodec report @minilm --totals-only
-	$(VENV)/bin/poscodec compress @minilm -o build/minilm.pcz
-	$(VENV)/bin/poscodec inspect build/minilm.pcz | head -12
+	$(VENV)/bin/poscodec verilog --lanes 2 -o build/verilog
+	$(VENV)/bin/poscodec sim @minilm --lanes 2 --json results/sim_minilm.json
 
 test: $(STAMP)
 	HYPOTHESIS_PROFILE=ci PYTHONWARNINGS=error::DeprecationWarning $(PY) -m pytest -q

@@ -80,11 +80,12 @@ async def decode_layers(dut):
         expected = [lane["expected"] for lane in layer["lanes"]]
         done_at = [None if exp else 0 for exp in expected]
         cycle, last_progress, progress = 0, 0, -1
-        stall_cycles = job.get("stall_cycles", 2000)
+        stall_cycles = job.get("stall_cycles", 4000)
         while True:
             await RisingEdge(dut.clk)
             cycle += 1
-            got = sum(len(s.queue) for s in sinks)
+            # Progress: a weight out or a memory word in (a block leaves only once decoded whole).
+            got = sum(len(s.queue) for s in sinks) - sum(len(w.queue) for w in words)
             if got != progress:
                 progress, last_progress = got, cycle
             for i, s in enumerate(sinks):
