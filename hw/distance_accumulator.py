@@ -68,7 +68,8 @@ class DistanceAccumulator(wiring.Component):
 
     Latency, throughput and backpressure
     ------------------------------------
-    ``o`` is a register: a token accepted at a clock edge is on ``o`` right after it (one cycle).
+    After reset the bitmap is zeroed once (``words`` cycles, ``i.ready`` low), since a reset
+    may interrupt a block and restarts the epoch. ``o`` is a register: a token accepted at a clock edge is on ``o`` right after it (one cycle).
     ``i.ready`` is high when the output register is empty or being emptied (``o.ready``) and the
     token at ``i`` can be placed this cycle; backpressure on ``o`` stalls ``i`` without loss.
 
@@ -149,6 +150,11 @@ class DistanceAccumulator(wiring.Component):
 
         m.d.comb += self.error.eq(error)
 
+        # After reset, zero the bitmap once (`words` cycles, input blocked): a reset can come
+        # in the middle of a block, and the epoch restarts, so old claims could alias.
+        clearing   = Signal(init=1)
+        clear_addr = Signal(range(NW))
+
         # The word on the read port, as claims of this block.
         cur = Signal(W)
         m.d.comb += cur.eq(Mux(rp.data.epoch == epoch, rp.data.claims, 0))
@@ -220,7 +226,7 @@ class DistanceAccumulator(wiring.Component):
             ]
             m.d.sync += [widx.eq(next_word), pend.eq(0)]
 
-        with m.If(self.i.valid & ~error):
+        with m.If(self.i.valid & ~error & ~clearing):
             with m.Switch(tok.kind):
                 with m.Case(TokenKind.BLOCK):
                     with m.If(in_block | (tok.index == 0) | (tok.index > (1 << P))):
@@ -279,6 +285,16 @@ class DistanceAccumulator(wiring.Component):
             m.d.sync += b_valid.eq(1)
         with m.Elif(o_fire):
             m.d.sync += b_valid.eq(0)
+
+        with m.If(clearing):
+            m.d.comb += [
+                wp.addr.eq(clear_addr),
+                wp.data.eq(0),
+                wp.en.eq(1),
+            ]
+            m.d.sync += clear_addr.eq(clear_addr + 1)
+            with m.If(clear_addr == NW - 1):
+                m.d.sync += clearing.eq(0)
 
         # Writes from the output register: an `all` member claims its slot; END zeroes one word.
         with m.If(o_fire & (b.kind == TokenKind.MEMBER) & ~free_mode):

@@ -47,6 +47,8 @@ class RepeatExpander(wiring.Component):
 
     Latency, throughput and backpressure (``in_order``)
     ---------------------------------------------------
+    After reset the buffer is cleared once (``2 * 2**block_bits`` cycles, ``i.ready`` low),
+    since a reset may interrupt a block and leave ``written`` bits behind.
     ``i`` accepts one token per cycle while the bank being filled is free (``i.ready`` low
     while both banks hold blocks not yet read out). The readout of a block starts the cycle after
     its ``END`` is accepted; its first weight is on ``o`` one cycle later (read latency), then
@@ -114,7 +116,11 @@ class RepeatExpander(wiring.Component):
         # Fill side.
         fill_bank = Signal()
         tok = self.i.payload
-        m.d.comb += self.i.ready.eq(~full[fill_bank] & ~error)
+        # After reset, clear both banks once (2 * 2**P cycles, input blocked): a reset can
+        # interrupt a block and leave `written` bits behind.
+        clearing   = Signal(init=1)
+        clear_addr = Signal(P + 1)
+        m.d.comb += self.i.ready.eq(~full[fill_bank] & ~error & ~clearing)
         with m.If(self.i.valid & self.i.ready):
             with m.Switch(tok.kind):
                 with m.Case(TokenKind.BLOCK):
@@ -153,13 +159,17 @@ class RepeatExpander(wiring.Component):
         m.d.comb += [
             rp.addr.eq(Cat(count[:P], read_bank)),
             rp.en.eq(advance),
-            clear_wp.addr.eq(rp.addr),
+            clear_wp.addr.eq(Mux(clearing, clear_addr, rp.addr)),
             clear_wp.data.eq(0),
-            clear_wp.en.eq(issue),
+            clear_wp.en.eq(issue | clearing),
             self.o.valid.eq(o_valid),
             self.o.payload.value.eq(Mux(rp.data.written, rp.data.value, o_default)),
             self.o.payload.last.eq(o_last),
         ]
+        with m.If(clearing):
+            m.d.sync += clear_addr.eq(clear_addr + 1)
+            with m.If(clear_addr == (2 << P) - 1):
+                m.d.sync += clearing.eq(0)
         with m.If(advance):
             m.d.sync += o_valid.eq(issue)
         with m.If(issue):

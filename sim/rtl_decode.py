@@ -38,6 +38,7 @@ class LayerJob:
     expected: np.ndarray | None = None  # defaults to sw_codec's decode of the payload
     stall_in: float = 0.0
     stall_out: float = 0.0
+    cut: float | None = None  # keep only this fraction of each lane's stream (a truncated input)
 
 
 @dataclass
@@ -102,7 +103,8 @@ def run_layers(jobs: list[LayerJob], hw: HardwareParams, sim: str = "verilator",
         for s in streams:
             exp = [] if expected is None else np.concatenate(
                 [expected[b * n:(b + 1) * n] for b in s.blocks] or [np.zeros(0, int)]).astype(int).tolist()
-            lanes.append({"data": s.data.hex(), "block_sizes": s.block_sizes, "expected": exp})
+            data = s.data if job.cut is None else s.data[: int(len(s.data) * job.cut)]
+            lanes.append({"data": data.hex(), "block_sizes": s.block_sizes, "expected": exp})
         layers.append({"name": job.name, "mode": MODE_CODES[job.mode], "slots": SLOTS_CODES[job.slots],
                        "layer_block_bits": block_bits, "lanes": lanes, "expect_error": job.expect_error,
                        "stall_in": job.stall_in, "stall_out": job.stall_out})

@@ -36,6 +36,27 @@ VERILATOR_ARGS = [
     "-CFLAGS", "-O0",
 ]
 
+# Amaranth emits Verilog-2001 through Yosys `write_verilog`, which makes every `always @*` block
+# run at time 0 by reading a dummy `reg ... = 0`: in Verilog that initializer is an assignment at
+# time 0, an event that wakes the block. cocotb compiles with -g2012, where (as in
+# SystemVerilog) the initializer takes effect before time 0 with no event, so a combinational
+# block whose inputs never change (e.g. a priority encoder of a register still at its reset value)
+# stays X forever. Compile as Verilog-2005, the language of the file (a later -g overrides).
+ICARUS_ARGS = ["-g2005"]
+ICARUS_DUMP_MODULE = "poscodec_waves_dump"
+
+
+def _icarus_dump_module(build_dir, top_name):
+    """A Verilog-2005 module that records ``build/<top>/icarus/<top>.fst`` (vvp runs with -fst)."""
+    path = build_dir / f"{ICARUS_DUMP_MODULE}.v"
+    path.write_text(f"module {ICARUS_DUMP_MODULE};\n"
+                    f"  initial begin\n"
+                    f"    $dumpfile(\"{(build_dir / top_name).as_posix()}.fst\");\n"
+                    f"    $dumpvars(0, {top_name});\n"
+                    f"  end\n"
+                    f"endmodule\n")
+    return path
+
 
 def _waves():
     return os.environ.get("WAVES", "0") not in ("", "0")
@@ -107,24 +128,38 @@ def run_cocotb(*, sim, top_name, verilog, test_module, params=None, testcase=Non
 
     if sim not in ("verilator", "icarus"):
         raise ValueError(f"sim must be 'verilator' or 'icarus', not {sim!r}")
+    build_dir = BUILD_ROOT / top_name / sim
+    build_dir.mkdir(parents=True, exist_ok=True)
+    sources = [Path(verilog)]
     if sim == "verilator":
         _setup_verilator()
         build_args = VERILATOR_ARGS + (_verilator_trace_args() if _waves() else [])
+        build_waves = _waves()
     else:
-        build_args = []
+        build_args = list(ICARUS_ARGS)
+        # cocotb's own dump module is SystemVerilog (a `string`), which -g2005 rejects: use ours.
+        build_waves = False
+        if _waves():
+            sources.append(_icarus_dump_module(build_dir, top_name))
+            build_args += ["-s", ICARUS_DUMP_MODULE]
 
-    build_dir = BUILD_ROOT / top_name / sim
     runner = get_runner(sim)
-    runner.build(
-        sources=[Path(verilog)],
-        hdl_toplevel=top_name,
-        build_dir=build_dir,
-        build_args=build_args,
-        timescale=TIMESCALE,
-        waves=_waves(),
-        always=sim == "icarus",     # Icarus skips rebuilds by timestamp, even if WAVES changed
-        log_file=build_dir / "build.log",
-    )
+    # cocotb lets the WAVES environment variable override `waves=`: hide it from an Icarus build.
+    saved_waves = os.environ.pop("WAVES", None) if sim == "icarus" else None
+    try:
+        runner.build(
+            sources=sources,
+            hdl_toplevel=top_name,
+            build_dir=build_dir,
+            build_args=build_args,
+            timescale=TIMESCALE,
+            waves=build_waves,
+            always=sim == "icarus",     # Icarus skips rebuilds by timestamp, even if WAVES changed
+            log_file=build_dir / "build.log",
+        )
+    finally:
+        if saved_waves is not None:
+            os.environ["WAVES"] = saved_waves
     env = {PARAMS_ENV: json.dumps(params or {})}
     env.update(extra_env or {})
     try:

@@ -10,10 +10,6 @@ SIMULATORS = [
     pytest.param("icarus", marks=[
         pytest.mark.skipif("icarus" not in available_simulators(),
                            reason="Icarus Verilog not installed (iverilog/vvp not on PATH)"),
-        # OPEN: on Icarus the first layer after reset passes, the layers after a `clear`
-        # restart see stale/shifted tokens (pause 0.3) or hang (pause 0); Verilator and the
-        # Amaranth simulator pass. Not run until understood (it costs ~35 s per parameter set).
-        pytest.mark.xfail(run=False, reason="Icarus: layers after clear fail, under study"),
     ]),
 ]
 
