@@ -68,8 +68,9 @@ class DistanceAccumulator(wiring.Component):
 
     Latency, throughput and backpressure
     ------------------------------------
-    After reset the bitmap is zeroed once (``words`` cycles, ``i.ready`` low), since a reset
-    may interrupt a block and restarts the epoch. ``o`` is a register: a token accepted at a clock edge is on ``o`` right after it (one cycle).
+    The epoch survives reset. A reset (or the decoder's ``clear``) between blocks costs one
+    cycle; one that interrupts a block zeroes the bitmap once (``words`` cycles, ``i.ready``
+    low), since that block's claims carry the current epoch. ``o`` is a register: a token accepted at a clock edge is on ``o`` right after it (one cycle).
     ``i.ready`` is high when the output register is empty or being emptied (``o.ready``) and the
     token at ``i`` can be placed this cycle; backpressure on ``o`` stalls ``i`` without loss.
 
@@ -131,9 +132,12 @@ class DistanceAccumulator(wiring.Component):
 
         # Block state.
         size     = Signal(P + 1)                # n
-        epoch    = Signal(G)
+        # The epoch and the scrub pointer survive reset (and `clear`): the bitmap words carry
+        # epochs, so restarting the count would make old claims current again.
+        epoch    = Signal(G, reset_less=True)
         in_block = Signal()
-        scrub    = Signal(range(NW))            # next word zeroed at END
+        open_block = Signal(reset_less=True)    # a BLOCK was taken and its END not yet
+        scrub    = Signal(range(NW), reset_less=True)   # next word zeroed at END
         error    = Signal()
         # Group state.
         prev     = Signal(P + 1)                # index of the group's previous member
@@ -150,8 +154,9 @@ class DistanceAccumulator(wiring.Component):
 
         m.d.comb += self.error.eq(error)
 
-        # After reset, zero the bitmap once (`words` cycles, input blocked): a reset can come
-        # in the middle of a block, and the epoch restarts, so old claims could alias.
+        # After a reset that interrupted a block, zero the bitmap once (`words` cycles, input
+        # blocked): that block's claims carry the current epoch, and the blocks it cut short did
+        # not scrub their word. After a reset between blocks nothing needs clearing.
         clearing   = Signal(init=1)
         clear_addr = Signal(range(NW))
 
@@ -239,6 +244,7 @@ class DistanceAccumulator(wiring.Component):
                                 size.eq(tok.index),
                                 epoch.eq(epoch + 1),
                                 in_block.eq(1),
+                                open_block.eq(1),
                                 widx.eq(0),
                                 base.eq(0),
                                 pend.eq(0),
@@ -250,7 +256,7 @@ class DistanceAccumulator(wiring.Component):
                     with m.Else():
                         emit(TokenKind.END, 0, 0)
                         with m.If(b_free):
-                            m.d.sync += in_block.eq(0)
+                            m.d.sync += [in_block.eq(0), open_block.eq(0)]
                 with m.Case(TokenKind.MEMBER):
                     with m.If(~in_block | not_increasing):
                         m.d.sync += error.eq(1)
@@ -286,7 +292,9 @@ class DistanceAccumulator(wiring.Component):
         with m.Elif(o_fire):
             m.d.sync += b_valid.eq(0)
 
-        with m.If(clearing):
+        with m.If(clearing & ~open_block):
+            m.d.sync += clearing.eq(0)
+        with m.Elif(clearing):
             m.d.comb += [
                 wp.addr.eq(clear_addr),
                 wp.data.eq(0),
@@ -294,7 +302,7 @@ class DistanceAccumulator(wiring.Component):
             ]
             m.d.sync += clear_addr.eq(clear_addr + 1)
             with m.If(clear_addr == NW - 1):
-                m.d.sync += clearing.eq(0)
+                m.d.sync += [clearing.eq(0), open_block.eq(0)]
 
         # Writes from the output register: an `all` member claims its slot; END zeroes one word.
         with m.If(o_fire & (b.kind == TokenKind.MEMBER) & ~free_mode):

@@ -47,7 +47,8 @@ class RepeatExpander(wiring.Component):
 
     Latency, throughput and backpressure (``in_order``)
     ---------------------------------------------------
-    After reset the buffer is cleared once (``2 * 2**block_bits`` cycles, ``i.ready`` low),
+    A reset (or the decoder's ``clear``) between layers costs one cycle. One that interrupts a
+    block (a bank written and not read out) clears the buffer once (``2 * 2**block_bits`` cycles, ``i.ready`` low),
     since a reset may interrupt a block and leave ``written`` bits behind.
     ``i`` accepts one token per cycle while the bank being filled is free (``i.ready`` low
     while both banks hold blocks not yet read out). The readout of a block starts the cycle after
@@ -116,8 +117,10 @@ class RepeatExpander(wiring.Component):
         # Fill side.
         fill_bank = Signal()
         tok = self.i.payload
-        # After reset, clear both banks once (2 * 2**P cycles, input blocked): a reset can
-        # interrupt a block and leave `written` bits behind.
+        # After a reset that left `written` bits behind (a bank written and not read out: the
+        # reset interrupted a block), clear both banks once (2 * 2**P cycles, input blocked).
+        # `pending` survives reset; after a reset between layers nothing needs clearing.
+        pending    = _Bank(Signal(name=f"pending{k}", reset_less=True) for k in range(2))
         clearing   = Signal(init=1)
         clear_addr = Signal(P + 1)
         m.d.comb += self.i.ready.eq(~full[fill_bank] & ~error & ~clearing)
@@ -141,6 +144,7 @@ class RepeatExpander(wiring.Component):
                             fill_wp.data.written.eq(1),
                             fill_wp.en.eq(1),
                         ]
+                        m.d.sync += pending.at(fill_bank).eq(1)
                 with m.Case(TokenKind.END):
                     m.d.sync += [full.at(fill_bank).eq(1), fill_bank.eq(~fill_bank)]
                 with m.Default():
@@ -166,16 +170,19 @@ class RepeatExpander(wiring.Component):
             self.o.payload.value.eq(Mux(rp.data.written, rp.data.value, o_default)),
             self.o.payload.last.eq(o_last),
         ]
-        with m.If(clearing):
+        with m.If(clearing & ~pending[0] & ~pending[1]):
+            m.d.sync += clearing.eq(0)
+        with m.Elif(clearing):
             m.d.sync += clear_addr.eq(clear_addr + 1)
             with m.If(clear_addr == (2 << P) - 1):
-                m.d.sync += clearing.eq(0)
+                m.d.sync += [clearing.eq(0), pending.at(0).eq(0), pending.at(1).eq(0)]
         with m.If(advance):
             m.d.sync += o_valid.eq(issue)
         with m.If(issue):
             m.d.sync += [o_last.eq(last), o_default.eq(implicit[read_bank])]
             with m.If(last):
-                m.d.sync += [count.eq(0), full.at(read_bank).eq(0), read_bank.eq(~read_bank)]
+                m.d.sync += [count.eq(0), full.at(read_bank).eq(0), read_bank.eq(~read_bank),
+                             pending.at(read_bank).eq(0)]
             with m.Else():
                 m.d.sync += count.eq(count + 1)
 

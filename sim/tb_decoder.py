@@ -60,7 +60,9 @@ async def decode_layers(dut):
 
     results = []
     for layer in job["layers"]:
-        for model in words + blocks + sinks:
+        # Restart with `clear`: drop what a corrupt layer left in the sources first, and what
+        # left the decoder up to and during the clear cycle after it.
+        for model in words + blocks:
             model.queue.clear()
         await FallingEdge(dut.clk)
         dut.mode.value = layer["mode"]
@@ -69,6 +71,8 @@ async def decode_layers(dut):
         dut.clear.value = 1
         await FallingEdge(dut.clk)
         dut.clear.value = 0
+        for sink in sinks:
+            sink.queue.clear()
         for i, lane in enumerate(layer["lanes"]):
             words[i].set_pause_generator(pauses(rng, layer.get("stall_in", 0.0)))
             sinks[i].set_pause_generator(pauses(rng, layer.get("stall_out", 0.0)))
@@ -78,7 +82,8 @@ async def decode_layers(dut):
                 blocks[i].send_nowait(n)
 
         expected = [lane["expected"] for lane in layer["lanes"]]
-        done_at = [None if exp else 0 for exp in expected]
+        # A corrupt layer is done only when the error flag rises (or the watchdog gives up).
+        done_at = [None if exp or layer.get("expect_error") else 0 for exp in expected]
         cycle, last_progress, progress = 0, 0, -1
         stall_cycles = job.get("stall_cycles", 4000)
         while True:
@@ -89,7 +94,7 @@ async def decode_layers(dut):
             if got != progress:
                 progress, last_progress = got, cycle
             for i, s in enumerate(sinks):
-                if done_at[i] is None and len(s.queue) >= len(expected[i]):
+                if done_at[i] is None and expected[i] and len(s.queue) >= len(expected[i]):
                     done_at[i] = cycle
             error = int(dut.error.value)
             if all(d is not None for d in done_at) or error:
