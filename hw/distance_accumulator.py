@@ -82,7 +82,7 @@ class DistanceAccumulator(wiring.Component):
       ``n + m * (1 + n / scan_bits)`` for ``m`` distinct values (worst case).
     """
 
-    def __init__(self, *, weight_bits, block_bits, scan_bits=64):
+    def __init__(self, *, weight_bits, block_bits, scan_bits=64, skip_words=8):
         if weight_bits not in (4, 8, 16):
             raise ValueError(f"weight_bits must be 4, 8 or 16, not {weight_bits!r}")
         if not isinstance(block_bits, int) or not 4 <= block_bits <= 16:
@@ -90,11 +90,14 @@ class DistanceAccumulator(wiring.Component):
         if (not isinstance(scan_bits, int) or not 8 <= scan_bits <= 1024
                 or scan_bits & (scan_bits - 1)):
             raise ValueError(f"scan_bits must be a power of two in 8..1024, not {scan_bits!r}")
+        if not isinstance(skip_words, int) or not 1 <= skip_words <= 64:
+            raise ValueError(f"skip_words must be an integer in 1..64, not {skip_words!r}")
         self._weight_bits = weight_bits
         self._block_bits = block_bits
         self._word_bits = min(scan_bits, 1 << block_bits)
         self._words = (1 << block_bits) // self._word_bits
         self._epoch_bits = self._words.bit_length()
+        self._skip_words = min(skip_words, self._words)
 
         super().__init__({
             "i":     In(stream.Signature(member_layout(weight_bits, block_bits))),
@@ -120,7 +123,9 @@ class DistanceAccumulator(wiring.Component):
         m = Module()
 
         P, W, NW, G = self._block_bits, self._word_bits, self._words, self._epoch_bits
+        K = self._skip_words
         WB = W.bit_length() - 1                 # position = Cat(bit in word, word index)
+        CW = W.bit_length()                     # width of a word's free count (0..W)
 
         entry = data.StructLayout({"claims": W, "epoch": G})
         m.submodules.bitmap = bitmap = Memory(shape=entry, depth=NW, init=[])
@@ -141,13 +146,27 @@ class DistanceAccumulator(wiring.Component):
         error    = Signal()
         # Group state.
         prev     = Signal(P + 1)                # index of the group's previous member
-        # Free-mode sweep: `widx` is the word on rp.data, `base` the free slots before it,
-        # `pend` the current group's claims in it (written back when the sweep leaves it).
+        # Free mode, stage A (at `i`): the sweep. `widx` is the word of the group's last
+        # accepted member (or where a skip stopped), `base` the free slots before it; `fresh`:
+        # the sweep is already at the start of the group (no restart at a `first`).
+        # `count[w]`: free slots of word `w` below `n` as the current group sees them.
+        count     = [Signal(range(W + 1), name=f"count{w}") for w in range(NW)]
         widx      = Signal(range(NW))
-        widx_next = Signal(range(NW))
         base      = Signal(P + 2)
-        pend      = Signal(W)
-        dirty     = Signal()                    # a member of the current group was placed
+        fresh     = Signal()
+        # Free mode, stage B: a member accepted by A, as the `rank`-th free slot of word `word`
+        # (read from the bitmap the cycle A accepted it).
+        a_valid   = Signal()
+        a_value   = Signal(self._weight_bits)
+        a_word    = Signal(range(NW))
+        a_rank    = Signal(range(W))
+        # The current group's claims in word `pend_word`: `pend_claims` is that word as the
+        # bitmap will hold it (earlier groups' claims and the group's), written back with
+        # `count[pend_word] -= pend_count` when the group leaves the word.
+        pend_any    = Signal()
+        pend_word   = Signal(range(NW))
+        pend_claims = Signal(W)
+        pend_count  = Signal(range(W + 1))
         # Output register.
         b_valid   = Signal()
         b         = Signal(write_layout(self._weight_bits, P))
@@ -164,11 +183,6 @@ class DistanceAccumulator(wiring.Component):
         cur = Signal(W)
         m.d.comb += cur.eq(Mux(rp.data.epoch == epoch, rp.data.claims, 0))
 
-        # Popcount of the word's free slots, and the position of its rank-th free slot.
-        m.submodules.select = select = _FreeSelect(W, P + 2)
-        m.d.comb += select.bits.eq(~cur)
-        free_count = select.count
-
         # The member's index in its domain.
         idx = Signal(P + 2)
         with m.If(tok.absolute):
@@ -179,13 +193,48 @@ class DistanceAccumulator(wiring.Component):
             m.d.comb += idx.eq(prev + 1 + tok.index)
         not_increasing = ~tok.first & (idx <= prev)
 
+        # Stage A: the window of K word counts from `start`, the words past the block reading 0.
+        # At a group's `first` the sweep restarts at word 0, and the previous group's claims
+        # still pending in `pend_word` are written back the same cycle (and forwarded here).
+        restart = tok.first & ~fresh
+        start = Signal(range(NW))
+        start_base = Signal(P + 2)
+        m.d.comb += [
+            start.eq(Mux(restart, 0, widx)),
+            start_base.eq(Mux(restart, 0, base)),
+        ]
+        counts = Cat(*count, C(0, K * CW))
+        window = counts.bit_select(start * CW, K * CW)
         rank = Signal(P + 2)
-        m.d.comb += rank.eq(idx - base)
-        m.d.comb += select.rank.eq(rank)
+        m.d.comb += rank.eq(idx - start_base)
+        win_count = []
+        for j in range(K):
+            c = Signal(range(W + 1), name=f"win_count{j}")
+            flushed = restart & pend_any & (start + j == pend_word)
+            m.d.comb += c.eq(window[j * CW:(j + 1) * CW] - Mux(flushed, pend_count, 0))
+            win_count.append(c)
+        # Free slots in the window's words up to and including word j; the target word is the
+        # first whose running total exceeds `rank` (`hop == K`: not in the window).
+        total = [Signal(P + 2, name=f"win_total{j}") for j in range(K)]
+        for j in range(K):
+            m.d.comb += total[j].eq(win_count[j] if j == 0 else total[j - 1] + win_count[j])
+        hop = Signal(range(K + 1))
+        m.d.comb += hop.eq(sum((rank >= total[j] for j in range(K)), C(0, 1)))
+        found = hop < K
+        before = Signal(P + 2)                  # free slots of the window before the target
+        m.d.comb += before.eq(_one_of(hop - 1, total[:K - 1]) if K > 1 else 0)
+        target = Signal(range(NW))
+        m.d.comb += target.eq(start + hop)
+        past_end = start + K >= NW               # nothing left beyond the window
+
+        # Stage B: popcount/select in the word read for the member A accepted.
+        m.submodules.select = select = _FreeSelect(W, P + 2)
+        m.d.comb += [select.bits.eq(~cur), select.rank.eq(a_rank)]
         hit_bit = select.pos
-        hit = C(1, W) << hit_bit
+        hit = Signal(W)
+        m.d.comb += hit.eq(C(1, W) << hit_bit)
         free_pos = Signal(P + 1)
-        m.d.comb += free_pos.eq(Cat(hit_bit, widx) if NW > 1 else hit_bit)
+        m.d.comb += free_pos.eq(Cat(hit_bit, a_word) if NW > 1 else hit_bit)
 
         # Output register: o.valid is masked the cycle a duplicate is found (`all` mode: the
         # read port holds the word of the member in `b`).
@@ -203,14 +252,39 @@ class DistanceAccumulator(wiring.Component):
         with m.If(duplicate):
             m.d.sync += error.eq(1)
 
-        # Read port: `free` follows the sweep; `all` reads a member's word as it is accepted
-        # and holds it while the member waits in `b` (and reads freely while `b` is empty, so
-        # the port's output register is never left undefined in a 4-state simulator).
+        # Stage B empties into `b` this cycle; A may refill it.
+        a_move = Signal()
+        a_free = ~a_valid | a_move
+        a_take = Signal()                       # A accepts a member this cycle
+
+        # Read port: `free` reads the target word as A accepts a member and re-reads the word
+        # of B's member while it waits; `all` reads a member's word as it is accepted and holds
+        # it while the member waits in `b` (and reads freely while `b` is empty, so the port's
+        # output register is never left undefined in a 4-state simulator).
         m.d.comb += [
-            widx_next.eq(widx),
-            rp.addr.eq(Mux(free_mode, widx_next, idx[WB:P])),
+            rp.addr.eq(Mux(free_mode, Mux(a_take, target, a_word), idx[WB:P])),
             rp.en.eq(free_mode | ~b_valid),
         ]
+
+        # Free counts: reset for a new block, decremented when a group's claims are written.
+        count_init = Signal()
+        count_dec  = Signal()
+        for w in range(NW):
+            with m.If(count_init):
+                m.d.sync += count[w].eq(Mux(tok.index >= (w + 1) * W, W,
+                                            Mux(tok.index > w * W, tok.index - w * W, 0)))
+            with m.Elif(count_dec & (pend_word == w)):
+                m.d.sync += count[w].eq(count[w] - pend_count)
+
+        def write_back():
+            """Write the group's claims in `pend_word` to the bitmap."""
+            m.d.comb += [
+                wp.addr.eq(pend_word),
+                wp.data.claims.eq(pend_claims),
+                wp.data.epoch.eq(epoch),
+                wp.en.eq(1),
+                count_dec.eq(1),
+            ]
 
         def emit(kind, value, position):
             m.d.comb += [self.i.ready.eq(b_free), load_b.eq(b_free)]
@@ -221,25 +295,15 @@ class DistanceAccumulator(wiring.Component):
                     b.position.eq(position),
                 ]
 
-        def leave_word(next_word):
-            m.d.comb += [
-                wp.addr.eq(widx),
-                wp.data.claims.eq(cur | pend),
-                wp.data.epoch.eq(epoch),
-                wp.en.eq(1),
-                widx_next.eq(next_word),
-            ]
-            m.d.sync += [widx.eq(next_word), pend.eq(0)]
-
         with m.If(self.i.valid & ~error & ~clearing):
             with m.Switch(tok.kind):
                 with m.Case(TokenKind.BLOCK):
                     with m.If(in_block | (tok.index == 0) | (tok.index > (1 << P))):
                         m.d.sync += error.eq(1)
-                    with m.Else():
+                    with m.Elif(~a_valid):
                         emit(TokenKind.BLOCK, tok.value, tok.index)
                         with m.If(b_free):
-                            m.d.comb += widx_next.eq(0)
+                            m.d.comb += count_init.eq(1)
                             m.d.sync += [
                                 size.eq(tok.index),
                                 epoch.eq(epoch + 1),
@@ -247,13 +311,13 @@ class DistanceAccumulator(wiring.Component):
                                 open_block.eq(1),
                                 widx.eq(0),
                                 base.eq(0),
-                                pend.eq(0),
-                                dirty.eq(0),
+                                fresh.eq(1),
+                                pend_any.eq(0),
                             ]
                 with m.Case(TokenKind.END):
                     with m.If(~in_block):
                         m.d.sync += error.eq(1)
-                    with m.Else():
+                    with m.Elif(~a_valid):
                         emit(TokenKind.END, 0, 0)
                         with m.If(b_free):
                             m.d.sync += [in_block.eq(0), open_block.eq(0)]
@@ -268,24 +332,65 @@ class DistanceAccumulator(wiring.Component):
                             m.d.comb += rp.en.eq(b_free)
                             with m.If(b_free):
                                 m.d.sync += prev.eq(idx)
-                    with m.Elif(tok.first & dirty):
-                        # New group: write back the word, restart the sweep at word 0.
-                        leave_word(0)
-                        m.d.sync += [base.eq(0), dirty.eq(0)]
-                    with m.Elif(idx >= base + free_count):
-                        with m.If(widx == NW - 1):
-                            m.d.sync += error.eq(1)
-                        with m.Else():
-                            leave_word(widx + 1)
-                            m.d.sync += base.eq(base + free_count)
-                    with m.Elif(free_pos >= size):
+                    with m.Elif(restart & a_valid):
+                        pass                    # the previous group's last member is in B
+                    with m.Elif(~found & past_end):
                         m.d.sync += error.eq(1)
                     with m.Else():
-                        emit(TokenKind.MEMBER, tok.value, free_pos)
-                        with m.If(b_free):
-                            m.d.sync += [pend.eq(pend | hit[:W]), prev.eq(idx), dirty.eq(1)]
+                        with m.If(restart & pend_any):
+                            write_back()
+                            m.d.sync += pend_any.eq(0)
+                        with m.If(~found):
+                            # Skip the window's words; the member waits.
+                            m.d.sync += [
+                                widx.eq(start + K),
+                                base.eq(start_base + total[K - 1]),
+                                fresh.eq(fresh | restart),
+                            ]
+                        with m.Elif(a_free):
+                            m.d.comb += [self.i.ready.eq(1), a_take.eq(1)]
+                            m.d.sync += [
+                                a_value.eq(tok.value),
+                                a_word.eq(target),
+                                a_rank.eq(rank - before),
+                                widx.eq(target),
+                                base.eq(start_base + before),
+                                fresh.eq(0),
+                                prev.eq(idx),
+                            ]
                 with m.Default():
                     m.d.sync += error.eq(1)
+
+        # Stage B: place the member in its word, move it to `b`.
+        with m.If(a_valid & ~error):
+            with m.If(free_pos >= size):
+                m.d.sync += error.eq(1)
+            with m.Elif(b_free):
+                m.d.comb += [a_move.eq(1), load_b.eq(1)]
+                m.d.sync += [
+                    b.kind.eq(TokenKind.MEMBER),
+                    b.value.eq(a_value),
+                    b.position.eq(free_pos),
+                ]
+                with m.If(pend_any & (pend_word == a_word)):
+                    m.d.sync += [
+                        pend_claims.eq(pend_claims | hit),
+                        pend_count.eq(pend_count + 1),
+                    ]
+                with m.Else():
+                    with m.If(pend_any):
+                        write_back()
+                    m.d.sync += [
+                        pend_any.eq(1),
+                        pend_word.eq(a_word),
+                        pend_claims.eq(cur | hit),
+                        pend_count.eq(1),
+                    ]
+
+        with m.If(a_take):
+            m.d.sync += a_valid.eq(1)
+        with m.Elif(a_move):
+            m.d.sync += a_valid.eq(0)
 
         with m.If(load_b):
             m.d.sync += b_valid.eq(1)

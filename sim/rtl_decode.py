@@ -70,7 +70,17 @@ class LayerResult:
 
     @property
     def weights_per_cycle_per_lane(self) -> float:
+        """Weights per cycle per lane over the whole layer, from ``clear`` to the last weight."""
         return self.weights_per_cycle / max(1, len(self.lanes))
+
+    @property
+    def sustained_per_lane(self) -> float:
+        """Weights per cycle of the slowest lane from its first weight out to its last: the
+        steady-state rate, without the fill latency of the first block (decoded whole before its
+        first weight leaves) and the preamble."""
+        rates = [(l["weights"] - 1) / (l["cycles"] - l["first_out"]) for l in self.lanes
+                 if l.get("first_out") is not None and l["cycles"] and l["cycles"] > l["first_out"]]
+        return min(rates) if rates else 0.0
 
 
 def build_top(hw: HardwareParams):

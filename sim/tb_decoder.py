@@ -84,6 +84,7 @@ async def decode_layers(dut):
         expected = [lane["expected"] for lane in layer["lanes"]]
         # A corrupt layer is done only when the error flag rises (or the watchdog gives up).
         done_at = [None if exp or layer.get("expect_error") else 0 for exp in expected]
+        first_at = [None] * lanes
         cycle, last_progress, progress = 0, 0, -1
         stall_cycles = job.get("stall_cycles", 4000)
         while True:
@@ -94,6 +95,8 @@ async def decode_layers(dut):
             if got != progress:
                 progress, last_progress = got, cycle
             for i, s in enumerate(sinks):
+                if first_at[i] is None and s.queue:
+                    first_at[i] = cycle
                 if done_at[i] is None and expected[i] and len(s.queue) >= len(expected[i]):
                     done_at[i] = cycle
             error = int(dut.error.value)
@@ -111,7 +114,8 @@ async def decode_layers(dut):
                          None if len(received) == len(exp) else min(len(received), len(exp)))
             lasts = [j for j, item in enumerate(s.queue) if item["last"]]
             lane_results.append({
-                "weights": len(received), "expected": len(exp), "cycles": done_at[i], "mismatches": mismatches,
+                "weights": len(received), "expected": len(exp), "cycles": done_at[i], "first_out": first_at[i],
+                "mismatches": mismatches,
                 "first_mismatch": None if first is None else {
                     "index": first, "got": received[first] if first < len(received) else None,
                     "expected": exp[first] if first < len(exp) else None},

@@ -117,15 +117,16 @@ def _cmd_sim(args) -> int:
           flush=True)
     t0 = time.time()
     results = run_layers(jobs, hw_params, sim=args.simulator, check=False)
-    print(f"{'layer':<52} {'weights':>8} {'cycles':>8} {'w/cycle/lane':>12} {'mismatches':>10}  error")
+    print(f"{'layer':<52} {'weights':>8} {'cycles':>8} {'w/cycle/lane':>12} {'sustained':>9} {'mismatches':>10}  error")
     failed = len(results) < len(jobs)
     rows = []
     for job, r in zip(jobs, results):
         failed |= r.mismatches > 0 or r.error
         print(f"{r.name[-52:]:<52} {r.weights:>8} {r.cycles:>8} {r.weights_per_cycle_per_lane:>12.3f} "
-              f"{r.mismatches:>10}  {int(r.error)}")
+              f"{r.sustained_per_lane:>9.3f} {r.mismatches:>10}  {int(r.error)}")
         rows.append({"layer": name, "mode": job.mode, "slots": job.slots, "weights": r.weights, "cycles": r.cycles,
-                     "weights_per_cycle_per_lane": r.weights_per_cycle_per_lane, "mismatches": r.mismatches,
+                     "weights_per_cycle_per_lane": r.weights_per_cycle_per_lane,
+                     "sustained_per_lane": r.sustained_per_lane, "mismatches": r.mismatches,
                      "error": r.error, "bits_per_weight": 8 * len(job.payload) / q.size})
     total_mismatches = sum(r.mismatches for r in results)
     print(f"mismatches {total_mismatches}   ({time.time() - t0:.1f} s)")

@@ -167,14 +167,19 @@ def _run(cmd: list[str], cwd: Path, log: str, what: str, timeout: float) -> None
                          f"(log {cwd / log}):\n" + "\n".join(tail))
 
 
-def write_verilog(design: Design, out: Path) -> Path:
-    from amaranth.back import verilog
+def write_netlists(design: Design, out: Path) -> tuple[Path, Path]:
+    """``<name>.v`` (``amaranth.back.verilog``, the artifact) and ``<name>.il`` (the RTLIL it is
+    made from, which Yosys reads): Yosys's Verilog front end takes minutes on the ``initial``
+    block of a 2**15-entry memory, while RTLIL carries the init as one constant."""
+    from amaranth.back import rtlil, verilog
 
-    text = verilog.convert(design.build(), name=design.name, emit_src=True)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{design.name}.v"
-    path.write_text(text)
-    return path
+    component = design.build()
+    il = out / f"{design.name}.il"
+    il.write_text(rtlil.convert(component, name=design.name, emit_src=True))
+    v = out / f"{design.name}.v"
+    v.write_text(verilog.convert(design.build(), name=design.name, emit_src=True))
+    return v, il
 
 
 LATCH_CELLS = ("$dlatch", "$adlatch", "$dlatchsr", "$_DLATCH_*", "$_DLATCHSR_*", "$sr")
@@ -182,7 +187,7 @@ LATCH_CELLS = ("$dlatch", "$adlatch", "$dlatchsr", "$_DLATCH_*", "$_DLATCHSR_*",
 
 def _checks(design: Design, out: Path, timeout: float) -> dict:
     sel = " ".join(f"t:{c}" for c in LATCH_CELLS)
-    script = (f"read_verilog {design.name}.v\nhierarchy -check -top {design.name}\nproc\nflatten\n"
+    script = (f"read_rtlil {design.name}.il\nhierarchy -check -top {design.name}\nproc\nflatten\n"
               f"tee -q -o memory.json stat -json\n"
               f"tee -q -o latches.txt select -list {sel}\n"
               f"tee -q -o check.txt check\n")
@@ -212,7 +217,7 @@ SRAM_TRANSISTORS_PER_BIT = 6
 
 
 def _generic(design: Design, out: Path, timeout: float) -> dict:
-    script = (f"read_verilog {design.name}.v\n"
+    script = (f"read_rtlil {design.name}.il\n"
               f"synth -flatten -top {design.name} -run begin:fine\n"   # memories stay $mem_v2
               f"opt -fast -full\ntechmap\nopt -fast\ndffunmap\n"
               f"abc -g {GENERIC_GATES}\nopt_clean\n"
@@ -264,7 +269,7 @@ def critical_path(report: dict) -> dict | None:
 
 
 def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, timeout: float) -> dict:
-    script = (f"read_verilog {design.name}.v\n"
+    script = (f"read_rtlil {design.name}.il\n"
               f"{target.synth} -top {design.name} -json {design.name}.json\n"
               f"tee -q -o {target.name}.json stat -json\n")
     (out / f"{target.name}.ys").write_text(script)
@@ -298,7 +303,7 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
     """Run every step for ``design``; returns its figures (see the module docstring)."""
     out = Path(root) / design.name
     t0 = time.time()
-    write_verilog(design, out)
+    write_netlists(design, out)
     result = {"name": design.name, "component": design.component, "kind": design.kind,
               "lanes": design.lanes, "config": asdict(design.config), "target": target, "freq_mhz": freq}
     result.update(_checks(design, out, timeout))

@@ -1,0 +1,105 @@
+"""Run layer slices through the accelerator (decoder + PE array) in RTL: the engine of ``poscodec accel``.
+
+:func:`run_accel` builds the Verilog of ``hw.accelerator.Accelerator`` for :class:`AccelParams`,
+writes a job (per run: each lane's byte stream from ``sw_codec.lanes``, the activations, the
+layer configuration, ``y = W x`` from numpy, the memory model) and runs ``sim/tb_accel.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from sw_codec.codec import encode_integers
+from sw_codec.lanes import lane_streams
+
+from .rtl_decode import MODE_CODES, SLOTS_CODES
+from .runner import BUILD_ROOT, generate_verilog, run_cocotb
+
+__all__ = ["AccelParams", "AccelRun", "build_accel", "run_accel"]
+
+
+@dataclass
+class AccelParams:
+    lanes: int = 4
+    weight_bits: int = 8
+    block_bits: int = 8
+    word_bits: int = 32
+    scan_bits: int = 16
+    act_bits: int = 8
+    acc_bits: int = 32
+    max_k: int = 1024
+    max_rows: int = 64
+
+
+@dataclass
+class AccelRun:
+    """One layer slice ``W`` (rows x k ints) times ``x``, coded in ``mode``/``slots``."""
+
+    name: str
+    W: np.ndarray
+    x: np.ndarray
+    mode: str
+    slots: str = "all"
+    bandwidth: float = 32.0     # bits per cycle from main memory, all lanes together
+    latency: int = 20           # cycles from request to data
+
+
+def build_accel(hw: AccelParams):
+    from hw.accelerator import Accelerator
+
+    top = "poscodec_accel_" + hashlib.sha1(json.dumps(asdict(hw), sort_keys=True).encode()).hexdigest()[:10]
+    dut = Accelerator(lanes=hw.lanes, weight_bits=hw.weight_bits, block_bits=hw.block_bits, word_bits=hw.word_bits,
+                      scan_bits=hw.scan_bits, act_bits=hw.act_bits, acc_bits=hw.acc_bits, max_k=hw.max_k,
+                      max_rows=hw.max_rows)
+    path = BUILD_ROOT / top / f"{top}.v"
+    if not path.exists():       # conversion takes seconds per lane: reuse a previous one
+        path = generate_verilog(dut, top)
+    return top, path
+
+
+def run_job(runs: list[AccelRun], hw: AccelParams, sim: str = "verilator") -> list[dict]:
+    """Simulate ``runs`` in one simulator invocation; returns per run the testbench's record plus
+    ``weights`` and ``payload_bits`` (the coded layer's size). Raises AssertionError on a mismatch."""
+    from hw.pe_array import layer_config
+
+    top, verilog = build_accel(hw)
+    body_runs, extra = [], []
+    for r in runs:
+        rows, k = r.W.shape
+        if k > hw.max_k or rows > hw.max_rows:
+            raise ValueError(f"{r.name}: {rows} x {k} exceeds the array's {hw.max_rows} x {hw.max_k}")
+        q = r.W.ravel().astype(np.int64)
+        enc = encode_integers(q, hw.weight_bits, r.mode, r.slots if r.mode != "raw" else "all", hw.block_bits)
+        streams = lane_streams(enc.payload, q.size, hw.weight_bits, r.mode, hw.block_bits, hw.lanes)
+        # Prefetch depth: enough words in flight to cover the latency at this bandwidth, per lane.
+        fifo = 4 + math.ceil(r.latency * r.bandwidth / (hw.lanes * hw.word_bits))
+        expected = (r.W.astype(np.int64) @ r.x.astype(np.int64)).tolist()
+        body_runs.append({"name": r.name, "mode": MODE_CODES[r.mode], "slots": SLOTS_CODES[r.slots],
+                          "layer_block_bits": hw.block_bits, "config": layer_config(rows, k, hw.block_bits, hw.lanes),
+                          "acts": [int(a) for a in r.x], "expected": expected,
+                          "lanes": [{"data": s.data.hex(), "block_sizes": s.block_sizes} for s in streams],
+                          "bandwidth": r.bandwidth, "latency": r.latency, "fifo_words": fifo})
+        extra.append({"weights": int(q.size), "rows": rows, "k": k, "payload_bits": 8 * len(enc.payload),
+                      "stream_bits": 8 * sum(len(s.data) for s in streams), "mode": r.mode, "slots": r.slots,
+                      "bandwidth": r.bandwidth, "latency": r.latency})
+    body = {"lanes": hw.lanes, "word_bits": hw.word_bits, "act_bits": hw.act_bits, "acc_bits": hw.acc_bits,
+            "row_bits": max(1, (hw.max_rows - 1).bit_length()), "runs": body_runs}
+    digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+    job_dir = BUILD_ROOT / top / "jobs"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    job_path, result_path = job_dir / f"{sim}_{digest}.json", job_dir / f"{sim}_{digest}.result.json"
+    body["result"] = str(result_path)
+    job_path.write_text(json.dumps(body))
+    if result_path.exists():
+        result_path.unlink()
+    run_cocotb(sim=sim, top_name=top, verilog=verilog, test_module="sim.tb_accel", params={"job": str(job_path)})
+    raw = json.loads(result_path.read_text())
+    return [dict(r, **e) for r, e in zip(raw, extra)]
+
+
+run_accel = run_job
