@@ -32,10 +32,19 @@ class DistanceAccumulator(wiring.Component):
 
     In ``all`` mode each member is a read-modify-write of its word (a transparent read port
     forwards the previous member's write), which detects two groups claiming one slot. In
-    ``free`` mode the accumulator sweeps the bitmap once per group: it holds the current word,
-    counts its free slots (popcount) and either selects the ``(index - base)``-th free slot of
-    the word (``base``: free slots in the words before) or moves on to the next word, writing
-    the word back with the claims of the current group.
+    ``free`` mode a member goes through two stages. Stage A finds its word without reading the
+    bitmap: a register array holds each word's free count as the current group sees it (the
+    slots below ``n`` that no earlier group claimed; ``scan_bits`` per word at ``BLOCK``, fewer
+    in the last partial word, none past ``n``). From the word of the group's previous member
+    (``base``: free slots in the words before), A sums the counts of the next ``skip_words``
+    words and picks the first word whose running total exceeds ``index - base``; the member is
+    accepted and that word is read (sync read port). If the window holds too few free slots,
+    A moves ``base`` past it in one cycle and the member waits. Stage B selects the
+    ``rank``-th free slot of the word read (popcount/select) and keeps the group's claims in
+    that word pending; when the group moves to another word they are written back and the
+    word's count drops by their number. At a group's ``first`` member the sweep restarts at
+    word 0, and the previous group's pending claims are written back that cycle (their count
+    forwarded into the window), once B has placed that group's last member.
 
     Parameters
     ----------
@@ -44,8 +53,12 @@ class DistanceAccumulator(wiring.Component):
     block_bits : int
         ``P``, the largest block holds ``2**P`` weights; 4..16.
     scan_bits : int
-        Bitmap word width: slots examined per cycle in ``free`` mode (a power of two, 8..1024;
-        default 64). Capped at ``2**P``.
+        Bitmap word width ``W``: in ``free`` mode the slots one select examines, and the
+        granularity of the free counts (a power of two, 8..1024; default 64). Capped at
+        ``2**P``. ``2**P / W`` counts of ``bitlen(W)`` bits are registers.
+    skip_words : int
+        Words whose free counts ``free`` mode sums per cycle when it looks for a member's word
+        (1..64, default 8; capped at ``2**P / W``).
 
     Members
     -------
@@ -63,23 +76,28 @@ class DistanceAccumulator(wiring.Component):
         group do not increase, when in ``all`` mode a slot is claimed twice in a block, and on
         malformed framing (``MEMBER`` outside a block, ``BLOCK`` inside one, ``n`` not in
         ``1..2**P``). The offending token is not emitted; from then on ``i.ready`` and
-        ``o.valid`` stay low (the error is flagged at most ``words`` cycles after the token
-        reaches ``i``, so the stage never hangs).
+        ``o.valid`` stay low (the error is flagged within a bounded number of cycles, see
+        below, so the stage never hangs).
 
     Latency, throughput and backpressure
     ------------------------------------
     The epoch survives reset. A reset (or the decoder's ``clear``) between blocks costs one
     cycle; one that interrupts a block zeroes the bitmap once (``words`` cycles, ``i.ready``
-    low), since that block's claims carry the current epoch. ``o`` is a register: a token accepted at a clock edge is on ``o`` right after it (one cycle).
-    ``i.ready`` is high when the output register is empty or being emptied (``o.ready``) and the
-    token at ``i`` can be placed this cycle; backpressure on ``o`` stalls ``i`` without loss.
+    low), since that block's claims carry the current epoch. ``o`` is a register: a token
+    accepted at a clock edge is on ``o`` right after it (one cycle; a ``free`` member two, as
+    it passes stage B). ``i.ready`` is high when the token at ``i`` can be placed this cycle
+    and the next stage (``b``, or B for a ``free`` member) is empty or being emptied;
+    ``BLOCK`` and ``END`` wait until B is empty. Backpressure on ``o`` stalls ``i`` without
+    loss.
 
     - ``all``: one token per cycle, sustained.
-    - ``free``: one member per cycle while its slot lies in the current word; one extra cycle
-      per bitmap word the sweep moves past, and one cycle to restart the sweep at a group's
-      first member (except the first group of a block). A group of ``c`` members whose last
-      position is ``p`` costs about ``c + 1 + p / scan_bits`` cycles, a block about
-      ``n + m * (1 + n / scan_bits)`` for ``m`` distinct values (worst case).
+    - ``free``: one member per cycle, wherever its slot lies in the next ``skip_words``
+      words' free slots; one extra cycle per further ``skip_words`` words the sweep skips,
+      and one cycle at each group's first member (except the first group of a block) to let
+      the previous group's last member reach B. A block of ``c`` members in ``m`` distinct
+      values costs about ``c + m`` cycles (plus ``BLOCK``, ``END``); at worst
+      ``c + m * (1 + ceil(words / skip_words))``. An error is flagged at most
+      ``words / skip_words + 2`` cycles after the token reaches ``i``.
     """
 
     def __init__(self, *, weight_bits, block_bits, scan_bits=64, skip_words=8):
@@ -118,6 +136,11 @@ class DistanceAccumulator(wiring.Component):
     def scan_bits(self):
         """Effective bitmap word width, ``min(scan_bits, 2**block_bits)``."""
         return self._word_bits
+
+    @property
+    def skip_words(self):
+        """Effective skip window, ``min(skip_words, 2**block_bits / scan_bits)``."""
+        return self._skip_words
 
     def elaborate(self, platform):
         m = Module()

