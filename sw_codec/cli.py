@@ -132,10 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     try:
+        from sim import accel_cli
+
         from . import hwcli
 
         hwcli.add_commands(sub)
-    except ImportError:
+        accel_cli.add_commands(sub)
+    except ImportError:  # installed without hw/ and sim/: the codec commands only
         pass
     return parser
 

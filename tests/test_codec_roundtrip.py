@@ -100,3 +100,13 @@ def test_lossless_layers_given_as_integers():
     data = compress_integers({"q": (q, np.array([0.5], np.float32), "tensor")}, bits=4, block_bits=4)
     assert inspect(data)[0].bits == 4
     np.testing.assert_array_equal(decompress(data, integers=True)["q"], q)
+
+
+def test_bit_breakdown_adds_up_and_sits_above_the_ideal():
+    from sw_codec.breakdown import breakdown
+
+    q = make_integers(np.random.default_rng(4), (1 << 13,), 8, "laplace")
+    b = breakdown(q, 8, 12)
+    assert b["huffman_symbols"] + b["rice_remainders"] + b["headers_and_rest"] == pytest.approx(b["total"])
+    assert b["symbol_entropy"] <= b["huffman_symbols"]
+    assert b["ideal_positions"] < b["total"]

@@ -1,0 +1,64 @@
+"""Where the bits of a huffman/free layer go: ideal, symbols, remainders, headers.
+
+``python -m sw_codec.breakdown MODEL LAYER [--bits 8] [--block-bits 14]`` prints, in bits per
+weight: H0; the ideal cost of the positions given the block counts (sum of log2 C(D, c) over the
+groups, the multinomial bound); the Huffman-coded quotient symbols against their empirical
+entropy (the Huffman redundancy); the raw Rice remainders; and everything else (block and group
+headers, tables, padding, block offsets).
+"""
+
+from __future__ import annotations
+
+import argparse
+from math import lgamma, log
+
+import numpy as np
+
+from .baselines import entropy_bits
+from .cli import _model_path
+from .huffman import rice_context
+from .layer import analyze, choose_params, payload_size
+from .models import load_model
+from .quantize import quantize
+
+
+def breakdown(q: np.ndarray, bits: int = 8, block_bits: int = 14) -> dict:
+    n = q.size
+    g = analyze(q, bits, block_bits)
+    p = choose_params(g, "huffman", "free")
+    D, c = g.domain_free, g.count
+    lg = np.vectorize(lgamma)
+    ideal = float(((lg(D + 1.0) - lg(c + 1.0) - lg(D - c + 1.0)) / log(2)).sum())
+    k, table = rice_context(D, c, p.rice_bias, len(p.tables))
+    km, tm = k[g.group], table[g.group]
+    quotient = g.distances("free") >> km
+    symbols = entropy = 0.0
+    for t, code in enumerate(p.tables):
+        s = np.minimum(quotient[tm == t], code.num_symbols - 1)
+        h = np.bincount(s, minlength=code.num_symbols)
+        symbols += float((h * code.lengths()).sum())
+        nz = h[h > 0]
+        entropy += float(-(nz * np.log2(nz / nz.sum())).sum())
+    total = 8.0 * payload_size(g, "huffman", "free", p)
+    remainders = float(km.sum())
+    return {"H0": entropy_bits(q), "ideal_positions": ideal / n, "huffman_symbols": symbols / n,
+            "symbol_entropy": entropy / n, "rice_remainders": remainders / n,
+            "headers_and_rest": (total - symbols - remainders) / n, "total": total / n}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sw_codec.breakdown", description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("layer")
+    ap.add_argument("--bits", type=int, default=8)
+    ap.add_argument("--granularity", default="tensor")
+    ap.add_argument("--block-bits", type=int, default=14)
+    args = ap.parse_args(argv)
+    q, _ = quantize(load_model(_model_path(args.model))[args.layer], args.bits, args.granularity)
+    for key, value in breakdown(q, args.bits, args.block_bits).items():
+        print(f"{key:<18} {value:8.4f} bits/weight")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
