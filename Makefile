@@ -16,6 +16,8 @@ help:
 	@echo "make bench   compression benchmark on real models -> results/codec.json"
 	@echo "make sim-bench  decoder weights/cycle per mode and lane count in RTL -> results/sim.json"
 	@echo "make verilog write the decoder Verilog to build/verilog/"
+	@echo "make synth   Yosys + nextpnr (ECP5) area, Fmax and energy per stage and lane -> results/synth.json"
+	@echo "make accel   decoder + PE array in RTL: cycles and energy, raw vs each mode -> results/accel.json"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +48,9 @@ sim-bench: $(STAMP)
 
 accel: $(STAMP)
 	$(VENV)/bin/poscodec accel --bandwidth 16 128
+
+synth: $(STAMP)
+	$(PY) -m synth
 
 verilog: $(STAMP)
 	$(PY) -m sw_codec.cli verilog -o build/verilog

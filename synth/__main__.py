@@ -25,11 +25,11 @@ DEFAULT = LaneConfig()                          # the lane of `make sim`: b=8, P
 # 2 * 2**P * (b + 1) flip-flops, so complete lanes are placed and routed with small blocks; the
 # Huffman and parser logic on the critical path does not depend on P.
 LANE = replace(DEFAULT, block_bits=6)
-SMALL = replace(DEFAULT, block_bits=8)          # the lane simulated for the energy figure
+SMALL = LANE                                    # the lane simulated for the energy figure
 
 
 def default_designs() -> list[Design]:
-    return stage_designs(DEFAULT) + top_designs(LANE, lanes=(1, 2)) + [Design("LayerDecoder", SMALL)]
+    return stage_designs(DEFAULT) + top_designs(LANE, lanes=(1, 2))
 
 
 def sweep_designs(block_bits_list=(6, 8)) -> list[Design]:
