@@ -4,20 +4,13 @@
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
 from hw.bit_reader import BitReader
+from sim.amaranth_tb import run as run_testbenches, stream_put
 from sim.bitstream_model import BitReaderModel, bytes_to_words
 
 
 WORD_BITS = [32, 64, 128]
-
-
-async def stream_put(ctx, stream, payload):
-    ctx.set(stream.valid, 1)
-    ctx.set(stream.payload, payload)
-    await ctx.tick().until(stream.ready)
-    ctx.set(stream.valid, 0)
 
 
 def words_of(data, word_bits):
@@ -30,18 +23,7 @@ def padded(data, word_bits):
 
 
 def run(dut, *testbenches, max_cycles=20_000):
-    """Run testbenches to completion; a watchdog fails the test after `max_cycles`."""
-    async def watchdog(ctx):
-        for _ in range(max_cycles):     # not tick().repeat(): an abandoned async generator
-            await ctx.tick()            # warns when collected, and PYTHONWARNINGS=error fails
-        raise AssertionError(f"watchdog: testbenches still running after {max_cycles} cycles")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    for testbench in testbenches:
-        sim.add_testbench(testbench)
-    sim.add_testbench(watchdog, background=True)
-    sim.run()
+    run_testbenches(dut, *testbenches, max_cycles=max_cycles)
 
 
 class Done:

@@ -6,10 +6,10 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from hw.distance_accumulator import DistanceAccumulator
 from hw.tokens import TokenKind, member_layout
+from sim.amaranth_tb import run, stream_get, stream_put
 from sw_codec.layer import StageTrace, encode_layer, trace_layer
 from sim.traces import KINDS, layer_case, member_fields, write_fields
 
@@ -34,35 +34,6 @@ def as_write(payload):
     if kind == TokenKind.END:
         return {"kind": kind, "value": 0, "position": 0}
     return {"kind": kind, "value": payload.value, "position": payload.position}
-
-
-async def stream_put(ctx, stream, payload):
-    ctx.set(stream.valid, 1)
-    ctx.set(stream.payload.as_value(), payload)
-    await ctx.tick().until(stream.ready)
-    ctx.set(stream.valid, 0)
-
-
-async def stream_get(ctx, stream):
-    ctx.set(stream.ready, 1)
-    payload, = await ctx.tick().sample(stream.payload).until(stream.valid)
-    ctx.set(stream.ready, 0)
-    return payload
-
-
-def run(dut, *testbenches, max_cycles=50_000):
-    """Run testbenches to completion; a watchdog fails the test after `max_cycles`."""
-    async def watchdog(ctx):
-        for _ in range(max_cycles):     # not tick().repeat(): an abandoned async generator
-            await ctx.tick()            # warns when collected, and PYTHONWARNINGS=error fails
-        raise AssertionError(f"watchdog: testbenches still running after {max_cycles} cycles")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    for testbench in testbenches:
-        sim.add_testbench(testbench)
-    sim.add_testbench(watchdog, background=True)
-    sim.run()
 
 
 def make_producer(dut, tokens, rng, stall=0.0):

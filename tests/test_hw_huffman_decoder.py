@@ -5,28 +5,15 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from hw.huffman_decoder import CanonicalHuffmanDecoder
+from sim.amaranth_tb import run
 from sw_codec.bits import BitReader
 from sw_codec.huffman import CanonicalHuffmanDecoder as SwDecoder
 from sw_codec.huffman import HuffmanTable, code_lengths
 
 
 W = 32
-
-
-def run(dut, testbench, max_cycles=50_000):
-    async def watchdog(ctx):
-        for _ in range(max_cycles):
-            await ctx.tick()
-        raise AssertionError(f"watchdog: testbench still running after {max_cycles} cycles")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(testbench)
-    sim.add_testbench(watchdog, background=True)
-    sim.run()
 
 
 async def load_table(ctx, dut, t, table):

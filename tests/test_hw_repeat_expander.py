@@ -5,11 +5,10 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module
-from amaranth.sim import Simulator
 
 from hw.repeat_expander import RepeatExpander
 from hw.tokens import TokenKind, write_layout
+from sim.amaranth_tb import run as run_testbenches, stream_get, stream_put
 from sim.traces import KINDS, layer_case, write_fields
 
 
@@ -18,36 +17,9 @@ def write(token):
     return {**fields, "kind": TokenKind[fields["kind"]]}
 
 
-async def stream_put(ctx, stream, payload):
-    ctx.set(stream.valid, 1)
-    ctx.set(stream.payload.as_value(), payload)
-    await ctx.tick().until(stream.ready)
-    ctx.set(stream.valid, 0)
-
-
-async def stream_get(ctx, stream):
-    ctx.set(stream.ready, 1)
-    payload, = await ctx.tick().sample(stream.payload).until(stream.valid)
-    ctx.set(stream.ready, 0)
-    return payload
-
-
 def run(dut, *testbenches, max_cycles=50_000):
-    """Run testbenches to completion; a watchdog fails the test after `max_cycles`."""
-    async def watchdog(ctx):
-        for _ in range(max_cycles):     # not tick().repeat(): an abandoned async generator
-            await ctx.tick()            # warns when collected, and PYTHONWARNINGS=error fails
-        raise AssertionError(f"watchdog: testbenches still running after {max_cycles} cycles")
-
-    top = Module()                      # the pass-through has no clock domain of its own
-    top.submodules.dut = dut
-    top.domains.sync = ClockDomain()
-    sim = Simulator(top)
-    sim.add_clock(1e-6)
-    for testbench in testbenches:
-        sim.add_testbench(testbench)
-    sim.add_testbench(watchdog, background=True)
-    sim.run()
+    """The pass-through has no clock domain of its own: run it inside one."""
+    run_testbenches(dut, *testbenches, max_cycles=max_cycles, add_domain=True)
 
 
 def make_producer(dut, tokens, rng, stall=0.0):
