@@ -27,6 +27,9 @@ class EncodedLayer:
     slots: str
     payload: bytes
     sizes: dict[str, int]
+    #: The block analysis the payload was built from (None for raw-only); lets callers size
+    #: further candidates without analysing again.
+    groups: object = None
 
 
 def _progress(items, enabled: bool, desc: str):
@@ -53,7 +56,9 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
     """Losslessly encode integers ``q`` (|q| < 2**(bits-1)) in ``mode``, or the smallest with ``auto``.
 
     ``sizes`` gives the payload bytes of every candidate that was measured (``raw`` and
-    ``MODE/SLOTS``).
+    ``MODE/SLOTS``). With ``slots="auto"`` the ``repeat/all`` and ``distance/all`` candidates are
+    not measured: they are never smaller than their ``free`` twins (:func:`dominated_by_free`),
+    so ``auto`` picks the same size without them. :func:`candidate_sizes` measures every one.
     """
     check_params(bits, block_bits)
     q = np.asarray(q)
@@ -61,12 +66,13 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
     if q.size and (q.min() < lo or q.max() > hi):
         raise ValueError(f"integers outside the {bits}-bit range [{lo}, {hi}]")
     modes = POSITION_MODES if mode == "auto" else ((mode,) if mode != "raw" else ())
-    slot_list = SLOTS if slots == "auto" else (slots,)
     sizes = {"raw": (q.size * bits + 7) // 8}
     best = ("raw", "all", None, sizes["raw"])
+    groups = None
     if modes and q.size:
         groups = analyze(q, bits, block_bits)
         for m in modes:
+            slot_list = (slots,) if slots != "auto" else tuple(s for s in SLOTS if not dominated_by_free(m, s))
             for s in slot_list:
                 params = choose_params(groups, m, s)
                 size = payload_size(groups, m, s, params)
@@ -75,8 +81,32 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
                     best = (m, s, params, size)
         if best[0] != "raw":
             m, s, params, _ = best
-            return EncodedLayer(m, s, encode_positions(groups, m, s, params), sizes)
-    return EncodedLayer("raw", "all", encode_raw(q, bits), sizes)
+            return EncodedLayer(m, s, encode_positions(groups, m, s, params), sizes, groups)
+    return EncodedLayer("raw", "all", encode_raw(q, bits), sizes, groups)
+
+
+def dominated_by_free(mode: str, slots: str) -> bool:
+    """True if ``mode/slots`` is never smaller than ``mode/free`` on any input.
+
+    Counting among free slots only shrinks what a member field holds: a group's domain
+    ``D_free <= D_all``, and a member's free index is its position minus the earlier slots that
+    smaller values took, a count that never decreases along the block, so every distance
+    ``d_free <= d_all`` too. The repeat field (``bitlen(D - 1)`` bits) and the distance width
+    (``bitlen`` of the group's largest distance) are monotone in those, and every header field is
+    the same. The Huffman mode has no such order (its codes adapt), so both are measured.
+    """
+    return slots == "all" and mode in ("repeat", "distance")
+
+
+def candidate_sizes(enc: EncodedLayer, modes=POSITION_MODES) -> dict[str, int]:
+    """Payload bytes of every ``MODE/SLOTS`` candidate, measuring those ``enc`` skipped."""
+    sizes = dict(enc.sizes)
+    if enc.groups is not None:
+        for m in modes:
+            for s in SLOTS:
+                if f"{m}/{s}" not in sizes:
+                    sizes[f"{m}/{s}"] = payload_size(enc.groups, m, s, choose_params(enc.groups, m, s))
+    return sizes
 
 
 def compress(tensors: dict[str, np.ndarray], *, bits: int = 8, granularity: str = "tensor", mode: str = "auto",

@@ -123,10 +123,12 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     # one bit level of the value at a time (a wavelet-tree style rank, vectorized over blocks).
     # Implicit slots get a value above every real one: they sort last and count as free.
     Vm = np.where(V == implicit_off[:, None], 1 << bits, V).astype(V.dtype if bits < 16 else np.uint32)
-    smaller_before = np.zeros((R, L), dtype=np.int32)
+    smaller_before = np.zeros(R * L, dtype=np.int32)
+    row_base = (np.arange(R, dtype=np.int64) * L)[:, None]
     for j in range(bits):
         o = np.argsort(Vm >> (j + 1), axis=1, kind="stable")
-        sVm = np.take_along_axis(Vm, o, 1)
+        o += row_base                            # flat indices: one gather and one scatter
+        sVm = Vm.ravel()[o]
         sp = sVm >> (j + 1)
         one = ((sVm >> j) & 1).astype(np.int32)
         zeros_before = np.cumsum(1 - one, axis=1, dtype=np.int32)
@@ -134,10 +136,8 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
         start = np.ones((R, L), dtype=bool)
         np.not_equal(sp[:, 1:], sp[:, :-1], out=start[:, 1:])
         base = np.maximum.accumulate(np.where(start, zeros_before, 0), axis=1)
-        contrib = (zeros_before - base) * one
-        unsorted = np.empty_like(contrib)
-        np.put_along_axis(unsorted, o, contrib, 1)
-        smaller_before += unsorted
+        smaller_before[o.ravel()] += ((zeros_before - base) * one).ravel()
+    smaller_before = smaller_before.reshape(R, L)
 
     g_row = run_row[explicit_run]
     g_count = run_len[explicit_run]
@@ -203,14 +203,20 @@ def count_codes(count: np.ndarray, first_in_block: np.ndarray, count_k: int) -> 
     mapped (``2r`` for ``r >= 0``, ``-2r - 1`` below) in EG of order ``(bitlen(p) >> 1) + count_k``:
     about half the bits of ``p``, the size of its Poisson noise.
     """
-    prev = np.where(first_in_block, 0, np.roll(count, 1))
+    prev = np.zeros_like(count)
+    prev[1:] = count[:-1]
+    prev[first_in_block] = 0
     r = count - prev
     return np.where(r >= 0, 2 * r, -2 * r - 1), (bit_length(prev) >> 1) + count_k
 
 
 def _count_k(groups: Groups) -> int:
-    costs = [int(exp_golomb_length(*count_codes(groups.count, groups.first_in_block, k)).sum()) for k in range(4)]
-    return int(np.argmin(costs))
+    """The count EG order offset (0..3) with the fewest bits; the same for every mode, so cached."""
+    cache = groups.__dict__
+    if "_count_k" not in cache:
+        z, order = count_codes(groups.count, groups.first_in_block, 0)
+        cache["_count_k"] = int(np.argmin([exp_golomb_length(z, order + k).sum() for k in range(4)]))
+    return cache["_count_k"]
 
 
 def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
@@ -554,12 +560,3 @@ def trace_layer(payload: bytes, count: int, bits: int, mode: str, slots: str, bl
         return weights, trace
     return decode_positions(payload, count, bits, mode, slots, block_bits, trace), trace
 
-
-def mode_sizes(q: np.ndarray, bits: int, block_bits: int, groups: Groups | None = None) -> dict[str, int]:
-    """Payload bytes of every mode: ``raw`` and ``MODE/SLOTS`` for each position mode."""
-    groups = groups or analyze(q, bits, block_bits)
-    sizes = {"raw": (np.asarray(q).size * bits + 7) // 8}
-    for mode in POSITION_MODES:
-        for slots in SLOTS:
-            sizes[f"{mode}/{slots}"] = payload_size(groups, mode, slots)
-    return sizes

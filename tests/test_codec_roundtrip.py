@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from sw_codec import compress, compress_integers, decompress, encode_integers, inspect, quantize
+from sw_codec.codec import candidate_sizes, dominated_by_free
 from sw_codec.distance import SLOTS
 from sw_codec.layer import BITS, MODES, POSITION_MODES, analyze, decode_layer, payload_size
 
@@ -38,14 +39,23 @@ def make_integers(rng, shape, bits, distribution):
 def test_every_mode_round_trips(shape, bits, block_bits, distribution, seed):
     q = make_integers(np.random.default_rng(seed), shape, bits, distribution)
     groups = analyze(q, bits, block_bits)
+    sizes = {}
     for mode in MODES:
         for slots in SLOTS if mode in POSITION_MODES else ("all",):
             enc = encode_integers(q, bits, mode, slots, block_bits)
             assert (enc.mode, enc.slots) == (mode, slots)
             out = decode_layer(enc.payload, q.size, bits, mode, slots, block_bits)
             np.testing.assert_array_equal(out, q.ravel(), err_msg=f"{mode}/{slots}")
+            sizes[f"{mode}/{slots}" if mode != "raw" else "raw"] = len(enc.payload)
             if mode != "raw":
                 assert len(enc.payload) == payload_size(groups, mode, slots)
+    # auto skips the candidates that free-slot counting dominates; that must never cost a byte
+    for mode in POSITION_MODES:
+        if dominated_by_free(mode, "all"):
+            assert sizes[f"{mode}/free"] <= sizes[f"{mode}/all"], mode
+    auto = encode_integers(q, bits, "auto", "auto", block_bits)
+    assert len(auto.payload) == min(sizes.values())
+    assert candidate_sizes(auto) == sizes
 
 
 @given(bits=st.sampled_from(BITS), block_bits=st.integers(4, 8), seed=st.integers(0, 2**32 - 1),
@@ -79,13 +89,16 @@ def test_auto_picks_the_smallest_candidate():
     q = make_integers(np.random.default_rng(2), (3000,), 8, "laplace")
     enc = encode_integers(q, 8, "auto", "auto", 10)
     assert len(enc.payload) == min(enc.sizes.values())
-    assert set(enc.sizes) == {"raw"} | {f"{m}/{s}" for m in POSITION_MODES for s in SLOTS}
+    assert set(enc.sizes) == {"raw", "repeat/free", "distance/free", "huffman/all", "huffman/free"}
+    sizes = candidate_sizes(enc)
+    assert set(sizes) == {"raw"} | {f"{m}/{s}" for m in POSITION_MODES for s in SLOTS}
+    assert len(enc.payload) == min(sizes.values())
 
 
 def test_free_slots_beat_all_slots_on_smooth_weights():
     """The design claim in docs/FORMAT.md: free-slot counting saves about log2(e) bits/weight."""
     q = make_integers(np.random.default_rng(3), (1 << 14,), 8, "laplace")
-    sizes = encode_integers(q, 8, "auto", "auto", 12).sizes
+    sizes = candidate_sizes(encode_integers(q, 8, "auto", "auto", 12))
     saving = 8 * (sizes["huffman/all"] - sizes["huffman/free"]) / q.size
     assert 0.8 < saving < 1.6
 
