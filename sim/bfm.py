@@ -18,7 +18,7 @@ from collections import deque
 import cocotb
 from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly
 
-__all__ = ["pack", "unpack", "StreamSource", "StreamSink", "WatchdogTimeout", "watchdog"]
+__all__ = ["pack", "unpack", "StreamSource", "StreamSink", "WatchdogTimeout", "watchdog", "random_pauses"]
 
 
 def pack(layout, item):
@@ -153,3 +153,10 @@ def watchdog(clock, cycles, what="test"):
     """Start a task that fails the running test after ``cycles`` rising edges of ``clock``.
     Cancel it (``task.cancel()``) when done; cocotb also cancels it at the end of the test."""
     return cocotb.start_soon(_watchdog(clock, cycles, what))
+
+
+def random_pauses(rng, rate):
+    """Pause generator for :meth:`StreamSource.set_pause_generator` / ``StreamSink``: pause each
+    cycle with probability ``rate`` (``rng`` a ``random.Random``)."""
+    while True:
+        yield rng.random() < rate

@@ -12,14 +12,9 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from sim.bfm import StreamSink, StreamSource, watchdog
+from sim.bfm import StreamSink, StreamSource, random_pauses, watchdog
 from sim.runner import test_params
 from sim.traces import KIND_CODES, KINDS, layer_case, member_fields
-
-
-def random_pauses(rng, rate):
-    while True:
-        yield rng.random() < rate
 
 
 class TB:

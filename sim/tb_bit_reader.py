@@ -10,14 +10,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from sim.bfm import StreamSource, watchdog
+from sim.bfm import StreamSource, random_pauses, watchdog
 from sim.bitstream_model import BitReaderModel, bytes_to_words
 from sim.runner import test_params
-
-
-def random_pauses(rng, rate):
-    while True:
-        yield rng.random() < rate
 
 
 class TB:

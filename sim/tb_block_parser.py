@@ -12,7 +12,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from sim.bfm import StreamSink, StreamSource, watchdog
+from sim.bfm import StreamSink, StreamSource, random_pauses, watchdog
 from sim.bitstream_model import bytes_to_words
 from sim.block_parser_model import (MODES, SLOTS, block_sizes, expected_tokens, parser_stream,
                                     random_weights)
@@ -20,11 +20,6 @@ from sim.runner import test_params
 from sw_codec import layer
 
 KINDS = {0: "BLOCK", 1: "MEMBER", 2: "END"}
-
-
-def random_pauses(rng, rate):
-    while True:
-        yield rng.random() < rate
 
 
 class TB:
