@@ -20,10 +20,12 @@ Method (also in ``docs/ENERGY.md``, "System-level latency and energy"):
 3. Whole model: every weight tensor of two or more dimensions except embedding tables (a gather
    reads a few rows, not the table). Per layer ``l``, the bits per weight ``b_l(m)`` that
    sw_codec codes it to (``encode_integers`` at the hardware's block size, on the layer's first
-   ``SAMPLE`` weights). Cycles of one pass of the layer's weights through the array:
-   ``fill(m, B) + w_l * max(c(m, B_max), c(m, B) * b_l(m) / s(m)) + tail * rows_l``: the slice's
-   memory-bound rate scaled by how much better or worse the layer codes than the slice, never
-   faster than the compute/decoder rate measured at the highest bandwidth. Each weight is
+   ``SAMPLE`` weights). Cycles per weight of the layer:
+   ``c_l = max(c(m, B_max), b_l(m) / B) * k(m, B)``: memory bound at its own bits per weight, or
+   bound by the array/decoder rate measured at the highest bandwidth, times the slice's
+   calibration ``k = c(m, B) / max(c(m, B_max), s(m) / B)`` (measured over modelled, about 1).
+   Cycles of one pass: ``fill(m, B) * min(1, w_l / (N 2**P)) * c_l / c(m, B) + w_l * c_l +
+   tail * rows_l`` (a layer smaller than one block per lane fills faster). Each weight is
    streamed once per inference (batch 1: an FC layer per token, a convolution with its output
    pixels processed while its weights stream once), the regime where weight traffic dominates,
    as in the paper.
@@ -181,6 +183,18 @@ def _rates(r: dict) -> dict:
             "tail": (r["cycles"] - r["last_take"]) / r["rows"], "s": r["stream_bits"] / r["weights"]}
 
 
+def _layer_cycles(r: dict, peak: float, layer: dict, key: str, bw: float, hw: AccelParams) -> float:
+    """One pass of ``layer``'s weights at the rates ``r`` of a slice run (see the module docstring)."""
+    # The slice's measured rate over the simple model max(peak, bits / B): the memory model's and
+    # the decoder's inefficiencies at this bandwidth (about 1).
+    calib = r["c"] / max(peak, r["s"] / bw)
+    c_l = max(peak, layer["bpw"][key] / bw) * calib
+    # The first blocks of the lanes are decoded before the first weight leaves; a layer smaller
+    # than one block per lane has shorter blocks.
+    fill = r["fill"] * min(1.0, layer["weights"] / (hw.lanes << hw.block_bits)) * c_l / r["c"]
+    return fill + layer["weights"] * c_l + r["tail"] * layer["rows"]
+
+
 def extrapolate(measured: list[dict], layers_by_model: dict, hw: AccelParams) -> list[dict]:
     """Whole-model cycles and energy per mode and bandwidth (method in the module docstring)."""
     out = []
@@ -191,14 +205,12 @@ def extrapolate(measured: list[dict], layers_by_model: dict, hw: AccelParams) ->
         for mode, slots in MODES:
             key = f"{mode}/{slots}"
             peak = runs[(mode, slots, bmax)]["c"]
+            raw_peak = runs[("raw", "all", bmax)]["c"]
             for bw in sorted(b for m, s, b in runs if (m, s) == (mode, slots)):
                 r = runs[(mode, slots, bw)]
-                cycles = sum(r["fill"] + l["weights"] * max(peak, r["c"] * l["bpw"][key] / r["s"])
-                             + r["tail"] * l["rows"] for l in layers)
+                cycles = sum(_layer_cycles(r, peak, l, key, bw, hw) for l in layers)
                 # The paper's idealization: a decoder as fast as the raw path, only the traffic shrinks.
-                raw, raw_peak = runs[("raw", "all", bw)], runs[("raw", "all", bmax)]["c"]
-                ideal = sum(raw["fill"] + l["weights"] * max(raw_peak, raw["c"] * l["bpw"][key] / raw["s"])
-                            + raw["tail"] * l["rows"] for l in layers)
+                ideal = sum(_layer_cycles(runs[("raw", "all", bw)], raw_peak, l, key, bw, hw) for l in layers)
                 bits = sum(l["weights"] * l["bpw"][key] for l in layers)
                 energy = {}
                 for pj in (DECODER_PJ_PER_WEIGHT,) + DECODER_PJ_SENSITIVITY:
@@ -209,8 +221,8 @@ def extrapolate(measured: list[dict], layers_by_model: dict, hw: AccelParams) ->
                             parts[part] = parts.get(part, 0.0) + v
                     energy[pj] = parts
                 out.append({"model": model, "mode": mode, "slots": slots, "bandwidth": bw,
-                            "weights": total_w, "bits_per_weight": bits / total_w, "cycles": cycles,
-                            "cycles_ideal_decoder": ideal,
+                            "weights": total_w, "layers": len(layers), "bits_per_weight": bits / total_w,
+                            "cycles": cycles, "cycles_ideal_decoder": ideal,
                             "energy_uj": energy[DECODER_PJ_PER_WEIGHT]["total"] / 1e6,
                             "energy_parts_uj": {k: v / 1e6 for k, v in energy[DECODER_PJ_PER_WEIGHT].items()},
                             "energy_uj_by_decoder_pj": {str(pj): e["total"] / 1e6 for pj, e in energy.items()},
@@ -313,26 +325,38 @@ def plot(rows: list[dict], path: Path, bandwidths=TABLE_BANDWIDTHS) -> None:
 
 def evaluate(models=MODELS, bandwidths=BANDWIDTHS, weights: int | None = None, latency: int = 20,
              hw: AccelParams | None = None, out_dir: Path | None = Path("results"), progress=print,
-             repeat_aware: bool = True, blocks_per_lane: int = 4) -> dict:
+             repeat_aware: bool = True, blocks_per_lane: int = 4, reuse: Path | None = None) -> dict:
     """Measure, extrapolate, and write ``accel.json``, ``accel.md`` and ``accel.png`` to ``out_dir``.
-    ``weights`` per slice defaults to ``blocks_per_lane`` blocks per lane."""
+    ``weights`` per slice defaults to ``blocks_per_lane`` blocks per lane. ``reuse``: take the RTL
+    measurements from an earlier ``accel.json`` instead of simulating (the extrapolation and
+    energy model only)."""
     hw = hw or AccelParams(**DEFAULT_HW)
     weights = weights or blocks_per_lane * hw.lanes << hw.block_bits
     t0 = time.time()
-    progress(f"RTL ({hw.lanes} lanes, blocks of 2**{hw.block_bits}, slices of <= {weights} weights): "
-             f"{len(models)} slices x {len(MODES)} modes x {len(bandwidths)} bandwidths ...")
-    measured = measure(models, hw, bandwidths, weights, latency, progress=progress)
-    cmp = []
+    if reuse is not None:
+        old = json.loads(Path(reuse).read_text())
+        hw = AccelParams(**old["hardware"])
+        measured, cmp, weights = old["measured"], old["repeat_aware"], old["slice_weights"]
+        models = list(dict.fromkeys(r["model"] for r in measured))
+        bandwidths, latency = old["bandwidths"], old["latency"]
+        progress(f"RTL measurements from {reuse} ({len(measured)} runs); coding whole models ...")
+        repeat_aware = False
+    else:
+        progress(f"RTL ({hw.lanes} lanes, blocks of 2**{hw.block_bits}, slices of <= {weights} weights): "
+                 f"{len(models)} slices x {len(MODES)} modes x {len(bandwidths)} bandwidths ...")
+        measured = measure(models, hw, bandwidths, weights, latency, progress=progress)
+        cmp = []
     if repeat_aware:
         rb = (min(bandwidths), max(bandwidths))
         progress(f"RTL, repeat-aware PE array: {len(models)} slices x {len(MODES) - 1} modes x {len(rb)} bandwidths ...")
         aware = measure_repeat_aware(models, hw, rb, weights, latency, progress=progress)
         cmp = repeat_compare(measured, aware)
-    progress(f"  ({time.time() - t0:.0f} s); coding whole models ...")
+    if reuse is None:
+        progress(f"  ({time.time() - t0:.0f} s); coding whole models ...")
     layers = {m: model_layers(m, hw) for m in models}
     rows = extrapolate(measured, layers, hw)
     table = markdown_table(rows)
-    rtable = repeat_table(cmp) if cmp else ""
+    rtable = repeat_table([c for c in cmp if c["mode"] in ("repeat", "huffman")]) if cmp else ""
     result = {"hardware": hw.__dict__, "latency": latency, "bandwidths": list(bandwidths),
               "slice_weights": weights, "energy_pj": ENERGY_PJ, "decoder_pj_per_weight": DECODER_PJ_PER_WEIGHT,
               "decoder_pj_sensitivity": list(DECODER_PJ_SENSITIVITY), "paper": PAPER,

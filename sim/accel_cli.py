@@ -16,7 +16,7 @@ def _cmd_accel(args) -> int:
     models = [m.lstrip("@") for m in args.models]
     evaluate(models, tuple(args.bandwidth), args.weights, args.latency, hw,
              None if args.no_write else Path(args.output), repeat_aware=not args.no_repeat_aware,
-             blocks_per_lane=args.blocks_per_lane)
+             blocks_per_lane=args.blocks_per_lane, reuse=args.reuse)
     return 0
 
 
@@ -34,6 +34,8 @@ def add_commands(sub) -> None:
     p.add_argument("--lanes", type=int, default=4, help="decoder lanes = MACs (default 4; a power of two)")
     p.add_argument("--block-bits", type=int, default=12, help="block size 2**P (default 12)")
     p.add_argument("--no-repeat-aware", action="store_true", help="skip the repeat-aware PE array runs")
+    p.add_argument("--reuse", metavar="JSON", default=None,
+                   help="take the RTL measurements from an earlier accel.json (no simulation)")
     p.add_argument("--word-bits", type=int, choices=(32, 64, 128), default=32)
     p.add_argument("-o", "--output", default="results", help="folder for accel.json/.md/.png (default results)")
     p.add_argument("--no-write", action="store_true", help="print only")
