@@ -20,12 +20,13 @@ Method (also in ``docs/ENERGY.md``, "System-level latency and energy"):
 3. Whole model: every weight tensor of two or more dimensions except embedding tables (a gather
    reads a few rows, not the table). Per layer ``l``, the bits per weight ``b_l(m)`` that
    sw_codec codes it to (``encode_integers`` at the hardware's block size, on the layer's first
-   ``SAMPLE`` weights). Cycles per weight of the layer:
-   ``c_l = max(c(m, B_max), b_l(m) / B) * k(m, B)``: memory bound at its own bits per weight, or
-   bound by the array/decoder rate measured at the highest bandwidth, times the slice's
-   calibration ``k = c(m, B) / max(c(m, B_max), s(m) / B)`` (measured over modelled, about 1).
-   Cycles of one pass: ``fill(m, B) * min(1, w_l / (N 2**P)) * c_l / c(m, B) + w_l * c_l +
-   tail * rows_l`` (a layer smaller than one block per lane fills faster). Each weight is
+   ``SAMPLE`` weights). Cycles of one pass of the layer's weights through the array:
+   ``max(w_l * b_l(m) / B, fill(m, B_max) * f_l + w_l * c(m, B_max)) + e(m, B) * f_l +
+   tail * rows_l``: the time the memory needs for the layer's coded bits, or the time the
+   decoder and array need (fill and sustained rate measured at the highest bandwidth), whichever
+   is longer, plus the slice's measured excess over that model ``e`` (memory latency, the last
+   block's decode after its data arrived) and the output tail per row. ``f_l = min(1, w_l / (N
+   2**P))``: a layer smaller than one block per lane has shorter blocks. Each weight is
    streamed once per inference (batch 1: an FC layer per token, a convolution with its output
    pixels processed while its weights stream once), the regime where weight traffic dominates,
    as in the paper.
@@ -180,19 +181,27 @@ def _rates(r: dict) -> dict:
     """A run's fill (cycles to the first weight), sustained cycles per weight, tail per row and
     stream bits per weight."""
     return {"fill": r["first_take"], "c": (r["last_take"] - r["first_take"] + 1) / r["weights"],
+            "last": r["last_take"] + 1, "weights": r["weights"],
             "tail": (r["cycles"] - r["last_take"]) / r["rows"], "s": r["stream_bits"] / r["weights"]}
 
 
-def _layer_cycles(r: dict, peak: float, layer: dict, key: str, bw: float, hw: AccelParams) -> float:
-    """One pass of ``layer``'s weights at the rates ``r`` of a slice run (see the module docstring)."""
-    # The slice's measured rate over the simple model max(peak, bits / B): the memory model's and
-    # the decoder's inefficiencies at this bandwidth (about 1).
-    calib = r["c"] / max(peak, r["s"] / bw)
-    c_l = max(peak, layer["bpw"][key] / bw) * calib
-    # The first blocks of the lanes are decoded before the first weight leaves; a layer smaller
-    # than one block per lane has shorter blocks.
-    fill = r["fill"] * min(1.0, layer["weights"] / (hw.lanes << hw.block_bits)) * c_l / r["c"]
-    return fill + layer["weights"] * c_l + r["tail"] * layer["rows"]
+def _layer_cycles(r: dict, top: dict, layer: dict, key: str, bw: float, hw: AccelParams) -> float:
+    """One pass of ``layer``'s weights: the rates ``r`` of a slice run at ``bw`` and ``top`` of the
+    same mode at the highest bandwidth (see the module docstring)."""
+    small = min(1.0, layer["weights"] / (hw.lanes << hw.block_bits))   # blocks shorter than 2**P
+    memory = layer["weights"] * layer["bpw"][key] / bw
+    compute = top["fill"] * small + layer["weights"] * top["c"]
+    return max(memory, compute) + r["excess"] * small + r["tail"] * layer["rows"]
+
+
+def _calibrate(runs: dict) -> None:
+    """Per run the ``excess``: measured cycles to the last weight over the simple model
+    ``max(weights * s / B, fill(B_max) + weights * c(B_max))`` (the memory latency and the last
+    block's decode after its data arrived: a per-layer constant)."""
+    for (mode, slots, bw), r in runs.items():
+        top = runs[(mode, slots, max(b for m, s_, b in runs if (m, s_) == (mode, slots)))]
+        model = max(r["weights"] * r["s"] / bw, top["fill"] + r["weights"] * top["c"])
+        r["excess"] = r["last"] - model
 
 
 def extrapolate(measured: list[dict], layers_by_model: dict, hw: AccelParams) -> list[dict]:
@@ -200,17 +209,17 @@ def extrapolate(measured: list[dict], layers_by_model: dict, hw: AccelParams) ->
     out = []
     for model, layers in layers_by_model.items():
         runs = {(r["mode"], r["slots"], r["bandwidth"]): _rates(r) for r in measured if r["model"] == model}
+        _calibrate(runs)
         bmax = max(b for _, _, b in runs)
         total_w = sum(l["weights"] for l in layers)
         for mode, slots in MODES:
             key = f"{mode}/{slots}"
-            peak = runs[(mode, slots, bmax)]["c"]
-            raw_peak = runs[("raw", "all", bmax)]["c"]
+            top, raw_top = runs[(mode, slots, bmax)], runs[("raw", "all", bmax)]
             for bw in sorted(b for m, s, b in runs if (m, s) == (mode, slots)):
                 r = runs[(mode, slots, bw)]
-                cycles = sum(_layer_cycles(r, peak, l, key, bw, hw) for l in layers)
+                cycles = sum(_layer_cycles(r, top, l, key, bw, hw) for l in layers)
                 # The paper's idealization: a decoder as fast as the raw path, only the traffic shrinks.
-                ideal = sum(_layer_cycles(runs[("raw", "all", bw)], raw_peak, l, key, bw, hw) for l in layers)
+                ideal = sum(_layer_cycles(runs[("raw", "all", bw)], raw_top, l, key, bw, hw) for l in layers)
                 bits = sum(l["weights"] * l["bpw"][key] for l in layers)
                 energy = {}
                 for pj in (DECODER_PJ_PER_WEIGHT,) + DECODER_PJ_SENSITIVITY:
@@ -227,7 +236,7 @@ def extrapolate(measured: list[dict], layers_by_model: dict, hw: AccelParams) ->
                             "energy_parts_uj": {k: v / 1e6 for k, v in energy[DECODER_PJ_PER_WEIGHT].items()},
                             "energy_uj_by_decoder_pj": {str(pj): e["total"] / 1e6 for pj, e in energy.items()},
                             "slice_fill_cycles": r["fill"], "slice_cycles_per_weight": r["c"],
-                            "slice_bits_per_weight": r["s"]})
+                            "slice_excess_cycles": r["excess"], "slice_bits_per_weight": r["s"]})
     base = {(r["model"], r["bandwidth"]): r for r in out if r["mode"] == "raw"}
     for r in out:
         b = base[(r["model"], r["bandwidth"])]
