@@ -47,7 +47,7 @@ sim-bench: $(STAMP)
 	$(PY) -m sim.bench --out results/sim.json
 
 accel: $(STAMP)
-	$(VENV)/bin/poscodec accel --bandwidth 16 128
+	$(VENV)/bin/poscodec accel
 
 synth: $(STAMP)
 	$(PY) -m synth

@@ -23,6 +23,9 @@ class Accelerator(wiring.Component):
         Decoder lanes = MACs.
     act_bits, acc_bits, max_k, max_rows : int
         Passed to :class:`PEArray`.
+    repeat_aware : bool
+        The PE array's repeat-aware compute (one multiply per run of equal weights); the decoder
+        then sends its write stream (``in_order=False``) instead of in-order weights.
     **decoder_params
         Passed to :class:`DecoderTop` (``weight_bits``, ``block_bits``, ``word_bits``, ...).
 
@@ -36,12 +39,15 @@ class Accelerator(wiring.Component):
         One-cycle pulse: ``clear`` to the decoder and ``start`` to the PE array.
     """
 
-    def __init__(self, *, lanes=1, act_bits=8, acc_bits=32, max_k=1024, max_rows=256, **decoder_params):
-        self._decoder = DecoderTop(lanes=lanes, **decoder_params)
+    def __init__(self, *, lanes=1, act_bits=8, acc_bits=32, max_k=1024, max_rows=256, repeat_aware=False,
+                 row_lookahead=16, **decoder_params):
+        self._decoder = DecoderTop(lanes=lanes, in_order=not repeat_aware, **decoder_params)
         p = self._decoder.params
         self._pe = PEArray(lanes=lanes, weight_bits=p["weight_bits"], act_bits=act_bits, acc_bits=acc_bits,
-                           max_k=max_k, max_rows=max_rows, block_bits=p["block_bits"])
-        self.params = dict(p, act_bits=act_bits, acc_bits=acc_bits, max_k=max_k, max_rows=max_rows)
+                           max_k=max_k, max_rows=max_rows, block_bits=p["block_bits"], repeat_aware=repeat_aware,
+                           row_lookahead=row_lookahead)
+        self.params = dict(p, act_bits=act_bits, acc_bits=acc_bits, max_k=max_k, max_rows=max_rows,
+                           repeat_aware=repeat_aware)
         dec, pe = self._decoder.signature.members, self._pe.signature.members
         members = {}
         for i in range(lanes):
@@ -50,7 +56,7 @@ class Accelerator(wiring.Component):
         for name in ("mode", "slots", "layer_block_bits", "error"):
             members[name] = dec[name]
         for name in ("acts", "y", "rows", "k", "step_rows", "step_cols", "stride_rows", "stride_cols",
-                     "busy", "streaming", "done"):
+                     "busy", "streaming", "done", "taken", "mults"):
             members[name] = pe[name]
         members["start"] = In(1)
         super().__init__(members)
@@ -69,5 +75,6 @@ class Accelerator(wiring.Component):
                      dec.clear.eq(self.start), self.error.eq(dec.error), pe.start.eq(self.start)]
         for name in ("rows", "k", "step_rows", "step_cols", "stride_rows", "stride_cols"):
             m.d.comb += getattr(pe, name).eq(getattr(self, name))
-        m.d.comb += [self.busy.eq(pe.busy), self.streaming.eq(pe.streaming), self.done.eq(pe.done)]
+        m.d.comb += [self.busy.eq(pe.busy), self.streaming.eq(pe.streaming), self.done.eq(pe.done),
+                     self.taken.eq(pe.taken), self.mults.eq(pe.mults)]
         return m

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .block_parser import Mode, Slots
 from .layer_decoder import LayerDecoder
-from .tokens import weight_layout
+from .tokens import weight_layout, write_layout
 
 __all__ = ["DecoderTop"]
 
@@ -59,7 +59,8 @@ class DecoderTop(wiring.Component):
         for i in range(lanes):
             members[f"words_{i}"] = In(stream.Signature(data.StructLayout({"data": p["word_bits"], "last": 1})))
             members[f"blocks_{i}"] = In(stream.Signature(range((1 << p["block_bits"]) + 1)))
-            members[f"weights_{i}"] = Out(stream.Signature(weight_layout(p["weight_bits"])))
+            members[f"weights_{i}"] = Out(stream.Signature(
+                weight_layout(p["weight_bits"]) if p["in_order"] else write_layout(p["weight_bits"], p["block_bits"])))
         members.update({
             "mode": In(Mode),
             "slots": In(Slots),

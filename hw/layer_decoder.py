@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .block_parser import BlockParser, Mode, ParserError, Slots
 from .distance_accumulator import DistanceAccumulator
 from .repeat_expander import RepeatExpander
-from .tokens import weight_layout
+from .tokens import weight_layout, write_layout
 
 __all__ = ["LayerDecoder"]
 
@@ -34,6 +34,11 @@ class LayerDecoder(wiring.Component):
         Huffman capacity: longest code (<= 15) and number of tables (1, 2, 4, 8).
     scan_bits : int
         Slots the ``free``-slot sweep examines per cycle (power of two).
+    in_order : bool
+        ``True`` (default): ``weights`` are the weights in position order (the expander's block
+        buffer). ``False``: ``weights`` is the write stream (``write_layout``: ``BLOCK``, the
+        value-grouped ``MEMBER`` writes, ``END``), for a consumer that scatters or, like the
+        repeat-aware PE array, computes on value groups; no block buffer.
 
     Members
     -------
@@ -65,18 +70,20 @@ class LayerDecoder(wiring.Component):
     """
 
     def __init__(self, *, weight_bits=8, block_bits=14, word_bits=32, max_code_len=15, num_tables=4,
-                 scan_bits=64):
+                 scan_bits=64, in_order=True):
         self._parser = BlockParser(weight_bits=weight_bits, block_bits=block_bits, word_bits=word_bits,
                                    max_code_len=max_code_len, num_tables=num_tables)
         self._accumulator = DistanceAccumulator(weight_bits=weight_bits, block_bits=block_bits,
                                                 scan_bits=scan_bits)
-        self._expander = RepeatExpander(weight_bits=weight_bits, block_bits=block_bits, in_order=True)
+        self._expander = RepeatExpander(weight_bits=weight_bits, block_bits=block_bits, in_order=in_order)
         self.params = dict(weight_bits=weight_bits, block_bits=block_bits, word_bits=word_bits,
-                           max_code_len=max_code_len, num_tables=num_tables, scan_bits=scan_bits)
+                           max_code_len=max_code_len, num_tables=num_tables, scan_bits=scan_bits,
+                           in_order=in_order)
         super().__init__({
             "words": In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1}))),
             "blocks": In(stream.Signature(range((1 << block_bits) + 1))),
-            "weights": Out(stream.Signature(weight_layout(weight_bits))),
+            "weights": Out(stream.Signature(weight_layout(weight_bits) if in_order
+                                            else write_layout(weight_bits, block_bits))),
             "mode": In(Mode),
             "slots": In(Slots),
             "layer_block_bits": In(5),

@@ -9,13 +9,14 @@ __all__ = ["add_commands"]
 
 
 def _cmd_accel(args) -> int:
-    from .accel import evaluate
+    from .accel import DEFAULT_HW, evaluate
     from .rtl_accel import AccelParams
 
-    hw = AccelParams(lanes=args.lanes, block_bits=args.block_bits, word_bits=args.word_bits)
+    hw = AccelParams(**dict(DEFAULT_HW, lanes=args.lanes, block_bits=args.block_bits, word_bits=args.word_bits))
     models = [m.lstrip("@") for m in args.models]
     evaluate(models, tuple(args.bandwidth), args.weights, args.latency, hw,
-             None if args.no_write else Path(args.output))
+             None if args.no_write else Path(args.output), repeat_aware=not args.no_repeat_aware,
+             blocks_per_lane=args.blocks_per_lane, reuse=args.reuse)
     return 0
 
 
@@ -27,9 +28,14 @@ def add_commands(sub) -> None:
     p.add_argument("--bandwidth", type=float, nargs="+", default=[8, 16, 32, 64, 128], metavar="B",
                    help="main-memory bandwidths in bits per cycle (default 8 16 32 64 128)")
     p.add_argument("--latency", type=int, default=20, help="main-memory latency in cycles (default 20)")
-    p.add_argument("--weights", type=int, default=4096, help="weights per simulated slice (default 4096)")
-    p.add_argument("--lanes", type=int, default=4, help="decoder lanes = MACs (default 4)")
-    p.add_argument("--block-bits", type=int, default=8, help="block size 2**P (default 8)")
+    p.add_argument("--weights", type=int, default=None,
+                   help="weights per simulated slice (default: --blocks-per-lane blocks per lane)")
+    p.add_argument("--blocks-per-lane", type=int, default=4, help="slice size in blocks per lane (default 4)")
+    p.add_argument("--lanes", type=int, default=4, help="decoder lanes = MACs (default 4; a power of two)")
+    p.add_argument("--block-bits", type=int, default=12, help="block size 2**P (default 12)")
+    p.add_argument("--no-repeat-aware", action="store_true", help="skip the repeat-aware PE array runs")
+    p.add_argument("--reuse", metavar="JSON", default=None,
+                   help="take the RTL measurements from an earlier accel.json (no simulation)")
     p.add_argument("--word-bits", type=int, choices=(32, 64, 128), default=32)
     p.add_argument("-o", "--output", default="results", help="folder for accel.json/.md/.png (default results)")
     p.add_argument("--no-write", action="store_true", help="print only")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +34,11 @@ class AccelParams:
     act_bits: int = 8
     acc_bits: int = 32
     max_k: int = 1024
-    max_rows: int = 64
+    max_rows: int = 256
+    max_words: int = 1 << 13     # per lane, in the harness's memory model
+    max_blocks: int = 64         # per lane
+    repeat_aware: bool = False   # PEArray's repeat-aware compute (decoder sends its write stream)
+    row_lookahead: int = 16
 
 
 @dataclass
@@ -50,19 +55,25 @@ class AccelRun:
 
 
 def build_accel(hw: AccelParams):
-    from hw.accelerator import Accelerator
+    """Verilog of :class:`sim.accel_harness.AccelHarness` (the accelerator plus the memory model)."""
+    from .accel_harness import AccelHarness
 
-    top = "poscodec_accel_" + hashlib.sha1(json.dumps(asdict(hw), sort_keys=True).encode()).hexdigest()[:10]
-    dut = Accelerator(lanes=hw.lanes, weight_bits=hw.weight_bits, block_bits=hw.block_bits, word_bits=hw.word_bits,
-                      scan_bits=hw.scan_bits, act_bits=hw.act_bits, acc_bits=hw.acc_bits, max_k=hw.max_k,
-                      max_rows=hw.max_rows)
+    # The hash covers the HDL sources too, so a change to hw/ or the harness rebuilds.
+    src = b"".join(f.read_bytes() for f in sorted((Path(__file__).parent.parent / "hw").glob("*.py"))
+                   + [Path(__file__).parent / "accel_harness.py"])
+    key = json.dumps(asdict(hw), sort_keys=True).encode() + src
+    top = "poscodec_accel_" + hashlib.sha1(key).hexdigest()[:10]
     path = BUILD_ROOT / top / f"{top}.v"
     if not path.exists():       # conversion takes seconds per lane: reuse a previous one
+        dut = AccelHarness(lanes=hw.lanes, max_words=hw.max_words, max_blocks=hw.max_blocks,
+                           weight_bits=hw.weight_bits, block_bits=hw.block_bits, word_bits=hw.word_bits,
+                           scan_bits=hw.scan_bits, act_bits=hw.act_bits, acc_bits=hw.acc_bits, max_k=hw.max_k,
+                           max_rows=hw.max_rows, repeat_aware=hw.repeat_aware, row_lookahead=hw.row_lookahead)
         path = generate_verilog(dut, top)
     return top, path
 
 
-def run_job(runs: list[AccelRun], hw: AccelParams, sim: str = "verilator") -> list[dict]:
+def run_job(runs: list[AccelRun], hw: AccelParams, sim: str = "verilator", optimize: bool = False) -> list[dict]:
     """Simulate ``runs`` in one simulator invocation; returns per run the testbench's record plus
     ``weights`` and ``payload_bits`` (the coded layer's size). Raises AssertionError on a mismatch."""
     from hw.pe_array import layer_config
@@ -76,13 +87,18 @@ def run_job(runs: list[AccelRun], hw: AccelParams, sim: str = "verilator") -> li
         q = r.W.ravel().astype(np.int64)
         enc = encode_integers(q, hw.weight_bits, r.mode, r.slots if r.mode != "raw" else "all", hw.block_bits)
         streams = lane_streams(enc.payload, q.size, hw.weight_bits, r.mode, hw.block_bits, hw.lanes)
+        for s in streams:
+            if len(s.data) * 8 > hw.max_words * hw.word_bits or len(s.block_sizes) > hw.max_blocks:
+                raise ValueError(f"{r.name}: a lane's stream exceeds the harness memory "
+                                 f"({hw.max_words} words, {hw.max_blocks} blocks)")
+        lanes = [{"data": s.data.hex(), "block_sizes": s.block_sizes} for s in streams]
         # Prefetch depth: enough words in flight to cover the latency at this bandwidth, per lane.
         fifo = 4 + math.ceil(r.latency * r.bandwidth / (hw.lanes * hw.word_bits))
         expected = (r.W.astype(np.int64) @ r.x.astype(np.int64)).tolist()
         body_runs.append({"name": r.name, "mode": MODE_CODES[r.mode], "slots": SLOTS_CODES[r.slots],
                           "layer_block_bits": hw.block_bits, "config": layer_config(rows, k, hw.block_bits, hw.lanes),
                           "acts": [int(a) for a in r.x], "expected": expected,
-                          "lanes": [{"data": s.data.hex(), "block_sizes": s.block_sizes} for s in streams],
+                          "lanes": lanes, "data_key": hashlib.sha1(json.dumps(lanes).encode()).hexdigest(),
                           "bandwidth": r.bandwidth, "latency": r.latency, "fifo_words": fifo})
         extra.append({"weights": int(q.size), "rows": rows, "k": k, "payload_bits": 8 * len(enc.payload),
                       "stream_bits": 8 * sum(len(s.data) for s in streams), "mode": r.mode, "slots": r.slots,
@@ -97,7 +113,8 @@ def run_job(runs: list[AccelRun], hw: AccelParams, sim: str = "verilator") -> li
     job_path.write_text(json.dumps(body))
     if result_path.exists():
         result_path.unlink()
-    run_cocotb(sim=sim, top_name=top, verilog=verilog, test_module="sim.tb_accel", params={"job": str(job_path)})
+    run_cocotb(sim=sim, top_name=top, verilog=verilog, test_module="sim.tb_accel", params={"job": str(job_path)},
+               optimize=optimize)
     raw = json.loads(result_path.read_text())
     return [dict(r, **e) for r, e in zip(raw, extra)]
 

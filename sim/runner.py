@@ -118,8 +118,11 @@ def generate_verilog(component, top_name):
 
 
 def run_cocotb(*, sim, top_name, verilog, test_module, params=None, testcase=None,
-               extra_env=None):
+               extra_env=None, optimize=False):
     """Build ``verilog`` with ``sim`` and run the cocotb ``test_module`` on ``top_name``.
+
+    ``optimize``: compile Verilator's C++ with ``-O2`` (longer build, much faster long runs; its
+    build directory is ``build/<top>/verilator-O2``) instead of ``-O0``.
 
     ``params`` (JSON-serializable dict) is passed to the test module via ``POSCODEC_PARAMS``.
     Raises ``AssertionError`` naming the results file if any cocotb test fails.
@@ -128,12 +131,19 @@ def run_cocotb(*, sim, top_name, verilog, test_module, params=None, testcase=Non
 
     if sim not in ("verilator", "icarus"):
         raise ValueError(f"sim must be 'verilator' or 'icarus', not {sim!r}")
-    build_dir = BUILD_ROOT / top_name / sim
+    build_dir = BUILD_ROOT / top_name / (sim + ("-O2" if optimize and sim == "verilator" else ""))
     build_dir.mkdir(parents=True, exist_ok=True)
     sources = [Path(verilog)]
     if sim == "verilator":
         _setup_verilator()
         build_args = VERILATOR_ARGS + (_verilator_trace_args() if _waves() else [])
+        if optimize:
+            # -O2 for the per-cycle code only; the large one-time code (VPI symbol tables for
+            # cocotb) stays at -O0, which keeps the build time close to the -O0 build.
+            build_args = [a for a in build_args if a not in ("-CFLAGS", "-O0")] + [
+                "--x-assign", "fast", "--x-initial", "fast"]
+            saved_makeflags = os.environ.get("MAKEFLAGS", "")
+            os.environ["MAKEFLAGS"] = saved_makeflags + " OPT_FAST=-O2 OPT_SLOW=-O0 OPT_GLOBAL=-O1"
         build_waves = _waves()
     else:
         build_args = list(ICARUS_ARGS)
@@ -160,6 +170,8 @@ def run_cocotb(*, sim, top_name, verilog, test_module, params=None, testcase=Non
     finally:
         if saved_waves is not None:
             os.environ["WAVES"] = saved_waves
+        if optimize and sim == "verilator":
+            os.environ["MAKEFLAGS"] = saved_makeflags
     env = {PARAMS_ENV: json.dumps(params or {})}
     env.update(extra_env or {})
     try:
