@@ -116,30 +116,29 @@ class BitReader(wiring.Component):
         # of the stream minus what was consumed, so the bits left to the next boundary are
         # exactly (level - consume) mod 8.
         overrun = Signal()
-        remain  = Signal.like(level)
         shift   = Signal(range(W + 8))
-        m.d.comb += [
-            overrun.eq(self.consume > self.count),
-            remain.eq(level - self.consume),
-        ]
-        with m.If(overrun):
-            m.d.comb += shift.eq(0)
-        with m.Elif(self.align):
-            m.d.comb += shift.eq(self.consume + remain[:3])
+        m.d.comb += overrun.eq(self.consume > self.count)
+        with m.If(self.align):
+            m.d.comb += shift.eq(self.consume + (level[:3] - self.consume[:3])[:3])
         with m.Else():
             m.d.comb += shift.eq(self.consume)
 
+        # An accepted word goes right after the buffered bits *before* the shift: its place
+        # depends only on registers, so the consume amount drives nothing but one shifter.
         # Bytes of the word in stream order: byte 0 in the most significant position.
         word_msb_first = Cat(*(self.i.payload.data.word_select(k, 8)
                                for k in reversed(range(Wd // 8))))
-        kept  = Signal(range(B + 1))
         accept = Signal()
+        merged = Signal(B)
         m.d.comb += [
-            kept.eq(level - shift),
             accept.eq(self.i.valid & self.i.ready),
+            merged.eq(buffer | Mux(accept, Cat(C(0, B - Wd), word_msb_first) >> level, 0)),
         ]
-        shifted  = (buffer << shift)[:B]
-        incoming = Mux(accept, Cat(C(0, B - Wd), word_msb_first) >> kept, 0)
+        filled = Signal(range(B + 1))
+        m.d.comb += filled.eq(level + Mux(accept, Wd, 0))
+        # On an overrun nothing is consumed (the comparison runs beside the shifter).
+        shifted = Mux(overrun, merged, (merged << shift)[:B])
+        kept = Mux(overrun, filled, filled - shift)
 
         with m.If(self.clear):
             m.d.sync += [
@@ -150,8 +149,8 @@ class BitReader(wiring.Component):
             ]
         with m.Else():
             m.d.sync += [
-                buffer.eq(shifted | incoming),
-                level.eq(kept + Mux(accept, Wd, 0)),
+                buffer.eq(shifted),
+                level.eq(kept),
             ]
             with m.If(accept & self.i.payload.last):
                 m.d.sync += ended.eq(1)

@@ -182,10 +182,13 @@ class BlockParser(wiring.Component):
         window, count, ended = reader.window, reader.count, reader.ended
         consume = Signal(range(W + 1))
         align = Signal()
+        error = Signal()
         m.d.comb += [
             reader.clear.eq(self.clear),
-            reader.consume.eq(consume),
-            reader.align.eq(align),
+            # Nothing is consumed once an error is flagged (a pipeline stage may flag it while
+            # the FSM is in any state).
+            reader.consume.eq(Mux(error, 0, consume)),
+            reader.align.eq(align & ~error),
         ]
 
         def peek(nbits):
@@ -195,7 +198,6 @@ class BlockParser(wiring.Component):
             return window >> (W - nbits).as_unsigned()
 
         # --- Registers ---
-        error      = Signal()
         error_code = Signal(ParserError)
         count_k    = Signal(COUNT_K_BITS)
         rice_bias  = Signal(RICE_BIAS_BITS)
@@ -218,7 +220,7 @@ class BlockParser(wiring.Component):
         last_index = Signal(range(2 ** P + 1))
         width      = Signal(range(P + 1))         # member field width (repeat / distance)
         rice_k     = Signal(range(P + 1))
-        table_sel  = Signal(range(self._num_tables))
+        k0_reg     = Signal(range(P + 2))
         escape_bits = Signal(range(P + 1))
 
         # Exp-Golomb reader, a subroutine shared by the header fields: zeros, then value bits
@@ -234,6 +236,10 @@ class BlockParser(wiring.Component):
         RET_M, RET_DELTA, RET_COUNT = 0, 1, 2
 
         # --- Output register ---
+        # Members leave through a two-stage pipeline after the field is consumed (S2: the
+        # distance from the Huffman symbol, S3: the index range check and the emit), so that the
+        # consume path holds only what the bit count needs. Other tokens (BLOCK, END, raw
+        # members) are emitted by the FSM once the pipeline is empty, which keeps them in order.
         out_valid = Signal()
         out = Signal(member_layout(b, P))
         m.d.comb += [
@@ -242,9 +248,15 @@ class BlockParser(wiring.Component):
             self.error.eq(error),
             self.error_code.eq(error_code),
         ]
-        can_emit = ~out_valid | self.o.ready
+        out_free = ~out_valid | self.o.ready
         with m.If(self.o.ready):
             m.d.sync += out_valid.eq(0)
+
+        s2_valid = Signal()
+        s3_valid = Signal()
+        pipe_empty = ~s2_valid & ~s3_valid
+        advance = ~s3_valid | out_free            # the member pipeline moves
+        can_emit = out_free & pipe_empty          # the FSM may emit a token
 
         def emit(kind, value=0, index=0, first=0, absolute=0):
             m.d.sync += [
@@ -257,8 +269,24 @@ class BlockParser(wiring.Component):
             ]
 
         def fail(code):
-            m.d.sync += [error.eq(1), error_code.eq(code)]
-            m.next = "ERROR"
+            # Errors are reported in stream order: a member still in the pipeline may fail the
+            # index check first. No state fails while consuming, so waiting loses nothing.
+            with m.If(pipe_empty & ~error):
+                m.d.sync += [error.eq(1), error_code.eq(code)]
+                m.next = "ERROR"
+
+        class state:
+            """``m.State(name)`` that moves to ERROR once ``error`` is set (by stage 3)."""
+            def __init__(self_, name):
+                self_.ctx = m.State(name)
+
+            def __enter__(self_):
+                return self_.ctx.__enter__()
+
+            def __exit__(self_, *exc):
+                with m.If(error):
+                    m.next = "ERROR"
+                return self_.ctx.__exit__(*exc)
 
         def read(nbits, when=C(1)):
             """`with read(n) as v:` runs its body when `n` bits are there (and `when`),
@@ -295,7 +323,7 @@ class BlockParser(wiring.Component):
         m.d.comb += [
             k0_raw.eq(d_len - c_len),
             k0.eq(Mux((members << k0_raw) > domain, k0_raw - 1, k0_raw)),
-            x.eq(members << k0),
+            x.eq(members << k0_reg),
         ]
         rice_table = Signal(range(8))
         scaled_d = Signal(P + 4)
@@ -305,42 +333,59 @@ class BlockParser(wiring.Component):
             for j in range(1, 8)))
 
         # --- Member datapath: one field per cycle ---
-        field = Signal(P + SYMBOL_BITS)          # the index (repeat) or the distance d
+        # Stage 1 (the MEMBERS state) only decides how many bits the field takes: in huffman
+        # mode the code length plus the group's extra bits, straight from the comparators.
         field_bits = Signal(range(W + 1))
         field_ready = Signal()                   # the window holds the whole field
         field_bad_code = Signal()
+        take = Signal()                          # stage 1 consumes a member field
         m.d.comb += [
             huffman.window.eq(window),
-            huffman.table.eq(table_sel),
-            huffman.rice_k.eq(rice_k),
-            huffman.escape_bits.eq(escape_bits),
+            huffman.take.eq(take),
         ]
         with m.If(self.mode == Mode.HUFFMAN):
             m.d.comb += [
-                field.eq(huffman.distance),
                 field_bits.eq(huffman.consume),
                 field_ready.eq(huffman.valid & (count >= huffman.consume)),
                 field_bad_code.eq(huffman.invalid & ((count == W) | ended)),
             ]
         with m.Else():
             m.d.comb += [
-                field.eq(peek(width)),
                 field_bits.eq(width),
                 field_ready.eq(count >= width),
             ]
+
+        # Stage 2: the field (the Huffman decoder's distance, or the raw field).
+        s2_first = Signal()
+        s2_raw = Signal(P + SYMBOL_BITS)
+        with m.If(take):
+            m.d.sync += [s2_first.eq(first_member), s2_raw.eq(peek(width))]
+        s2_field = Signal(P + SYMBOL_BITS)
+        m.d.comb += s2_field.eq(Mux(self.mode == Mode.HUFFMAN, huffman.distance, s2_raw))
+
+        # Stage 3: the index, its range check, the emit.
+        s3_first = Signal()
+        s3_field = Signal(P + SYMBOL_BITS)
+        with m.If(advance):
+            m.d.sync += [
+                s2_valid.eq(take),
+                s3_valid.eq(s2_valid),
+                s3_first.eq(s2_first),
+                s3_field.eq(s2_field),
+            ]
         index = Signal(P + SYMBOL_BITS + 1)
         index_ok = Signal()
-        with m.If((self.mode == Mode.REPEAT) | first_member):
-            m.d.comb += index.eq(field)
+        with m.If((self.mode == Mode.REPEAT) | s3_first):
+            m.d.comb += index.eq(s3_field)
         with m.Else():
-            m.d.comb += index.eq(last_index + field + 1)
+            m.d.comb += index.eq(last_index + s3_field + 1)
         m.d.comb += index_ok.eq((index < domain) &
-                                (first_member | (self.mode != Mode.REPEAT) | (index > last_index)))
+                                (s3_first | (self.mode != Mode.REPEAT) | (index > last_index)))
 
         hi = 2 ** (b - 1) - 1
 
         with m.FSM():
-            with m.State("START"):
+            with state("START"):
                 with m.If((self.layer_block_bits < MIN_BLOCK_BITS) | (self.layer_block_bits > P)):
                     fail(ParserError.BAD_BLOCK_BITS)
                 with m.Elif(self.mode == Mode.RAW):
@@ -349,7 +394,7 @@ class BlockParser(wiring.Component):
                     m.next = "COUNT_K"
 
             # --- Preamble ---
-            with m.State("COUNT_K"):
+            with state("COUNT_K"):
                 with read(COUNT_K_BITS) as v:
                     m.d.sync += count_k.eq(v)
                     with m.If(self.mode == Mode.HUFFMAN):
@@ -357,12 +402,12 @@ class BlockParser(wiring.Component):
                     with m.Else():
                         m.next = "ALIGN"
 
-            with m.State("RICE_BIAS"):
+            with state("RICE_BIAS"):
                 with read(RICE_BIAS_BITS) as v:
                     m.d.sync += rice_bias.eq(v)
                     m.next = "TABLES_LOG2"
 
-            with m.State("TABLES_LOG2"):
+            with state("TABLES_LOG2"):
                 with read(TABLES_LOG2_BITS) as v:
                     m.d.sync += [tables_log2.eq(v), table_i.eq(0)]
                     with m.If((1 << v) > self._num_tables):
@@ -370,7 +415,7 @@ class BlockParser(wiring.Component):
                     with m.Else():
                         m.next = "TABLE_SYMBOLS"
 
-            with m.State("TABLE_SYMBOLS"):
+            with state("TABLE_SYMBOLS"):
                 with read(SYMBOL_BITS) as v:
                     m.d.comb += [
                         huffman.load_begin.eq(1),
@@ -379,7 +424,7 @@ class BlockParser(wiring.Component):
                     ]
                     m.next = "TABLE_MAX_LEN"
 
-            with m.State("TABLE_MAX_LEN"):
+            with state("TABLE_MAX_LEN"):
                 with read(LENGTH_BITS) as v:
                     m.d.sync += lengths_left.eq(v)
                     with m.If((v == 0) | (v > self._max_code_len)):
@@ -387,14 +432,14 @@ class BlockParser(wiring.Component):
                     with m.Else():
                         m.next = "TABLE_COUNT"
 
-            with m.State("TABLE_COUNT"):
+            with state("TABLE_COUNT"):
                 with read(COUNT_BITS) as v:
                     m.d.comb += [huffman.load_count_en.eq(1), huffman.load_count.eq(v)]
                     m.d.sync += lengths_left.eq(lengths_left - 1)
                     with m.If(lengths_left == 1):
                         m.next = "TABLE_COUNTS_DONE"
 
-            with m.State("TABLE_COUNTS_DONE"):
+            with state("TABLE_COUNTS_DONE"):
                 # Over-subscribed or more codes than symbols: stop before reading the symbols.
                 m.d.sync += symbols_left.eq(huffman.load_total)
                 with m.If(huffman.load_error):
@@ -404,14 +449,14 @@ class BlockParser(wiring.Component):
                 with m.Else():
                     m.next = "TABLE_SYMBOL"
 
-            with m.State("TABLE_SYMBOL"):
+            with state("TABLE_SYMBOL"):
                 with read(SYMBOL_BITS) as v:
                     m.d.comb += [huffman.load_symbol_en.eq(1), huffman.load_symbol.eq(v)]
                     m.d.sync += symbols_left.eq(symbols_left - 1)
                     with m.If(symbols_left == 1):
                         m.next = "TABLE_DONE"
 
-            with m.State("TABLE_DONE"):
+            with state("TABLE_DONE"):
                 with m.If(huffman.load_error | huffman.load_incomplete):
                     fail(ParserError.BAD_TABLE)
                 with m.Elif(table_i == (1 << tables_log2) - 1):
@@ -420,13 +465,13 @@ class BlockParser(wiring.Component):
                     m.d.sync += table_i.eq(table_i + 1)
                     m.next = "TABLE_SYMBOLS"
 
-            with m.State("ALIGN"):
+            with state("ALIGN"):
                 m.d.comb += align.eq(1)
                 m.next = "BLOCK_CMD"
 
             # --- Blocks ---
-            with m.State("BLOCK_CMD"):
-                m.d.comb += self.blocks.ready.eq(1)
+            with state("BLOCK_CMD"):
+                m.d.comb += self.blocks.ready.eq(~error)
                 with m.If(self.blocks.valid):
                     size = self.blocks.payload
                     m.d.sync += [n.eq(size), free.eq(size), last_index.eq(0)]
@@ -438,25 +483,25 @@ class BlockParser(wiring.Component):
                         start_eg(0, RET_M)
 
             # Raw: every weight is its own group of one, at its own position.
-            with m.State("RAW_BLOCK"):
+            with state("RAW_BLOCK"):
                 with m.If(can_emit):
                     emit(TokenKind.BLOCK, 0, n)
                     m.next = "RAW_MEMBER"
 
-            with m.State("RAW_MEMBER"):
+            with state("RAW_MEMBER"):
                 with read(b, when=can_emit) as v:
                     emit(TokenKind.MEMBER, v.as_signed(), last_index, first=1, absolute=1)
                     m.d.sync += last_index.eq(last_index + 1)
                     with m.If(last_index == n - 1):
                         m.next = "RAW_END"
 
-            with m.State("RAW_END"):
+            with state("RAW_END"):
                 with m.If(can_emit):
                     emit(TokenKind.END)
                     m.next = "BLOCK_CMD"
 
             # Exp-Golomb subroutine.
-            with m.State("EG_ZEROS"):
+            with state("EG_ZEROS"):
                 leading = Signal(range(W + 1))
                 for i in reversed(range(W)):     # the first one bit from the MSB wins
                     with m.If(window[W - 1 - i]):
@@ -478,7 +523,7 @@ class BlockParser(wiring.Component):
                 with m.Elif(ended):
                     fail(ParserError.TRUNCATED)
 
-            with m.State("EG_VALUE"):
+            with state("EG_VALUE"):
                 chunk = Signal(range(W + 1))
                 m.d.comb += chunk.eq(Mux(eg_need > W, W, eg_need))
                 with read(chunk) as v:
@@ -492,7 +537,7 @@ class BlockParser(wiring.Component):
                             with m.Default():
                                 m.next = "GOT_COUNT"
 
-            with m.State("GOT_M"):
+            with state("GOT_M"):
                 # eg_acc = (m - 1) + 1 = m
                 with m.If((eg_acc > n) | (eg_acc > 2 ** b)):
                     fail(ParserError.TOO_MANY_VALUES)
@@ -500,7 +545,7 @@ class BlockParser(wiring.Component):
                     m.d.sync += [groups_left.eq(eg_acc - 1), first_group.eq(1), prev_count.eq(0)]
                     m.next = "IMPLICIT"
 
-            with m.State("IMPLICIT"):
+            with state("IMPLICIT"):
                 with read(b, when=can_emit) as v:
                     m.d.sync += implicit.eq(v.as_signed())
                     emit(TokenKind.BLOCK, v.as_signed(), n)
@@ -509,7 +554,7 @@ class BlockParser(wiring.Component):
                     with m.Else():
                         m.next = "GROUP"
 
-            with m.State("GROUP"):
+            with state("GROUP"):
                 with m.If(first_group):
                     with read(b) as v:
                         m.d.sync += value.eq(v.as_signed())
@@ -520,46 +565,60 @@ class BlockParser(wiring.Component):
                 with m.Else():
                     start_eg(0, RET_DELTA)
 
-            with m.State("GOT_DELTA"):
+            with state("GOT_DELTA"):
                 # eg_acc = (value - previous - 1) + 1
-                new_value = value + eg_acc
-                with m.If((new_value > hi) | (new_value == implicit)):
-                    fail(ParserError.VALUE_RANGE)
-                with m.Else():
-                    m.d.sync += value.eq(new_value)
-                    start_eg(count_k + (prev_count_len >> 1), RET_COUNT)
+                with m.If(pipe_empty):     # the member pipeline uses value/domain
+                    new_value = value + eg_acc
+                    with m.If((new_value > hi) | (new_value == implicit)):
+                        fail(ParserError.VALUE_RANGE)
+                    with m.Else():
+                        m.d.sync += value.eq(new_value)
+                        start_eg(count_k + (prev_count_len >> 1), RET_COUNT)
 
-            with m.State("GOT_COUNT"):
+            with state("GOT_COUNT"):
                 # eg_acc = z + 2**k_c; z is the zigzag of r = c - p: 2r (r >= 0), -2r - 1 (r < 0).
-                z = Signal(eg_value_bits)
-                c = Signal(signed(eg_value_bits + 2))
-                m.d.comb += z.eq(eg_acc - (C(1, max_eg_k + 1) << eg_k))
-                m.d.comb += c.eq(Mux(z[0], prev_count - (z >> 1) - 1, prev_count + (z >> 1)))
-                with m.If((c < 1) | (c >= free)):
-                    fail(ParserError.COUNT_RANGE)
-                with m.Else():
-                    m.d.sync += [
-                        prev_count.eq(c),
-                        members.eq(c),
-                        members_left.eq(c),
-                        first_member.eq(1),
-                        domain.eq(Mux(self.slots == Slots.FREE, free, n)),
-                    ]
-                    m.next = "GROUP_SETUP"
+                with m.If(pipe_empty):     # the member pipeline uses value/domain
+                    z = Signal(eg_value_bits)
+                    c = Signal(signed(eg_value_bits + 2))
+                    m.d.comb += z.eq(eg_acc - (C(1, max_eg_k + 1) << eg_k))
+                    m.d.comb += c.eq(Mux(z[0], prev_count - (z >> 1) - 1, prev_count + (z >> 1)))
+                    with m.If((c < 1) | (c >= free)):
+                        fail(ParserError.COUNT_RANGE)
+                    with m.Else():
+                        m.d.sync += [
+                            prev_count.eq(c),
+                            members.eq(c),
+                            members_left.eq(c),
+                            first_member.eq(1),
+                            domain.eq(Mux(self.slots == Slots.FREE, free, n)),
+                        ]
+                        m.next = "GROUP_SETUP"
 
-            with m.State("GROUP_SETUP"):
+            with state("GROUP_SETUP"):
                 m.d.sync += [
                     width.eq(domain_bits),
                     escape_bits.eq(domain_bits),
+                    k0_reg.eq(k0),
                     rice_k.eq(Mux(k0 > rice_bias, k0 - rice_bias, 0)),
-                    table_sel.eq(rice_table),
                 ]
                 with m.If(self.mode == Mode.DISTANCE):
                     m.next = "WIDTH"
+                with m.Elif(self.mode == Mode.HUFFMAN):
+                    m.next = "GROUP_TABLE"
                 with m.Else():
                     m.next = "MEMBERS"
 
-            with m.State("WIDTH"):
+            with state("GROUP_TABLE"):
+                # The Huffman decoder copies the group's table into its registers.
+                m.d.comb += [
+                    huffman.select.eq(1),
+                    huffman.table.eq(rice_table),
+                    huffman.rice_k.eq(rice_k),
+                    huffman.escape_bits.eq(escape_bits),
+                ]
+                m.next = "MEMBERS"
+
+            with state("WIDTH"):
                 with read(DISTANCE_WIDTH_BITS) as v:
                     m.d.sync += width.eq(v)
                     with m.If(v > n_bits):
@@ -567,16 +626,11 @@ class BlockParser(wiring.Component):
                     with m.Else():
                         m.next = "MEMBERS"
 
-            with m.State("MEMBERS"):
+            with state("MEMBERS"):
                 with m.If(field_ready):
-                    with m.If(~index_ok):
-                        fail(ParserError.INDEX_RANGE)
-                    with m.Elif(can_emit):
-                        m.d.comb += consume.eq(field_bits)
-                        emit(TokenKind.MEMBER, value, field, first=first_member,
-                             absolute=self.mode == Mode.REPEAT)
+                    with m.If(advance & ~error):
+                        m.d.comb += [take.eq(1), consume.eq(field_bits)]
                         m.d.sync += [
-                            last_index.eq(index),
                             first_member.eq(0),
                             members_left.eq(members_left - 1),
                         ]
@@ -595,7 +649,7 @@ class BlockParser(wiring.Component):
                 with m.Elif(ended):
                     fail(ParserError.TRUNCATED)
 
-            with m.State("BLOCK_END"):
+            with state("BLOCK_END"):
                 # The block's padding: skip to the next byte, where the next block starts.
                 with m.If(can_emit):
                     emit(TokenKind.END)
@@ -604,5 +658,14 @@ class BlockParser(wiring.Component):
 
             with m.State("ERROR"):
                 pass
+
+        # Stage 3 (after the FSM: its error is the earlier one in the stream and wins).
+        with m.If(s3_valid & ~error):
+            with m.If(~index_ok):
+                m.d.sync += [error.eq(1), error_code.eq(ParserError.INDEX_RANGE)]
+            with m.Elif(out_free):
+                emit(TokenKind.MEMBER, value, s3_field, first=s3_first,
+                     absolute=self.mode == Mode.REPEAT)
+                m.d.sync += last_index.eq(index)
 
         return top
