@@ -1,5 +1,6 @@
 from amaranth.hdl import *
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .bit_reader import BitReader
@@ -240,17 +241,19 @@ class BlockParser(wiring.Component):
         # distance from the Huffman symbol, S3: the index range check and the emit), so that the
         # consume path holds only what the bit count needs. Other tokens (BLOCK, END, raw
         # members) are emitted by the FSM once the pipeline is empty, which keeps them in order.
-        out_valid = Signal()
+        # The tokens go through a two-entry FIFO whose `w_rdy` is a register: the next stage's
+        # `ready` (the accumulator's, deep logic) reaches no consume or emit decision.
+        m.submodules.out_fifo = out_fifo = SyncFIFO(width=member_layout(b, P).size, depth=2)
         out = Signal(member_layout(b, P))
         m.d.comb += [
-            self.o.valid.eq(out_valid & ~error),
-            self.o.payload.eq(out),
+            out_fifo.w_data.eq(out),
+            self.o.valid.eq(out_fifo.r_rdy & ~error),
+            self.o.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o.ready),
             self.error.eq(error),
             self.error_code.eq(error_code),
         ]
-        out_free = ~out_valid | self.o.ready
-        with m.If(self.o.ready):
-            m.d.sync += out_valid.eq(0)
+        out_free = out_fifo.w_rdy
 
         s2_valid = Signal()
         s3_valid = Signal()
@@ -259,8 +262,8 @@ class BlockParser(wiring.Component):
         can_emit = out_free & pipe_empty          # the FSM may emit a token
 
         def emit(kind, value=0, index=0, first=0, absolute=0):
-            m.d.sync += [
-                out_valid.eq(1),
+            m.d.comb += [
+                out_fifo.w_en.eq(1),
                 out.kind.eq(kind),
                 out.value.eq(value),
                 out.index.eq(index),
@@ -343,11 +346,19 @@ class BlockParser(wiring.Component):
             huffman.window.eq(window),
             huffman.take.eq(take),
         ]
+        # A full window holds any field (consume <= max_code_len + P <= W); before the stream
+        # has ended, a short window waits for words. After the end, a valid code is taken
+        # without comparing its size with `count` first: the comparison is registered with the
+        # member (`s2_short`), which then fails TRUNCATED in stage 3, in stream order, instead of
+        # being emitted (the bit reader refuses an overrun, so nothing is consumed). This keeps
+        # the comparison off the consume path.
+        full = Signal()
+        m.d.comb += full.eq(count == W)
         with m.If(self.mode == Mode.HUFFMAN):
             m.d.comb += [
                 field_bits.eq(huffman.consume),
-                field_ready.eq(huffman.valid & (count >= huffman.consume)),
-                field_bad_code.eq(huffman.invalid & ((count == W) | ended)),
+                field_ready.eq(huffman.valid & (full | ended)),
+                field_bad_code.eq(huffman.invalid & (full | ended)),
             ]
         with m.Else():
             m.d.comb += [
@@ -357,20 +368,24 @@ class BlockParser(wiring.Component):
 
         # Stage 2: the field (the Huffman decoder's distance, or the raw field).
         s2_first = Signal()
+        s2_short = Signal()
         s2_raw = Signal(P + SYMBOL_BITS)
         with m.If(take):
-            m.d.sync += [s2_first.eq(first_member), s2_raw.eq(peek(width))]
+            m.d.sync += [s2_first.eq(first_member), s2_raw.eq(peek(width)),
+                         s2_short.eq(count < field_bits)]
         s2_field = Signal(P + SYMBOL_BITS)
         m.d.comb += s2_field.eq(Mux(self.mode == Mode.HUFFMAN, huffman.distance, s2_raw))
 
         # Stage 3: the index, its range check, the emit.
         s3_first = Signal()
+        s3_short = Signal()
         s3_field = Signal(P + SYMBOL_BITS)
         with m.If(advance):
             m.d.sync += [
                 s2_valid.eq(take),
                 s3_valid.eq(s2_valid),
                 s3_first.eq(s2_first),
+                s3_short.eq(s2_short),
                 s3_field.eq(s2_field),
             ]
         index = Signal(P + SYMBOL_BITS + 1)
@@ -661,7 +676,9 @@ class BlockParser(wiring.Component):
 
         # Stage 3 (after the FSM: its error is the earlier one in the stream and wins).
         with m.If(s3_valid & ~error):
-            with m.If(~index_ok):
+            with m.If(s3_short):
+                m.d.sync += [error.eq(1), error_code.eq(ParserError.TRUNCATED)]
+            with m.Elif(~index_ok):
                 m.d.sync += [error.eq(1), error_code.eq(ParserError.INDEX_RANGE)]
             with m.Elif(out_free):
                 emit(TokenKind.MEMBER, value, s3_field, first=s3_first,
