@@ -221,7 +221,9 @@ class BlockParser(wiring.Component):
         last_index = Signal(range(2 ** P + 1))
         width      = Signal(range(P + 1))         # member field width (repeat / distance)
         rice_k     = Signal(range(P + 1))
-        k0_reg     = Signal(range(P + 2))
+        k0_raw     = Signal(range(P + 2))         # bitlen(D) - bitlen(c)
+        x_reg      = Signal(P + 1)                # c << k0
+        table_sel  = Signal(range(8))
         escape_bits = Signal(range(P + 1))
 
         # Exp-Golomb reader, a subroutine shared by the header fields: zeros, then value bits
@@ -320,20 +322,25 @@ class BlockParser(wiring.Component):
         domain_bits = _bit_length(m, domain - 1, "domain_bits")   # bitlen(D - 1)
         d_len = _bit_length(m, domain, "d_len")                   # bitlen(D)
         c_len = _bit_length(m, members, "c_len")                  # bitlen(c)
-        k0_raw = Signal(range(P + 2))
+        # Over three cycles (GROUP_SETUP, GROUP_K, GROUP_TABLE), from registers each time:
+        # k0 = floor(log2(D / c)) from the bit lengths, then x = c << k0, then the table
+        # t = #{j in 1..T-1 : T * D >= (T + j) * x}, tested as (D - x) * T >= j * x (x <= D).
         k0 = Signal(range(P + 2))
-        x = Signal(2 * P + 2)
+        x = Signal(P + 1)
         m.d.comb += [
-            k0_raw.eq(d_len - c_len),
             k0.eq(Mux((members << k0_raw) > domain, k0_raw - 1, k0_raw)),
-            x.eq(members << k0_reg),
+            x.eq(Mux((members << k0_raw) > domain, (members << k0_raw) >> 1, members << k0_raw)),
         ]
         rice_table = Signal(range(8))
-        scaled_d = Signal(P + 4)
-        m.d.comb += scaled_d.eq(domain << tables_log2)
-        m.d.comb += rice_table.eq(sum(
-            ((j < (1 << tables_log2)) & (scaled_d >= (x << tables_log2) + x * j)).as_unsigned()
-            for j in range(1, 8)))
+        y = Signal(P + 1)
+        scaled_y = Signal(P + 4)
+        m.d.comb += [
+            y.eq(domain - x_reg),
+            scaled_y.eq(y << tables_log2),
+            rice_table.eq(sum(
+                ((j < (1 << tables_log2)) & (scaled_y >= x_reg * j)).as_unsigned()
+                for j in range(1, 8))),
+        ]
 
         # --- Member datapath: one field per cycle ---
         # Stage 1 (the MEMBERS state) only decides how many bits the field takes: in huffman
@@ -613,21 +620,31 @@ class BlockParser(wiring.Component):
                 m.d.sync += [
                     width.eq(domain_bits),
                     escape_bits.eq(domain_bits),
-                    k0_reg.eq(k0),
-                    rice_k.eq(Mux(k0 > rice_bias, k0 - rice_bias, 0)),
+                    k0_raw.eq(d_len - c_len),
                 ]
                 with m.If(self.mode == Mode.DISTANCE):
                     m.next = "WIDTH"
                 with m.Elif(self.mode == Mode.HUFFMAN):
-                    m.next = "GROUP_TABLE"
+                    m.next = "GROUP_K"
                 with m.Else():
                     m.next = "MEMBERS"
 
+            with state("GROUP_K"):
+                m.d.sync += [
+                    x_reg.eq(x),
+                    rice_k.eq(Mux(k0 > rice_bias, k0 - rice_bias, 0)),
+                ]
+                m.next = "GROUP_TABLE"
+
             with state("GROUP_TABLE"):
+                m.d.sync += table_sel.eq(rice_table)
+                m.next = "GROUP_SELECT"
+
+            with state("GROUP_SELECT"):
                 # The Huffman decoder copies the group's table into its registers.
                 m.d.comb += [
                     huffman.select.eq(1),
-                    huffman.table.eq(rice_table),
+                    huffman.table.eq(table_sel),
                     huffman.rice_k.eq(rice_k),
                     huffman.escape_bits.eq(escape_bits),
                 ]
