@@ -26,6 +26,11 @@ class BitReader(wiring.Component):
     window_bits : int
         Width of the peek window, ``1 <= window_bits <= word_bits`` (one word per cycle must be able
         to refill what the consumer can take per cycle). Default 32.
+    guard_overrun : bool
+        Default True: an overrun (``consume > count``) consumes nothing. False takes the
+        comparison off the consume-to-buffer path for a consumer that never relies on it (the
+        ``BlockParser`` stops at the error it reports itself): ``error`` is still set, but the
+        buffer is then undefined until ``clear``.
 
     Members
     -------
@@ -63,7 +68,7 @@ class BitReader(wiring.Component):
     consumer takes ``window_bits`` every cycle and words arrive without stalls.
     """
 
-    def __init__(self, *, word_bits, window_bits=32):
+    def __init__(self, *, word_bits, window_bits=32, guard_overrun=True):
         if word_bits not in (32, 64, 128):
             raise ValueError(f"word_bits must be 32, 64 or 128, not {word_bits!r}")
         if not isinstance(window_bits, int) or not 1 <= window_bits <= word_bits:
@@ -71,6 +76,7 @@ class BitReader(wiring.Component):
                              f"not {window_bits!r}")
         self._word_bits = word_bits
         self._window_bits = window_bits
+        self._guard_overrun = bool(guard_overrun)
         self._buffer_bits = 2 * window_bits + word_bits
 
         super().__init__({
@@ -137,8 +143,12 @@ class BitReader(wiring.Component):
         filled = Signal(range(B + 1))
         m.d.comb += filled.eq(level + Mux(accept, Wd, 0))
         # On an overrun nothing is consumed (the comparison runs beside the shifter).
-        shifted = Mux(overrun, merged, (merged << shift)[:B])
-        kept = Mux(overrun, filled, filled - shift)
+        if self._guard_overrun:
+            shifted = Mux(overrun, merged, (merged << shift)[:B])
+            kept = Mux(overrun, filled, filled - shift)
+        else:
+            shifted = (merged << shift)[:B]
+            kept = filled - shift
 
         with m.If(self.clear):
             m.d.sync += [

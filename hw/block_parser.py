@@ -174,7 +174,8 @@ class BlockParser(wiring.Component):
 
         b, P, W = self._weight_bits, self._block_bits, self._window_bits
 
-        m.submodules.reader = reader = BitReader(word_bits=self._word_bits, window_bits=W)
+        m.submodules.reader = reader = BitReader(word_bits=self._word_bits, window_bits=W,
+                                                 guard_overrun=False)
         m.submodules.huffman = huffman = CanonicalHuffmanDecoder(
             max_code_len=self._max_code_len, num_tables=self._num_tables, window_bits=W,
             max_extra_bits=P)
@@ -184,11 +185,13 @@ class BlockParser(wiring.Component):
         consume = Signal(range(W + 1))
         align = Signal()
         error = Signal()
+        member_gate = Signal()                   # MEMBERS may consume `member_bits`
+        member_bits = Signal(range(W + 1))
         m.d.comb += [
             reader.clear.eq(self.clear),
             # Nothing is consumed once an error is flagged (a pipeline stage may flag it while
-            # the FSM is in any state).
-            reader.consume.eq(Mux(error, 0, consume)),
+            # the FSM is in any state). Member fields bypass the FSM's multiplexer.
+            reader.consume.eq(Mux(error, 0, consume) | Mux(member_gate, member_bits, 0)),
             reader.align.eq(align & ~error),
         ]
 
@@ -366,11 +369,14 @@ class BlockParser(wiring.Component):
                 field_bits.eq(huffman.consume),
                 field_ready.eq(huffman.valid & (full | ended)),
                 field_bad_code.eq(huffman.invalid & (full | ended)),
+                # No match gives consume 0: whether the code is valid does not gate the bits.
+                member_bits.eq(huffman.consume),
             ]
         with m.Else():
             m.d.comb += [
                 field_bits.eq(width),
                 field_ready.eq(count >= width),
+                member_bits.eq(Mux(count >= width, width, 0)),
             ]
 
         # Stage 2: the field (the Huffman decoder's distance, or the raw field).
@@ -659,9 +665,13 @@ class BlockParser(wiring.Component):
                         m.next = "MEMBERS"
 
             with state("MEMBERS"):
+                # The consume path: window -> code length + extra bits -> reader, gated only
+                # by registers (state, pipeline room, full window or ended, error).
+                m.d.comb += member_gate.eq(advance & ~error &
+                                           ((self.mode != Mode.HUFFMAN) | full | ended))
                 with m.If(field_ready):
                     with m.If(advance & ~error):
-                        m.d.comb += [take.eq(1), consume.eq(field_bits)]
+                        m.d.comb += take.eq(1)
                         m.d.sync += [
                             first_member.eq(0),
                             members_left.eq(members_left - 1),
