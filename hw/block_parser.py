@@ -226,7 +226,6 @@ class BlockParser(wiring.Component):
         rice_k     = Signal(range(P + 1))
         k0_raw     = Signal(range(P + 2))         # bitlen(D) - bitlen(c)
         x_reg      = Signal(P + 1)                # c << k0
-        table_sel  = Signal(range(8))
         escape_bits = Signal(range(P + 1))
 
         # Exp-Golomb reader, a subroutine shared by the header fields: zeros, then value bits
@@ -643,14 +642,10 @@ class BlockParser(wiring.Component):
                 m.next = "GROUP_TABLE"
 
             with state("GROUP_TABLE"):
-                m.d.sync += table_sel.eq(rice_table)
-                m.next = "GROUP_SELECT"
-
-            with state("GROUP_SELECT"):
                 # The Huffman decoder copies the group's table into its registers.
                 m.d.comb += [
                     huffman.select.eq(1),
-                    huffman.table.eq(table_sel),
+                    huffman.table.eq(rice_table),
                     huffman.rice_k.eq(rice_k),
                     huffman.escape_bits.eq(escape_bits),
                 ]
@@ -685,7 +680,7 @@ class BlockParser(wiring.Component):
                             with m.If(groups_left == 1):
                                 m.next = "BLOCK_END"
                             with m.Else():
-                                m.next = "GROUP"
+                                start_eg(0, RET_DELTA)      # the next group's value delta
                 with m.Elif(field_bad_code):
                     fail(ParserError.BAD_CODE)
                 with m.Elif(ended):
