@@ -31,6 +31,10 @@ class BitReader(wiring.Component):
         comparison off the consume-to-buffer path for a consumer that never relies on it (the
         ``BlockParser`` stops at the error it reports itself): ``error`` is still set, but the
         buffer is then undefined until ``clear``.
+    align_alone : bool
+        Default False. True promises that ``align`` is only raised with ``consume == 0``: the
+        alignment then needs no adder on the consume path (``align`` with ``consume != 0`` is
+        undefined).
 
     Members
     -------
@@ -68,7 +72,7 @@ class BitReader(wiring.Component):
     consumer takes ``window_bits`` every cycle and words arrive without stalls.
     """
 
-    def __init__(self, *, word_bits, window_bits=32, guard_overrun=True):
+    def __init__(self, *, word_bits, window_bits=32, guard_overrun=True, align_alone=False):
         if word_bits not in (32, 64, 128):
             raise ValueError(f"word_bits must be 32, 64 or 128, not {word_bits!r}")
         if not isinstance(window_bits, int) or not 1 <= window_bits <= word_bits:
@@ -77,6 +81,7 @@ class BitReader(wiring.Component):
         self._word_bits = word_bits
         self._window_bits = window_bits
         self._guard_overrun = bool(guard_overrun)
+        self._align_alone = bool(align_alone)
         self._buffer_bits = 2 * window_bits + word_bits
 
         super().__init__({
@@ -124,10 +129,13 @@ class BitReader(wiring.Component):
         overrun = Signal()
         shift   = Signal(range(W + 8))
         m.d.comb += overrun.eq(self.consume > self.count)
-        with m.If(self.align):
-            m.d.comb += shift.eq(self.consume + (level[:3] - self.consume[:3])[:3])
-        with m.Else():
-            m.d.comb += shift.eq(self.consume)
+        if self._align_alone:
+            m.d.comb += shift.eq(self.consume | Mux(self.align, level[:3], 0))
+        else:
+            with m.If(self.align):
+                m.d.comb += shift.eq(self.consume + (level[:3] - self.consume[:3])[:3])
+            with m.Else():
+                m.d.comb += shift.eq(self.consume)
 
         # An accepted word goes right after the buffered bits *before* the shift: its place
         # depends only on registers, so the consume amount drives nothing but one shifter.

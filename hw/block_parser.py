@@ -175,7 +175,7 @@ class BlockParser(wiring.Component):
         b, P, W = self._weight_bits, self._block_bits, self._window_bits
 
         m.submodules.reader = reader = BitReader(word_bits=self._word_bits, window_bits=W,
-                                                 guard_overrun=False)
+                                                 guard_overrun=False, align_alone=True)
         m.submodules.huffman = huffman = CanonicalHuffmanDecoder(
             max_code_len=self._max_code_len, num_tables=self._num_tables, window_bits=W,
             max_extra_bits=P)
