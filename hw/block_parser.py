@@ -109,14 +109,21 @@ class BlockParser(wiring.Component):
         Synchronous restart for a new layer: resets the parser, its tables and the bit reader.
         The preamble is parsed right after reset or ``clear``.
     error : ``Out(1)``, error_code : ``Out(ParserError)``
-        Sticky. On an error the parser stops: ``o.valid`` goes low at once (a token not yet
-        taken is dropped, the layer being lost anyway), nothing more is consumed.
+        Sticky. Errors are reported in stream order (the first one the software decoder would
+        raise). On an error the parser stops: ``o.valid`` goes low at once (tokens not yet
+        taken are dropped, the layer being lost anyway) and nothing more is consumed. No member
+        at or after the failing field is emitted; the two fields after it may already have
+        been consumed.
 
     Timing and backpressure
     -----------------------
-    ``o`` is registered. Member fields are decoded at one per cycle in every mode while ``o`` is
-    ready and the bit reader has bits. Block and group headers take a few cycles each (an
-    Exp-Golomb code 2 or 3). Nothing is consumed from the stream while ``o`` is stalled.
+    ``o`` comes from a 2-entry FIFO (registered ``ready`` towards the parser). Member fields are
+    decoded at one per cycle in every mode while the FIFO has room and the bit reader has bits;
+    the cycle a field is consumed depends only on its size (the Huffman code length plus extra
+    bits), and a member passes two more stages (distance, then index check) before it is
+    written to the FIFO. Block and group headers take a few cycles each (an Exp-Golomb code 2
+    or 3, a Huffman group's Rice context 3). Nothing is consumed from the stream while ``o`` is
+    stalled.
     """
 
     def __init__(self, *, weight_bits, block_bits, word_bits=32, max_code_len=15, num_tables=4,
