@@ -26,6 +26,15 @@ class BitReader(wiring.Component):
     window_bits : int
         Width of the peek window, ``1 <= window_bits <= word_bits`` (one word per cycle must be able
         to refill what the consumer can take per cycle). Default 32.
+    guard_overrun : bool
+        Default True: an overrun (``consume > count``) consumes nothing. False takes the
+        comparison off the consume-to-buffer path for a consumer that never relies on it (the
+        ``BlockParser`` stops at the error it reports itself): ``error`` is still set, but the
+        buffer is then undefined until ``clear``.
+    align_alone : bool
+        Default False. True promises that ``align`` is only raised with ``consume == 0``: the
+        alignment then needs no adder on the consume path (``align`` with ``consume != 0`` is
+        undefined).
 
     Members
     -------
@@ -63,7 +72,7 @@ class BitReader(wiring.Component):
     consumer takes ``window_bits`` every cycle and words arrive without stalls.
     """
 
-    def __init__(self, *, word_bits, window_bits=32):
+    def __init__(self, *, word_bits, window_bits=32, guard_overrun=True, align_alone=False):
         if word_bits not in (32, 64, 128):
             raise ValueError(f"word_bits must be 32, 64 or 128, not {word_bits!r}")
         if not isinstance(window_bits, int) or not 1 <= window_bits <= word_bits:
@@ -71,6 +80,8 @@ class BitReader(wiring.Component):
                              f"not {window_bits!r}")
         self._word_bits = word_bits
         self._window_bits = window_bits
+        self._guard_overrun = bool(guard_overrun)
+        self._align_alone = bool(align_alone)
         self._buffer_bits = 2 * window_bits + word_bits
 
         super().__init__({
@@ -116,30 +127,36 @@ class BitReader(wiring.Component):
         # of the stream minus what was consumed, so the bits left to the next boundary are
         # exactly (level - consume) mod 8.
         overrun = Signal()
-        remain  = Signal.like(level)
         shift   = Signal(range(W + 8))
-        m.d.comb += [
-            overrun.eq(self.consume > self.count),
-            remain.eq(level - self.consume),
-        ]
-        with m.If(overrun):
-            m.d.comb += shift.eq(0)
-        with m.Elif(self.align):
-            m.d.comb += shift.eq(self.consume + remain[:3])
-        with m.Else():
-            m.d.comb += shift.eq(self.consume)
+        m.d.comb += overrun.eq(self.consume > self.count)
+        if self._align_alone:
+            m.d.comb += shift.eq(self.consume | Mux(self.align, level[:3], 0))
+        else:
+            with m.If(self.align):
+                m.d.comb += shift.eq(self.consume + (level[:3] - self.consume[:3])[:3])
+            with m.Else():
+                m.d.comb += shift.eq(self.consume)
 
+        # An accepted word goes right after the buffered bits *before* the shift: its place
+        # depends only on registers, so the consume amount drives nothing but one shifter.
         # Bytes of the word in stream order: byte 0 in the most significant position.
         word_msb_first = Cat(*(self.i.payload.data.word_select(k, 8)
                                for k in reversed(range(Wd // 8))))
-        kept  = Signal(range(B + 1))
         accept = Signal()
+        merged = Signal(B)
         m.d.comb += [
-            kept.eq(level - shift),
             accept.eq(self.i.valid & self.i.ready),
+            merged.eq(buffer | Mux(accept, Cat(C(0, B - Wd), word_msb_first) >> level, 0)),
         ]
-        shifted  = (buffer << shift)[:B]
-        incoming = Mux(accept, Cat(C(0, B - Wd), word_msb_first) >> kept, 0)
+        filled = Signal(range(B + 1))
+        m.d.comb += filled.eq(level + Mux(accept, Wd, 0))
+        # On an overrun nothing is consumed (the comparison runs beside the shifter).
+        if self._guard_overrun:
+            shifted = Mux(overrun, merged, (merged << shift)[:B])
+            kept = Mux(overrun, filled, filled - shift)
+        else:
+            shifted = (merged << shift)[:B]
+            kept = filled - shift
 
         with m.If(self.clear):
             m.d.sync += [
@@ -150,8 +167,8 @@ class BitReader(wiring.Component):
             ]
         with m.Else():
             m.d.sync += [
-                buffer.eq(shifted | incoming),
-                level.eq(kept + Mux(accept, Wd, 0)),
+                buffer.eq(shifted),
+                level.eq(kept),
             ]
             with m.If(accept & self.i.payload.last):
                 m.d.sync += ended.eq(1)

@@ -1,5 +1,6 @@
 from amaranth.hdl import *
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .bit_reader import BitReader
@@ -108,14 +109,21 @@ class BlockParser(wiring.Component):
         Synchronous restart for a new layer: resets the parser, its tables and the bit reader.
         The preamble is parsed right after reset or ``clear``.
     error : ``Out(1)``, error_code : ``Out(ParserError)``
-        Sticky. On an error the parser stops: ``o.valid`` goes low at once (a token not yet
-        taken is dropped, the layer being lost anyway), nothing more is consumed.
+        Sticky. Errors are reported in stream order (the first one the software decoder would
+        raise). On an error the parser stops: ``o.valid`` goes low at once (tokens not yet
+        taken are dropped, the layer being lost anyway) and nothing more is consumed. No member
+        at or after the failing field is emitted; the two fields after it may already have
+        been consumed.
 
     Timing and backpressure
     -----------------------
-    ``o`` is registered. Member fields are decoded at one per cycle in every mode while ``o`` is
-    ready and the bit reader has bits. Block and group headers take a few cycles each (an
-    Exp-Golomb code 2 or 3). Nothing is consumed from the stream while ``o`` is stalled.
+    ``o`` comes from a 2-entry FIFO (registered ``ready`` towards the parser). Member fields are
+    decoded at one per cycle in every mode while the FIFO has room and the bit reader has bits;
+    the cycle a field is consumed depends only on its size (the Huffman code length plus extra
+    bits), and a member passes two more stages (distance, then index check) before it is
+    written to the FIFO. Block and group headers take a few cycles each (an Exp-Golomb code 2
+    or 3, a Huffman group's Rice context 3). Nothing is consumed from the stream while ``o`` is
+    stalled.
     """
 
     def __init__(self, *, weight_bits, block_bits, word_bits=32, max_code_len=15, num_tables=4,
@@ -173,7 +181,8 @@ class BlockParser(wiring.Component):
 
         b, P, W = self._weight_bits, self._block_bits, self._window_bits
 
-        m.submodules.reader = reader = BitReader(word_bits=self._word_bits, window_bits=W)
+        m.submodules.reader = reader = BitReader(word_bits=self._word_bits, window_bits=W,
+                                                 guard_overrun=False, align_alone=True)
         m.submodules.huffman = huffman = CanonicalHuffmanDecoder(
             max_code_len=self._max_code_len, num_tables=self._num_tables, window_bits=W,
             max_extra_bits=P)
@@ -182,10 +191,15 @@ class BlockParser(wiring.Component):
         window, count, ended = reader.window, reader.count, reader.ended
         consume = Signal(range(W + 1))
         align = Signal()
+        error = Signal()
+        member_gate = Signal()                   # MEMBERS may consume `member_bits`
+        member_bits = Signal(range(W + 1))
         m.d.comb += [
             reader.clear.eq(self.clear),
-            reader.consume.eq(consume),
-            reader.align.eq(align),
+            # Nothing is consumed once an error is flagged (a pipeline stage may flag it while
+            # the FSM is in any state). Member fields bypass the FSM's multiplexer.
+            reader.consume.eq(Mux(error, 0, consume) | Mux(member_gate, member_bits, 0)),
+            reader.align.eq(align & ~error),
         ]
 
         def peek(nbits):
@@ -195,7 +209,6 @@ class BlockParser(wiring.Component):
             return window >> (W - nbits).as_unsigned()
 
         # --- Registers ---
-        error      = Signal()
         error_code = Signal(ParserError)
         count_k    = Signal(COUNT_K_BITS)
         rice_bias  = Signal(RICE_BIAS_BITS)
@@ -218,7 +231,8 @@ class BlockParser(wiring.Component):
         last_index = Signal(range(2 ** P + 1))
         width      = Signal(range(P + 1))         # member field width (repeat / distance)
         rice_k     = Signal(range(P + 1))
-        table_sel  = Signal(range(self._num_tables))
+        k0_raw     = Signal(range(P + 2))         # bitlen(D) - bitlen(c)
+        x_reg      = Signal(P + 1)                # c << k0
         escape_bits = Signal(range(P + 1))
 
         # Exp-Golomb reader, a subroutine shared by the header fields: zeros, then value bits
@@ -234,21 +248,33 @@ class BlockParser(wiring.Component):
         RET_M, RET_DELTA, RET_COUNT = 0, 1, 2
 
         # --- Output register ---
-        out_valid = Signal()
+        # Members leave through a two-stage pipeline after the field is consumed (S2: the
+        # distance from the Huffman symbol, S3: the index range check and the emit), so that the
+        # consume path holds only what the bit count needs. Other tokens (BLOCK, END, raw
+        # members) are emitted by the FSM once the pipeline is empty, which keeps them in order.
+        # The tokens go through a two-entry FIFO whose `w_rdy` is a register: the next stage's
+        # `ready` (the accumulator's, deep logic) reaches no consume or emit decision.
+        m.submodules.out_fifo = out_fifo = SyncFIFO(width=member_layout(b, P).size, depth=2)
         out = Signal(member_layout(b, P))
         m.d.comb += [
-            self.o.valid.eq(out_valid & ~error),
-            self.o.payload.eq(out),
+            out_fifo.w_data.eq(out),
+            self.o.valid.eq(out_fifo.r_rdy & ~error),
+            self.o.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.o.ready),
             self.error.eq(error),
             self.error_code.eq(error_code),
         ]
-        can_emit = ~out_valid | self.o.ready
-        with m.If(self.o.ready):
-            m.d.sync += out_valid.eq(0)
+        out_free = out_fifo.w_rdy
+
+        s2_valid = Signal()
+        s3_valid = Signal()
+        pipe_empty = ~s2_valid & ~s3_valid
+        advance = ~s3_valid | out_free            # the member pipeline moves
+        can_emit = out_free & pipe_empty          # the FSM may emit a token
 
         def emit(kind, value=0, index=0, first=0, absolute=0):
-            m.d.sync += [
-                out_valid.eq(1),
+            m.d.comb += [
+                out_fifo.w_en.eq(1),
                 out.kind.eq(kind),
                 out.value.eq(value),
                 out.index.eq(index),
@@ -257,8 +283,24 @@ class BlockParser(wiring.Component):
             ]
 
         def fail(code):
-            m.d.sync += [error.eq(1), error_code.eq(code)]
-            m.next = "ERROR"
+            # Errors are reported in stream order: a member still in the pipeline may fail the
+            # index check first. No state fails while consuming, so waiting loses nothing.
+            with m.If(pipe_empty & ~error):
+                m.d.sync += [error.eq(1), error_code.eq(code)]
+                m.next = "ERROR"
+
+        class state:
+            """``m.State(name)`` that moves to ERROR once ``error`` is set (by stage 3)."""
+            def __init__(self_, name):
+                self_.ctx = m.State(name)
+
+            def __enter__(self_):
+                return self_.ctx.__enter__()
+
+            def __exit__(self_, *exc):
+                with m.If(error):
+                    m.next = "ERROR"
+                return self_.ctx.__exit__(*exc)
 
         def read(nbits, when=C(1)):
             """`with read(n) as v:` runs its body when `n` bits are there (and `when`),
@@ -289,58 +331,95 @@ class BlockParser(wiring.Component):
         domain_bits = _bit_length(m, domain - 1, "domain_bits")   # bitlen(D - 1)
         d_len = _bit_length(m, domain, "d_len")                   # bitlen(D)
         c_len = _bit_length(m, members, "c_len")                  # bitlen(c)
-        k0_raw = Signal(range(P + 2))
+        # Over three cycles (GROUP_SETUP, GROUP_K, GROUP_TABLE), from registers each time:
+        # k0 = floor(log2(D / c)) from the bit lengths, then x = c << k0, then the table
+        # t = #{j in 1..T-1 : T * D >= (T + j) * x}, tested as (D - x) * T >= j * x (x <= D).
         k0 = Signal(range(P + 2))
-        x = Signal(2 * P + 2)
+        x = Signal(P + 1)
         m.d.comb += [
-            k0_raw.eq(d_len - c_len),
             k0.eq(Mux((members << k0_raw) > domain, k0_raw - 1, k0_raw)),
-            x.eq(members << k0),
+            x.eq(Mux((members << k0_raw) > domain, (members << k0_raw) >> 1, members << k0_raw)),
         ]
         rice_table = Signal(range(8))
-        scaled_d = Signal(P + 4)
-        m.d.comb += scaled_d.eq(domain << tables_log2)
-        m.d.comb += rice_table.eq(sum(
-            ((j < (1 << tables_log2)) & (scaled_d >= (x << tables_log2) + x * j)).as_unsigned()
-            for j in range(1, 8)))
+        y = Signal(P + 1)
+        scaled_y = Signal(P + 4)
+        m.d.comb += [
+            y.eq(domain - x_reg),
+            scaled_y.eq(y << tables_log2),
+            rice_table.eq(sum(
+                ((j < (1 << tables_log2)) & (scaled_y >= x_reg * j)).as_unsigned()
+                for j in range(1, 8))),
+        ]
 
         # --- Member datapath: one field per cycle ---
-        field = Signal(P + SYMBOL_BITS)          # the index (repeat) or the distance d
+        # Stage 1 (the MEMBERS state) only decides how many bits the field takes: in huffman
+        # mode the code length plus the group's extra bits, straight from the comparators.
         field_bits = Signal(range(W + 1))
         field_ready = Signal()                   # the window holds the whole field
         field_bad_code = Signal()
+        take = Signal()                          # stage 1 consumes a member field
         m.d.comb += [
             huffman.window.eq(window),
-            huffman.table.eq(table_sel),
-            huffman.rice_k.eq(rice_k),
-            huffman.escape_bits.eq(escape_bits),
+            huffman.take.eq(take),
         ]
+        # A full window holds any field (consume <= max_code_len + P <= W); before the stream
+        # has ended, a short window waits for words. After the end, a valid code is taken
+        # without comparing its size with `count` first: the comparison is registered with the
+        # member (`s2_short`), which then fails TRUNCATED in stage 3, in stream order, instead of
+        # being emitted (the bit reader refuses an overrun, so nothing is consumed). This keeps
+        # the comparison off the consume path.
+        full = Signal()
+        m.d.comb += full.eq(count == W)
         with m.If(self.mode == Mode.HUFFMAN):
             m.d.comb += [
-                field.eq(huffman.distance),
                 field_bits.eq(huffman.consume),
-                field_ready.eq(huffman.valid & (count >= huffman.consume)),
-                field_bad_code.eq(huffman.invalid & ((count == W) | ended)),
+                field_ready.eq(huffman.valid & (full | ended)),
+                field_bad_code.eq(huffman.invalid & (full | ended)),
+                # No match gives consume 0: whether the code is valid does not gate the bits.
+                member_bits.eq(huffman.consume),
             ]
         with m.Else():
             m.d.comb += [
-                field.eq(peek(width)),
                 field_bits.eq(width),
                 field_ready.eq(count >= width),
+                member_bits.eq(Mux(count >= width, width, 0)),
+            ]
+
+        # Stage 2: the field (the Huffman decoder's distance, or the raw field).
+        s2_first = Signal()
+        s2_short = Signal()
+        s2_raw = Signal(P + SYMBOL_BITS)
+        with m.If(take):
+            m.d.sync += [s2_first.eq(first_member), s2_raw.eq(peek(width)),
+                         s2_short.eq(count < field_bits)]
+        s2_field = Signal(P + SYMBOL_BITS)
+        m.d.comb += s2_field.eq(Mux(self.mode == Mode.HUFFMAN, huffman.distance, s2_raw))
+
+        # Stage 3: the index, its range check, the emit.
+        s3_first = Signal()
+        s3_short = Signal()
+        s3_field = Signal(P + SYMBOL_BITS)
+        with m.If(advance):
+            m.d.sync += [
+                s2_valid.eq(take),
+                s3_valid.eq(s2_valid),
+                s3_first.eq(s2_first),
+                s3_short.eq(s2_short),
+                s3_field.eq(s2_field),
             ]
         index = Signal(P + SYMBOL_BITS + 1)
         index_ok = Signal()
-        with m.If((self.mode == Mode.REPEAT) | first_member):
-            m.d.comb += index.eq(field)
+        with m.If((self.mode == Mode.REPEAT) | s3_first):
+            m.d.comb += index.eq(s3_field)
         with m.Else():
-            m.d.comb += index.eq(last_index + field + 1)
+            m.d.comb += index.eq(last_index + s3_field + 1)
         m.d.comb += index_ok.eq((index < domain) &
-                                (first_member | (self.mode != Mode.REPEAT) | (index > last_index)))
+                                (s3_first | (self.mode != Mode.REPEAT) | (index > last_index)))
 
         hi = 2 ** (b - 1) - 1
 
         with m.FSM():
-            with m.State("START"):
+            with state("START"):
                 with m.If((self.layer_block_bits < MIN_BLOCK_BITS) | (self.layer_block_bits > P)):
                     fail(ParserError.BAD_BLOCK_BITS)
                 with m.Elif(self.mode == Mode.RAW):
@@ -349,7 +428,7 @@ class BlockParser(wiring.Component):
                     m.next = "COUNT_K"
 
             # --- Preamble ---
-            with m.State("COUNT_K"):
+            with state("COUNT_K"):
                 with read(COUNT_K_BITS) as v:
                     m.d.sync += count_k.eq(v)
                     with m.If(self.mode == Mode.HUFFMAN):
@@ -357,12 +436,12 @@ class BlockParser(wiring.Component):
                     with m.Else():
                         m.next = "ALIGN"
 
-            with m.State("RICE_BIAS"):
+            with state("RICE_BIAS"):
                 with read(RICE_BIAS_BITS) as v:
                     m.d.sync += rice_bias.eq(v)
                     m.next = "TABLES_LOG2"
 
-            with m.State("TABLES_LOG2"):
+            with state("TABLES_LOG2"):
                 with read(TABLES_LOG2_BITS) as v:
                     m.d.sync += [tables_log2.eq(v), table_i.eq(0)]
                     with m.If((1 << v) > self._num_tables):
@@ -370,7 +449,7 @@ class BlockParser(wiring.Component):
                     with m.Else():
                         m.next = "TABLE_SYMBOLS"
 
-            with m.State("TABLE_SYMBOLS"):
+            with state("TABLE_SYMBOLS"):
                 with read(SYMBOL_BITS) as v:
                     m.d.comb += [
                         huffman.load_begin.eq(1),
@@ -379,7 +458,7 @@ class BlockParser(wiring.Component):
                     ]
                     m.next = "TABLE_MAX_LEN"
 
-            with m.State("TABLE_MAX_LEN"):
+            with state("TABLE_MAX_LEN"):
                 with read(LENGTH_BITS) as v:
                     m.d.sync += lengths_left.eq(v)
                     with m.If((v == 0) | (v > self._max_code_len)):
@@ -387,14 +466,14 @@ class BlockParser(wiring.Component):
                     with m.Else():
                         m.next = "TABLE_COUNT"
 
-            with m.State("TABLE_COUNT"):
+            with state("TABLE_COUNT"):
                 with read(COUNT_BITS) as v:
                     m.d.comb += [huffman.load_count_en.eq(1), huffman.load_count.eq(v)]
                     m.d.sync += lengths_left.eq(lengths_left - 1)
                     with m.If(lengths_left == 1):
                         m.next = "TABLE_COUNTS_DONE"
 
-            with m.State("TABLE_COUNTS_DONE"):
+            with state("TABLE_COUNTS_DONE"):
                 # Over-subscribed or more codes than symbols: stop before reading the symbols.
                 m.d.sync += symbols_left.eq(huffman.load_total)
                 with m.If(huffman.load_error):
@@ -404,14 +483,14 @@ class BlockParser(wiring.Component):
                 with m.Else():
                     m.next = "TABLE_SYMBOL"
 
-            with m.State("TABLE_SYMBOL"):
+            with state("TABLE_SYMBOL"):
                 with read(SYMBOL_BITS) as v:
                     m.d.comb += [huffman.load_symbol_en.eq(1), huffman.load_symbol.eq(v)]
                     m.d.sync += symbols_left.eq(symbols_left - 1)
                     with m.If(symbols_left == 1):
                         m.next = "TABLE_DONE"
 
-            with m.State("TABLE_DONE"):
+            with state("TABLE_DONE"):
                 with m.If(huffman.load_error | huffman.load_incomplete):
                     fail(ParserError.BAD_TABLE)
                 with m.Elif(table_i == (1 << tables_log2) - 1):
@@ -420,13 +499,13 @@ class BlockParser(wiring.Component):
                     m.d.sync += table_i.eq(table_i + 1)
                     m.next = "TABLE_SYMBOLS"
 
-            with m.State("ALIGN"):
+            with state("ALIGN"):
                 m.d.comb += align.eq(1)
                 m.next = "BLOCK_CMD"
 
             # --- Blocks ---
-            with m.State("BLOCK_CMD"):
-                m.d.comb += self.blocks.ready.eq(1)
+            with state("BLOCK_CMD"):
+                m.d.comb += self.blocks.ready.eq(~error)
                 with m.If(self.blocks.valid):
                     size = self.blocks.payload
                     m.d.sync += [n.eq(size), free.eq(size), last_index.eq(0)]
@@ -438,25 +517,25 @@ class BlockParser(wiring.Component):
                         start_eg(0, RET_M)
 
             # Raw: every weight is its own group of one, at its own position.
-            with m.State("RAW_BLOCK"):
+            with state("RAW_BLOCK"):
                 with m.If(can_emit):
                     emit(TokenKind.BLOCK, 0, n)
                     m.next = "RAW_MEMBER"
 
-            with m.State("RAW_MEMBER"):
+            with state("RAW_MEMBER"):
                 with read(b, when=can_emit) as v:
                     emit(TokenKind.MEMBER, v.as_signed(), last_index, first=1, absolute=1)
                     m.d.sync += last_index.eq(last_index + 1)
                     with m.If(last_index == n - 1):
                         m.next = "RAW_END"
 
-            with m.State("RAW_END"):
+            with state("RAW_END"):
                 with m.If(can_emit):
                     emit(TokenKind.END)
                     m.next = "BLOCK_CMD"
 
             # Exp-Golomb subroutine.
-            with m.State("EG_ZEROS"):
+            with state("EG_ZEROS"):
                 leading = Signal(range(W + 1))
                 for i in reversed(range(W)):     # the first one bit from the MSB wins
                     with m.If(window[W - 1 - i]):
@@ -478,7 +557,7 @@ class BlockParser(wiring.Component):
                 with m.Elif(ended):
                     fail(ParserError.TRUNCATED)
 
-            with m.State("EG_VALUE"):
+            with state("EG_VALUE"):
                 chunk = Signal(range(W + 1))
                 m.d.comb += chunk.eq(Mux(eg_need > W, W, eg_need))
                 with read(chunk) as v:
@@ -492,7 +571,7 @@ class BlockParser(wiring.Component):
                             with m.Default():
                                 m.next = "GOT_COUNT"
 
-            with m.State("GOT_M"):
+            with state("GOT_M"):
                 # eg_acc = (m - 1) + 1 = m
                 with m.If((eg_acc > n) | (eg_acc > 2 ** b)):
                     fail(ParserError.TOO_MANY_VALUES)
@@ -500,7 +579,7 @@ class BlockParser(wiring.Component):
                     m.d.sync += [groups_left.eq(eg_acc - 1), first_group.eq(1), prev_count.eq(0)]
                     m.next = "IMPLICIT"
 
-            with m.State("IMPLICIT"):
+            with state("IMPLICIT"):
                 with read(b, when=can_emit) as v:
                     m.d.sync += implicit.eq(v.as_signed())
                     emit(TokenKind.BLOCK, v.as_signed(), n)
@@ -509,7 +588,7 @@ class BlockParser(wiring.Component):
                     with m.Else():
                         m.next = "GROUP"
 
-            with m.State("GROUP"):
+            with state("GROUP"):
                 with m.If(first_group):
                     with read(b) as v:
                         m.d.sync += value.eq(v.as_signed())
@@ -520,46 +599,66 @@ class BlockParser(wiring.Component):
                 with m.Else():
                     start_eg(0, RET_DELTA)
 
-            with m.State("GOT_DELTA"):
+            with state("GOT_DELTA"):
                 # eg_acc = (value - previous - 1) + 1
-                new_value = value + eg_acc
-                with m.If((new_value > hi) | (new_value == implicit)):
-                    fail(ParserError.VALUE_RANGE)
-                with m.Else():
-                    m.d.sync += value.eq(new_value)
-                    start_eg(count_k + (prev_count_len >> 1), RET_COUNT)
+                with m.If(pipe_empty):     # the member pipeline uses value/domain
+                    new_value = value + eg_acc
+                    with m.If((new_value > hi) | (new_value == implicit)):
+                        fail(ParserError.VALUE_RANGE)
+                    with m.Else():
+                        m.d.sync += value.eq(new_value)
+                        start_eg(count_k + (prev_count_len >> 1), RET_COUNT)
 
-            with m.State("GOT_COUNT"):
+            with state("GOT_COUNT"):
                 # eg_acc = z + 2**k_c; z is the zigzag of r = c - p: 2r (r >= 0), -2r - 1 (r < 0).
-                z = Signal(eg_value_bits)
-                c = Signal(signed(eg_value_bits + 2))
-                m.d.comb += z.eq(eg_acc - (C(1, max_eg_k + 1) << eg_k))
-                m.d.comb += c.eq(Mux(z[0], prev_count - (z >> 1) - 1, prev_count + (z >> 1)))
-                with m.If((c < 1) | (c >= free)):
-                    fail(ParserError.COUNT_RANGE)
-                with m.Else():
-                    m.d.sync += [
-                        prev_count.eq(c),
-                        members.eq(c),
-                        members_left.eq(c),
-                        first_member.eq(1),
-                        domain.eq(Mux(self.slots == Slots.FREE, free, n)),
-                    ]
-                    m.next = "GROUP_SETUP"
+                with m.If(pipe_empty):     # the member pipeline uses value/domain
+                    z = Signal(eg_value_bits)
+                    c = Signal(signed(eg_value_bits + 2))
+                    m.d.comb += z.eq(eg_acc - (C(1, max_eg_k + 1) << eg_k))
+                    m.d.comb += c.eq(Mux(z[0], prev_count - (z >> 1) - 1, prev_count + (z >> 1)))
+                    with m.If((c < 1) | (c >= free)):
+                        fail(ParserError.COUNT_RANGE)
+                    with m.Else():
+                        m.d.sync += [
+                            prev_count.eq(c),
+                            members.eq(c),
+                            members_left.eq(c),
+                            first_member.eq(1),
+                            domain.eq(Mux(self.slots == Slots.FREE, free, n)),
+                        ]
+                        m.next = "GROUP_SETUP"
 
-            with m.State("GROUP_SETUP"):
+            with state("GROUP_SETUP"):
                 m.d.sync += [
                     width.eq(domain_bits),
                     escape_bits.eq(domain_bits),
-                    rice_k.eq(Mux(k0 > rice_bias, k0 - rice_bias, 0)),
-                    table_sel.eq(rice_table),
+                    k0_raw.eq(d_len - c_len),
                 ]
                 with m.If(self.mode == Mode.DISTANCE):
                     m.next = "WIDTH"
+                with m.Elif(self.mode == Mode.HUFFMAN):
+                    m.next = "GROUP_K"
                 with m.Else():
                     m.next = "MEMBERS"
 
-            with m.State("WIDTH"):
+            with state("GROUP_K"):
+                m.d.sync += [
+                    x_reg.eq(x),
+                    rice_k.eq(Mux(k0 > rice_bias, k0 - rice_bias, 0)),
+                ]
+                m.next = "GROUP_TABLE"
+
+            with state("GROUP_TABLE"):
+                # The Huffman decoder copies the group's table into its registers.
+                m.d.comb += [
+                    huffman.select.eq(1),
+                    huffman.table.eq(rice_table),
+                    huffman.rice_k.eq(rice_k),
+                    huffman.escape_bits.eq(escape_bits),
+                ]
+                m.next = "MEMBERS"
+
+            with state("WIDTH"):
                 with read(DISTANCE_WIDTH_BITS) as v:
                     m.d.sync += width.eq(v)
                     with m.If(v > n_bits):
@@ -567,16 +666,15 @@ class BlockParser(wiring.Component):
                     with m.Else():
                         m.next = "MEMBERS"
 
-            with m.State("MEMBERS"):
+            with state("MEMBERS"):
+                # The consume path: window -> code length + extra bits -> reader, gated only
+                # by registers (state, pipeline room, full window or ended, error).
+                m.d.comb += member_gate.eq(advance & ~error &
+                                           ((self.mode != Mode.HUFFMAN) | full | ended))
                 with m.If(field_ready):
-                    with m.If(~index_ok):
-                        fail(ParserError.INDEX_RANGE)
-                    with m.Elif(can_emit):
-                        m.d.comb += consume.eq(field_bits)
-                        emit(TokenKind.MEMBER, value, field, first=first_member,
-                             absolute=self.mode == Mode.REPEAT)
+                    with m.If(advance & ~error):
+                        m.d.comb += take.eq(1)
                         m.d.sync += [
-                            last_index.eq(index),
                             first_member.eq(0),
                             members_left.eq(members_left - 1),
                         ]
@@ -589,13 +687,13 @@ class BlockParser(wiring.Component):
                             with m.If(groups_left == 1):
                                 m.next = "BLOCK_END"
                             with m.Else():
-                                m.next = "GROUP"
+                                start_eg(0, RET_DELTA)      # the next group's value delta
                 with m.Elif(field_bad_code):
                     fail(ParserError.BAD_CODE)
                 with m.Elif(ended):
                     fail(ParserError.TRUNCATED)
 
-            with m.State("BLOCK_END"):
+            with state("BLOCK_END"):
                 # The block's padding: skip to the next byte, where the next block starts.
                 with m.If(can_emit):
                     emit(TokenKind.END)
@@ -604,5 +702,16 @@ class BlockParser(wiring.Component):
 
             with m.State("ERROR"):
                 pass
+
+        # Stage 3 (after the FSM: its error is the earlier one in the stream and wins).
+        with m.If(s3_valid & ~error):
+            with m.If(s3_short):
+                m.d.sync += [error.eq(1), error_code.eq(ParserError.TRUNCATED)]
+            with m.Elif(~index_ok):
+                m.d.sync += [error.eq(1), error_code.eq(ParserError.INDEX_RANGE)]
+            with m.Elif(out_free):
+                emit(TokenKind.MEMBER, value, s3_field, first=s3_first,
+                     absolute=self.mode == Mode.REPEAT)
+                m.d.sync += last_index.eq(index)
 
         return top

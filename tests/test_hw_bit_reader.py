@@ -211,3 +211,40 @@ def test_parameters_checked(kwargs):
     name = "window_bits" if "window_bits" in kwargs else "word_bits"
     with pytest.raises(ValueError, match=name):
         BitReader(**kwargs)
+
+
+@pytest.mark.parametrize("word_bits", WORD_BITS)
+def test_parser_variant_bit_exact(word_bits):
+    """guard_overrun=False, align_alone=True (the BlockParser's reader): bit exact when the
+    consumer never overruns and aligns only without consuming."""
+    rng = random.Random(word_bits + 7)
+    data = padded(bytes(rng.randrange(256) for _ in range(200)), word_bits)
+    dut = BitReader(word_bits=word_bits, window_bits=32, guard_overrun=False, align_alone=True)
+    got = []
+
+    async def producer(ctx):
+        await make_producer(dut, data, random.Random(1))(ctx)
+
+    async def consumer(ctx):
+        bits = "".join(format(x, "08b") for x in data)
+        pos = 0
+        while pos < len(bits):
+            count = ctx.get(dut.count)
+            window = format(ctx.get(dut.window), "032b")
+            if rng.random() < 0.1:
+                ctx.set(dut.align, 1)
+                ctx.set(dut.consume, 0)
+                pos = (pos + 7) // 8 * 8
+            else:
+                take = rng.randint(0, min(count, 32))
+                assert window[:take] == bits[pos:pos + take]
+                ctx.set(dut.consume, take)
+                pos += take
+            await ctx.tick()
+            ctx.set(dut.align, 0)
+            ctx.set(dut.consume, 0)
+            assert not ctx.get(dut.error)
+        got.append(pos)
+
+    run(dut, producer, consumer, max_cycles=5000)
+    assert got

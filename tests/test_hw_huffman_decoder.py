@@ -36,6 +36,18 @@ async def load_table(ctx, dut, t, table):
     return ctx.get(dut.load_error), ctx.get(dut.load_incomplete)
 
 
+async def select(ctx, dut, t, rice_k=0, escape_bits=0):
+    """Make table `t` and the Rice/escape widths the group's (one edge; after a load, one more
+    edge for the escape code to settle)."""
+    await ctx.tick()
+    ctx.set(dut.table, t)
+    ctx.set(dut.rice_k, rice_k)
+    ctx.set(dut.escape_bits, escape_bits)
+    ctx.set(dut.select, 1)
+    await ctx.tick()
+    ctx.set(dut.select, 0)
+
+
 def random_table(rng, max_len):
     num_symbols = rng.randint(1, 64)
     skew = rng.choice([0.3, 0.6, 0.9])
@@ -50,7 +62,7 @@ def random_table(rng, max_len):
 def encode(table, rng, n, k, escape_bits):
     """n random (symbol, extra) fields as a bit string and the distances they code."""
     codes, lengths = table.codes()
-    bits, distances = [], []
+    bits, distances, escapes = [], [], []
     for _ in range(n):
         s = rng.choice(table.symbols)
         escape = s == table.num_symbols - 1
@@ -58,7 +70,8 @@ def encode(table, rng, n, k, escape_bits):
         x = rng.randrange(1 << nx)
         bits.append(format(int(codes[s]), f"0{lengths[s]}b") + (format(x, f"0{nx}b") if nx else ""))
         distances.append(x if escape else (s << k) | x)
-    return bits, distances
+        escapes.append(escape)
+    return bits, distances, escapes
 
 
 def tables_for(seed, max_len, count):
@@ -68,6 +81,14 @@ def tables_for(seed, max_len, count):
     tables[0] = HuffmanTable.from_lengths(code_lengths(np.array([5]), max_len))
     lengths = list(range(1, max_len + 1)) + [max_len]
     tables[-1] = HuffmanTable.from_lengths(np.array(lengths[:64]))
+    # Symbols of one length listed out of value order (the format allows it): the escape is
+    # then not the last code of its length.
+    t = tables[1]
+    symbols, at = [], 0
+    for c in t.counts[1:]:
+        symbols += list(reversed(t.symbols[at:at + c]))
+        at += c
+    tables[1] = HuffmanTable(t.num_symbols, t.counts, tuple(symbols))
     return rng, tables
 
 
@@ -87,11 +108,9 @@ def test_decode_matches_software(max_len, num_tables):
             assert await load_table(ctx, dut, t, table) == (0, 0)
             sw = SwDecoder([table])
             k, escape_bits = rng.randint(0, 16), rng.randint(0, 16)
-            bits, distances = encode(table, rng, 60, k, escape_bits)
-            ctx.set(dut.table, t)
-            ctx.set(dut.rice_k, k)
-            ctx.set(dut.escape_bits, escape_bits)
-            for field, d in zip(bits, distances):
+            bits, distances, escapes = encode(table, rng, 60, k, escape_bits)
+            await select(ctx, dut, t, k, escape_bits)
+            for field, d, escape in zip(bits, distances, escapes):
                 window = int((field + "0" * W)[:W], 2)
                 ctx.set(dut.window, window)
                 reader = BitReader(bytes(int((field + "0" * 64)[i:i + 8], 2)
@@ -100,8 +119,11 @@ def test_decode_matches_software(max_len, num_tables):
                 assert expected == d
                 assert ctx.get(dut.valid) and not ctx.get(dut.invalid)
                 assert ctx.get(dut.consume) == len(field), f"{field}"
+                assert ctx.get(dut.escape) == escape
+                ctx.set(dut.take, 1)
+                await ctx.tick()
+                ctx.set(dut.take, 0)
                 assert ctx.get(dut.distance) == d, f"{field}: {ctx.get(dut.distance)} != {d}"
-            await ctx.tick()
 
     run(dut, testbench)
 
@@ -115,12 +137,12 @@ def test_invalid_codes():
     async def testbench(ctx):
         assert await load_table(ctx, dut, 0, single) == (0, 0)
         assert await load_table(ctx, dut, 1, empty) == (0, 0)
-        ctx.set(dut.table, 0)
+        await select(ctx, dut, 0)
         ctx.set(dut.window, 0x7FFF_FFFF)
         assert ctx.get(dut.valid) and ctx.get(dut.consume) == 1 and ctx.get(dut.escape)
         ctx.set(dut.window, 0x8000_0000)
         assert ctx.get(dut.invalid) and not ctx.get(dut.valid)
-        ctx.set(dut.table, 1)
+        await select(ctx, dut, 1)
         for window in (0, 0xFFFF_FFFF, 0x1234_5678):
             ctx.set(dut.window, window)
             assert ctx.get(dut.invalid)

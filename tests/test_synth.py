@@ -89,3 +89,21 @@ def test_toggle_count_and_energy(tmp_path):
     e = energy(nets, cycles=1, weights=2, n_ff=10, model=EnergyModel(net_cap_f=1e-15, clock_cap_per_ff_f=1e-15,
                                                                      vdd_v=1.0))
     assert e["energy_per_weight_j"] == pytest.approx((8 * 0.5e-15 + 10 * 1e-15) / 2)
+
+
+def test_generic_target_skips_place_and_route(tmp_path):
+    """--target generic: the technology-independent figures only, no FPGA numbers."""
+    r = synthesize(Design("BitReader", TINY), root=tmp_path, target="generic")
+    assert r["cells"] and r["transistors"] and r["latch_free"] and r["loop_free"]
+    assert r["fmax_mhz"] is None and r["luts"] is None and "generic" in r["fpga_skipped"]
+
+
+def test_poscodec_synth_is_python_m_synth(tmp_path, capsys):
+    """`poscodec synth` takes python -m synth's options and runs the same flow."""
+    from sw_codec.cli import build_parser
+
+    args = build_parser().parse_args(["synth", "--target", "generic", "--only", "BitReader_b4_p4",
+                                      "--jobs", "1", "--results", str(tmp_path)])
+    assert (args.target, args.only, args.jobs) == ("generic", ["BitReader_b4_p4"], 1)
+    for target in ("ecp5", "ice40", "generic"):
+        assert build_parser().parse_args(["synth", "--target", target]).target == target
