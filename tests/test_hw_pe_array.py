@@ -92,6 +92,16 @@ def test_matches_numpy(lanes, block_bits):
         np.testing.assert_array_equal(y, W @ x)
 
 
+def test_matrix_matrix_product_one_pass_per_activation_column():
+    """Y = W X (an FC layer on a batch of tokens, or a convolution's im2col columns): the weights
+    stream once per column of X, and the passes are independent (accumulators cleared)."""
+    rng = np.random.default_rng(11)
+    dut = PEArray(lanes=2, weight_bits=8, act_bits=8, acc_bits=32, max_k=64, max_rows=16, block_bits=5)
+    W, X = rng.integers(-128, 128, (9, 23)), rng.integers(-128, 128, (23, 3))
+    results = run_layers(dut, [(W, X[:, j]) for j in range(X.shape[1])], 5)
+    np.testing.assert_array_equal(np.stack([y for y, _ in results], axis=1), W @ X)
+
+
 def test_one_weight_per_cycle_per_lane():
     lanes, block_bits = 4, 4
     rng = np.random.default_rng(7)
