@@ -32,19 +32,24 @@ class DistanceAccumulator(wiring.Component):
 
     In ``all`` mode each member is a read-modify-write of its word (a transparent read port
     forwards the previous member's write), which detects two groups claiming one slot. In
-    ``free`` mode a member goes through two stages. Stage A finds its word without reading the
+    ``free`` mode a member goes through three stages. Stage A finds its word without reading the
     bitmap: a register array holds each word's free count as the current group sees it (the
     slots below ``n`` that no earlier group claimed; ``scan_bits`` per word at ``BLOCK``, fewer
     in the last partial word, none past ``n``). From the word of the group's previous member
     (``base``: free slots in the words before), A sums the counts of the next ``skip_words``
     words and picks the first word whose running total exceeds ``index - base``; the member is
     accepted and that word is read (sync read port). If the window holds too few free slots,
-    A moves ``base`` past it in one cycle and the member waits. Stage B selects the
-    ``rank``-th free slot of the word read (popcount/select) and keeps the group's claims in
-    that word pending; when the group moves to another word they are written back and the
-    word's count drops by their number. At a group's ``first`` member the sweep restarts at
-    word 0, and the previous group's pending claims are written back that cycle (their count
-    forwarded into the window), once B has placed that group's last member.
+    A moves ``base`` past it in one cycle and the member waits. Stage B popcounts the word
+    read per byte and picks the byte holding the ``rank``-th free slot; stage C selects the
+    slot inside that byte (registered between them, so the select is two short paths), and
+    keeps the group's claims in that word pending; when the group moves to another word they
+    are written back and the word's count drops by their number. A slot at or past ``n`` is
+    flagged when it reaches ``b`` (``o.valid`` masked), so the select never feeds a handshake.
+    At a group's ``first`` member the sweep restarts at word 0, and the previous group's
+    pending claims are written back that cycle (their count forwarded into the window), once
+    B is empty and C places that group's last member (its slot included in the write) or is
+    empty; if C's member opens a new word while claims are pending (two writes), the restart
+    waits one more cycle.
 
     Parameters
     ----------
@@ -84,20 +89,22 @@ class DistanceAccumulator(wiring.Component):
     The epoch survives reset. A reset (or the decoder's ``clear``) between blocks costs one
     cycle; one that interrupts a block zeroes the bitmap once (``words`` cycles, ``i.ready``
     low), since that block's claims carry the current epoch. ``o`` is a register: a token
-    accepted at a clock edge is on ``o`` right after it (one cycle; a ``free`` member two, as
-    it passes stage B). ``i.ready`` is high when the token at ``i`` can be placed this cycle
+    accepted at a clock edge is on ``o`` right after it (one cycle; a ``free`` member three, as
+    it passes stages B and C). ``i.ready`` is high when the token at ``i`` can be placed this cycle
     and the next stage (``b``, or B for a ``free`` member) is empty or being emptied;
-    ``BLOCK`` and ``END`` wait until B is empty. Backpressure on ``o`` stalls ``i`` without
+    ``BLOCK`` and ``END`` wait until B and C are empty. Backpressure on ``o`` stalls ``i`` without
     loss.
 
     - ``all``: one token per cycle, sustained.
     - ``free``: one member per cycle, wherever its slot lies in the next ``skip_words``
       words' free slots; one extra cycle per further ``skip_words`` words the sweep skips,
       and one cycle at each group's first member (except the first group of a block) to let
-      the previous group's last member reach B. A block of ``c`` members in ``m`` distinct
+      the previous group's last member reach C (two when that member lies in another word
+      than the group's previous member: only with several words). A block of ``c`` members in ``m`` distinct
       values costs about ``c + m`` cycles (plus ``BLOCK``, ``END``); at worst
       ``c + m * (1 + ceil(words / skip_words))``. An error is flagged at most
-      ``words / skip_words + 2`` cycles after the token reaches ``i``.
+      ``words / skip_words + 4`` cycles after the token reaches ``i`` (an index past the free
+      slots is flagged once the members before it have left B and C).
     """
 
     def __init__(self, *, weight_bits, block_bits, scan_bits=64, skip_words=8):
@@ -183,6 +190,17 @@ class DistanceAccumulator(wiring.Component):
         a_value   = Signal(self._weight_bits)
         a_word    = Signal(range(NW))
         a_rank    = Signal(range(W))
+        # Free mode, stage C: the member with its byte of the word found (stage B counts the
+        # free slots per byte and picks the byte holding the `a_rank`-th one); C selects the
+        # slot inside the byte, checks it against `n` and claims it.
+        GB = min(8, W)                          # slots per byte
+        c_valid   = Signal()
+        c_value   = Signal(self._weight_bits)
+        c_word    = Signal(range(NW))
+        c_cur     = Signal(W)                   # the word's claims as read
+        c_byte    = Signal(range(max(2, W // GB)))
+        c_bits    = Signal(GB)                  # the byte's free slots
+        c_rank    = Signal(range(GB))
         # The current group's claims in word `pend_word`: `pend_claims` is that word as the
         # bitmap will hold it (earlier groups' claims and the group's), written back with
         # `count[pend_word] -= pend_count` when the group leaves the word.
@@ -190,8 +208,9 @@ class DistanceAccumulator(wiring.Component):
         pend_word   = Signal(range(NW))
         pend_claims = Signal(W)
         pend_count  = Signal(range(W + 1))
-        # Output register.
+        # Output register. `b_bad`: a free member placed past `n` (flagged, never emitted).
         b_valid   = Signal()
+        b_bad     = Signal()
         b         = Signal(write_layout(self._weight_bits, P))
 
         m.d.comb += self.error.eq(error)
@@ -220,6 +239,17 @@ class DistanceAccumulator(wiring.Component):
         # At a group's `first` the sweep restarts at word 0, and the previous group's claims
         # still pending in `pend_word` are written back the same cycle (and forwarded here).
         restart = tok.first & ~fresh
+        # At a restart the previous group's claims are written back: the pending ones, or, if
+        # its last member leaves C this cycle, those with that member's slot added (C never
+        # writes back in that cycle: a restart waits while C moves to a new word with claims
+        # pending). `flush_*` forward them into A's window.
+        c_same = pend_any & (pend_word == c_word)
+        flush_any   = Signal()
+        flush_word  = Signal(range(NW))
+        flush_claims = Signal(W)
+        flush_count = Signal(range(W + 1))
+        restart_wait = Signal()
+        restart_flush = Signal()
         start = Signal(range(NW))
         start_base = Signal(P + 2)
         m.d.comb += [
@@ -233,8 +263,8 @@ class DistanceAccumulator(wiring.Component):
         win_count = []
         for j in range(K):
             c = Signal(range(W + 1), name=f"win_count{j}")
-            flushed = restart & pend_any & (start + j == pend_word)
-            m.d.comb += c.eq(window[j * CW:(j + 1) * CW] - Mux(flushed, pend_count, 0))
+            flushed = restart & flush_any & (start + j == flush_word)
+            m.d.comb += c.eq(window[j * CW:(j + 1) * CW] - Mux(flushed, flush_count, 0))
             win_count.append(c)
         # Free slots in the window's words up to and including word j; the target word is the
         # first whose running total exceeds `rank` (`hop == K`: not in the window).
@@ -250,14 +280,24 @@ class DistanceAccumulator(wiring.Component):
         m.d.comb += target.eq(start + hop)
         past_end = start + K >= NW               # nothing left beyond the window
 
-        # Stage B: popcount/select in the word read for the member A accepted.
-        m.submodules.select = select = _FreeSelect(W, P + 2)
-        m.d.comb += [select.bits.eq(~cur), select.rank.eq(a_rank)]
-        hit_bit = select.pos
+        # Stage B: per-byte popcount of the word read, the byte holding the `a_rank`-th free slot.
+        m.submodules.byte_select = byte_select = _ByteSelect(W, GB)
+        m.d.comb += [byte_select.bits.eq(~cur), byte_select.rank.eq(a_rank)]
+        # Stage C: the slot inside the byte.
+        m.submodules.bit_select = bit_select = _BitSelect(GB)
+        m.d.comb += [bit_select.bits.eq(c_bits), bit_select.rank.eq(c_rank)]
+        hit_bit = Signal(WB)
+        m.d.comb += hit_bit.eq(Cat(bit_select.pos, c_byte) if W > GB else bit_select.pos)
         hit = Signal(W)
         m.d.comb += hit.eq(C(1, W) << hit_bit)
         free_pos = Signal(P + 1)
-        m.d.comb += free_pos.eq(Cat(hit_bit, a_word) if NW > 1 else hit_bit)
+        m.d.comb += free_pos.eq(Cat(hit_bit, c_word) if NW > 1 else hit_bit)
+        m.d.comb += [
+            flush_any.eq(c_valid | pend_any),
+            flush_word.eq(Mux(c_valid, c_word, pend_word)),
+            flush_claims.eq(Mux(c_valid, Mux(c_same, pend_claims, c_cur) | hit, pend_claims)),
+            flush_count.eq(Mux(c_valid, Mux(c_same, pend_count, 0) + 1, pend_count)),
+        ]
 
         # Output register: o.valid is masked the cycle a duplicate is found (`all` mode: the
         # read port holds the word of the member in `b`).
@@ -267,15 +307,18 @@ class DistanceAccumulator(wiring.Component):
         duplicate = b_member & ~free_mode & cur.bit_select(b_bit, 1)
         o_fire = self.o.valid & self.o.ready
         b_free = ~b_valid | o_fire
+        m.d.comb += restart_wait.eq(a_valid | (c_valid & ~(b_free & (c_same | ~pend_any))))
         load_b = Signal()
         m.d.comb += [
-            self.o.valid.eq(b_valid & ~error & ~duplicate),
+            self.o.valid.eq(b_valid & ~error & ~duplicate & ~b_bad),
             self.o.payload.eq(b),
         ]
-        with m.If(duplicate):
+        with m.If(duplicate | (b_valid & b_bad)):
             m.d.sync += error.eq(1)
 
-        # Stage B empties into `b` this cycle; A may refill it.
+        # Stage C empties into `b` this cycle, B into C; A may refill B.
+        c_move = Signal()
+        c_free = ~c_valid | c_move
         a_move = Signal()
         a_free = ~a_valid | a_move
         a_take = Signal()                       # A accepts a member this cycle
@@ -292,27 +335,32 @@ class DistanceAccumulator(wiring.Component):
         # Free counts: reset for a new block, decremented when a group's claims are written.
         count_init = Signal()
         count_dec  = Signal()
+        dec_word   = Signal(range(NW))
+        dec_count  = Signal(range(W + 1))
         for w in range(NW):
             with m.If(count_init):
                 m.d.sync += count[w].eq(Mux(tok.index >= (w + 1) * W, W,
                                             Mux(tok.index > w * W, tok.index - w * W, 0)))
-            with m.Elif(count_dec & (pend_word == w)):
-                m.d.sync += count[w].eq(count[w] - pend_count)
+            with m.Elif(count_dec & (dec_word == w)):
+                m.d.sync += count[w].eq(count[w] - dec_count)
 
-        def write_back():
-            """Write the group's claims in `pend_word` to the bitmap."""
+        def write_back(word=pend_word, claims=pend_claims, count=pend_count):
+            """Write the group's claims in `word` to the bitmap (default: the pending ones)."""
             m.d.comb += [
-                wp.addr.eq(pend_word),
-                wp.data.claims.eq(pend_claims),
+                wp.addr.eq(word),
+                wp.data.claims.eq(claims),
                 wp.data.epoch.eq(epoch),
                 wp.en.eq(1),
                 count_dec.eq(1),
+                dec_word.eq(word),
+                dec_count.eq(count),
             ]
 
         def emit(kind, value, position):
             m.d.comb += [self.i.ready.eq(b_free), load_b.eq(b_free)]
             with m.If(b_free):
                 m.d.sync += [
+                    b_bad.eq(0),
                     b.kind.eq(kind),
                     b.value.eq(value),
                     b.position.eq(position),
@@ -323,7 +371,7 @@ class DistanceAccumulator(wiring.Component):
                 with m.Case(TokenKind.BLOCK):
                     with m.If(in_block | (tok.index == 0) | (tok.index > (1 << P))):
                         m.d.sync += error.eq(1)
-                    with m.Elif(~a_valid):
+                    with m.Elif(~a_valid & ~c_valid):
                         emit(TokenKind.BLOCK, tok.value, tok.index)
                         with m.If(b_free):
                             m.d.comb += count_init.eq(1)
@@ -340,7 +388,7 @@ class DistanceAccumulator(wiring.Component):
                 with m.Case(TokenKind.END):
                     with m.If(~in_block):
                         m.d.sync += error.eq(1)
-                    with m.Elif(~a_valid):
+                    with m.Elif(~a_valid & ~c_valid):
                         emit(TokenKind.END, 0, 0)
                         with m.If(b_free):
                             m.d.sync += [in_block.eq(0), open_block.eq(0)]
@@ -355,14 +403,15 @@ class DistanceAccumulator(wiring.Component):
                             m.d.comb += rp.en.eq(b_free)
                             with m.If(b_free):
                                 m.d.sync += prev.eq(idx)
-                    with m.Elif(restart & a_valid):
-                        pass                    # the previous group's last member is in B
+                    with m.Elif(restart & restart_wait):
+                        pass                    # the previous group's last member is in B or C
                     with m.Elif(~found & past_end):
-                        m.d.sync += error.eq(1)
+                        with m.If(~a_valid & ~c_valid):     # the members before it go first
+                            m.d.sync += error.eq(1)
                     with m.Else():
-                        with m.If(restart & pend_any):
-                            write_back()
-                            m.d.sync += pend_any.eq(0)
+                        with m.If(restart & flush_any):
+                            write_back(flush_word, flush_claims, flush_count)
+                            m.d.comb += restart_flush.eq(1)
                         with m.If(~found):
                             # Skip the window's words; the member waits.
                             m.d.sync += [
@@ -384,36 +433,54 @@ class DistanceAccumulator(wiring.Component):
                 with m.Default():
                     m.d.sync += error.eq(1)
 
-        # Stage B: place the member in its word, move it to `b`.
-        with m.If(a_valid & ~error):
-            with m.If(free_pos >= size):
-                m.d.sync += error.eq(1)
-            with m.Elif(b_free):
-                m.d.comb += [a_move.eq(1), load_b.eq(1)]
+        # Stage C: place the member in its word, move it to `b` (a slot past `n` is flagged
+        # there, so the select is not on the handshake).
+        with m.If(c_valid & ~error & b_free):
+            m.d.comb += [c_move.eq(1), load_b.eq(1)]
+            m.d.sync += [
+                b.kind.eq(TokenKind.MEMBER),
+                b.value.eq(c_value),
+                b.position.eq(free_pos),
+                b_bad.eq(free_pos >= size),
+            ]
+            with m.If(c_same):
                 m.d.sync += [
-                    b.kind.eq(TokenKind.MEMBER),
-                    b.value.eq(a_value),
-                    b.position.eq(free_pos),
+                    pend_claims.eq(pend_claims | hit),
+                    pend_count.eq(pend_count + 1),
                 ]
-                with m.If(pend_any & (pend_word == a_word)):
-                    m.d.sync += [
-                        pend_claims.eq(pend_claims | hit),
-                        pend_count.eq(pend_count + 1),
-                    ]
-                with m.Else():
-                    with m.If(pend_any):
-                        write_back()
-                    m.d.sync += [
-                        pend_any.eq(1),
-                        pend_word.eq(a_word),
-                        pend_claims.eq(cur | hit),
-                        pend_count.eq(1),
-                    ]
+            with m.Else():
+                with m.If(pend_any):
+                    write_back()
+                m.d.sync += [
+                    pend_any.eq(1),
+                    pend_word.eq(c_word),
+                    pend_claims.eq(c_cur | hit),
+                    pend_count.eq(1),
+                ]
+        with m.If(restart_flush):
+            m.d.sync += pend_any.eq(0)      # written back by the restart (C's slot included)
+
+        # Stage B: the byte of the member's slot, to C.
+        with m.If(a_valid & ~error & c_free):
+            m.d.comb += a_move.eq(1)
+            m.d.sync += [
+                c_value.eq(a_value),
+                c_word.eq(a_word),
+                c_cur.eq(cur),
+                c_byte.eq(byte_select.byte),
+                c_bits.eq(byte_select.byte_bits),
+                c_rank.eq(byte_select.byte_rank),
+            ]
 
         with m.If(a_take):
             m.d.sync += a_valid.eq(1)
         with m.Elif(a_move):
             m.d.sync += a_valid.eq(0)
+
+        with m.If(a_move):
+            m.d.sync += c_valid.eq(1)
+        with m.Elif(c_move):
+            m.d.sync += c_valid.eq(0)
 
         with m.If(load_b):
             m.d.sync += b_valid.eq(1)
@@ -453,47 +520,77 @@ class DistanceAccumulator(wiring.Component):
 
 
 
-class _FreeSelect(Elaboratable):
-    """Popcount and select of a word, in two levels: ``count`` is the number of ones in
-    ``bits``; ``pos`` the position of its ``rank``-th one (from 0), meaningful if
-    ``rank < count``. Groups of 8 bits are counted in parallel; the group holding the rank-th
-    one is found by comparing ``rank`` with the groups' prefix counts, then the bit inside it."""
+class _ByteSelect(Elaboratable):
+    """First half of the select: ``bits`` in groups ("bytes") of ``group`` bits, popcounted in
+    parallel; ``byte`` is the group holding the ``rank``-th one (from 0), ``byte_bits`` its bits
+    and ``byte_rank`` the rank inside it (meaningful if ``rank`` < the number of ones)."""
 
-    def __init__(self, width, rank_width):
+    def __init__(self, width, group):
         self.width = width
-        self.bits  = Signal(width)
-        self.rank  = Signal(rank_width)
-        self.count = Signal(range(width + 1))
-        self.pos   = Signal(range(width))
+        self.group = group
+        self.bits      = Signal(width)
+        self.rank      = Signal(range(width))
+        self.byte      = Signal(range(max(2, width // group)))
+        self.byte_bits = Signal(group)
+        self.byte_rank = Signal(range(group))
 
     def elaborate(self, platform):
         m = Module()
-        W = self.width
-        G = min(8, W)
+        W, G = self.width, self.group
         K = W // G
         groups = [self.bits[k * G:(k + 1) * G] for k in range(K)]
         group_count = [Signal(range(G + 1), name=f"group_count{k}") for k in range(K)]
         for k in range(K):
             m.d.comb += group_count[k].eq(sum(groups[k]))
-        # Ones in the groups below group k.
-        below = [sum(group_count[:k], C(0, 1)) for k in range(K)]
-        m.d.comb += self.count.eq(sum(group_count))
+        # Ones in the groups below group k, as balanced sums.
+        below = [Signal(range(W + 1), name=f"below{k}") for k in range(K)]
+        for k in range(K):
+            m.d.comb += below[k].eq(_tree_sum(group_count[:k]))
+        # rank >= below[k] is a thermometer code; the group is its last one.
+        ge = [C(1, 1)] + [self.rank >= below[k] for k in range(1, K)] + [C(0, 1)]
+        sel = [Signal(name=f"sel{k}") for k in range(K)]
+        for k in range(K):
+            m.d.comb += sel[k].eq(ge[k] & ~ge[k + 1])
+        byte = C(0, 1)
+        bits = C(0, 1)
+        rank = C(0, 1)
+        rank_bits = max(1, (G - 1).bit_length())
+        for k in range(K):
+            byte = byte | Mux(sel[k], k, 0)
+            bits = bits | Mux(sel[k], groups[k], 0)
+            rank = rank | Mux(sel[k], (self.rank - below[k])[:rank_bits], 0)
+        m.d.comb += [self.byte.eq(byte), self.byte_bits.eq(bits), self.byte_rank.eq(rank)]
+        return m
 
-        group = Signal(range(K))
-        m.d.comb += group.eq(sum((self.rank >= below[k] for k in range(1, K)), C(0, 1)))
-        bits = Signal(G)
-        rank = Signal(range(G + 1))
-        m.d.comb += [
-            bits.eq(self.bits.word_select(group, G)),
-            rank.eq(self.rank - _one_of(group, below)),
-        ]
-        hits = [bits[j] & (sum(bits[:j], C(0, 1)) == rank) for j in range(G)]
-        low = 0
+
+class _BitSelect(Elaboratable):
+    """Second half of the select: ``pos`` is the position of the ``rank``-th one of ``bits``."""
+
+    def __init__(self, width):
+        self.width = width
+        self.bits  = Signal(width)
+        self.rank  = Signal(range(width))
+        self.pos   = Signal(range(width))
+
+    def elaborate(self, platform):
+        m = Module()
+        G = self.width
+        hits = [self.bits[j] & (sum(self.bits[:j], C(0, 1)) == self.rank) for j in range(G)]
+        low = C(0, 1)
         for j in range(1, G):
             low = low | Mux(hits[j], j, 0)
-        m.d.comb += self.pos.eq(Cat(C(low, G.bit_length() - 1) if isinstance(low, int) else low,
-                                    group) if K > 1 else low)
+        m.d.comb += self.pos.eq(low)
         return m
+
+
+def _tree_sum(values):
+    """A balanced adder tree (``sum`` chains the adders)."""
+    if not values:
+        return C(0, 1)
+    if len(values) == 1:
+        return values[0]
+    half = len(values) // 2
+    return _tree_sum(values[:half]) + _tree_sum(values[half:])
 
 
 def _one_of(index, values):
