@@ -1,7 +1,8 @@
 """Where the bits of a huffman/free layer go: ideal, symbols, remainders, headers.
 
-``python -m sw_codec.breakdown MODEL LAYER [--bits 8] [--block-bits 14]`` prints, in bits per
-weight: H0; the ideal cost of the positions given the block counts (sum of log2 C(D, c) over the
+``python -m sw_codec.breakdown MODEL [LAYER] [--bits 8] [--block-bits 14]`` prints, in bits per
+weight (of one layer, or without LAYER weighted over every layer of ``--min-params`` weights or
+more): H0; the ideal cost of the positions given the block counts (sum of log2 C(D, c) over the
 groups, the multinomial bound); the Huffman-coded quotient symbols against their empirical
 entropy (the Huffman redundancy); the raw Rice remainders; and everything else (block and group
 headers, tables, padding, block offsets).
@@ -46,16 +47,44 @@ def breakdown(q: np.ndarray, bits: int = 8, block_bits: int = 14) -> dict:
             "headers_and_rest": (total - symbols - remainders) / n, "total": total / n}
 
 
+def breakdown_model(tensors: dict, bits: int = 8, granularity: str = "tensor", block_bits: int = 14,
+                    min_params: int = 4096, progress: bool = False) -> dict:
+    """:func:`breakdown` weighted by weights over every tensor of two or more dimensions with at
+    least ``min_params`` weights; ``layers`` and ``params`` say how many were counted."""
+    names = [k for k, x in tensors.items() if np.ndim(x) >= 2 and np.size(x) >= min_params]
+    if not names:
+        raise ValueError(f"no tensor of two or more dimensions has {min_params} weights or more")
+    if progress:
+        from tqdm import tqdm
+
+        names = tqdm(names, desc="breakdown", unit="layer")
+    sums, params = {}, 0
+    for name in names:
+        q, _ = quantize(tensors[name], bits, granularity)
+        for key, value in breakdown(q, bits, block_bits).items():
+            sums[key] = sums.get(key, 0.0) + value * q.size
+        params += q.size
+    return {**{k: v / params for k, v in sums.items()}, "layers": len(names), "params": params}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sw_codec.breakdown", description=__doc__.splitlines()[0])
     ap.add_argument("model")
-    ap.add_argument("layer")
+    ap.add_argument("layer", nargs="?", help="a tensor name; without it, every layer (weighted)")
     ap.add_argument("--bits", type=int, default=8)
     ap.add_argument("--granularity", default="tensor")
     ap.add_argument("--block-bits", type=int, default=14)
+    ap.add_argument("--min-params", type=int, default=4096, help="without LAYER: skip smaller layers (default 4096)")
     args = ap.parse_args(argv)
-    q, _ = quantize(load_model(_model_path(args.model))[args.layer], args.bits, args.granularity)
-    for key, value in breakdown(q, args.bits, args.block_bits).items():
+    tensors = load_model(_model_path(args.model))
+    if args.layer is None:
+        result = breakdown_model(tensors, args.bits, args.granularity, args.block_bits, args.min_params, progress=True)
+        print(f"{result.pop('layers')} layers, {result.pop('params')} weights")
+    else:
+        if args.layer not in tensors:
+            ap.error(f"no tensor {args.layer!r} in {args.model}")
+        result = breakdown(quantize(tensors[args.layer], args.bits, args.granularity)[0], args.bits, args.block_bits)
+    for key, value in result.items():
         print(f"{key:<18} {value:8.4f} bits/weight")
     return 0
 

@@ -123,3 +123,18 @@ def test_bit_breakdown_adds_up_and_sits_above_the_ideal():
     assert b["huffman_symbols"] + b["rice_remainders"] + b["headers_and_rest"] == pytest.approx(b["total"])
     assert b["symbol_entropy"] <= b["huffman_symbols"]
     assert b["ideal_positions"] < b["total"]
+
+
+def test_model_breakdown_is_the_weighted_mean_of_its_layers():
+    from sw_codec.breakdown import breakdown, breakdown_model
+
+    rng = np.random.default_rng(5)
+    tensors = {"a": rng.laplace(size=(64, 96)).astype(np.float32), "b": rng.normal(size=(32, 200)).astype(np.float32),
+               "small": rng.normal(size=(4, 4)).astype(np.float32), "bias": rng.normal(size=64).astype(np.float32)}
+    m = breakdown_model(tensors, 8, "tensor", 12, min_params=100)
+    assert (m["layers"], m["params"]) == (2, 64 * 96 + 32 * 200)
+    parts = [(breakdown(quantize(tensors[k], 8, "tensor")[0], 8, 12), tensors[k].size) for k in ("a", "b")]
+    for key in ("H0", "total", "headers_and_rest"):
+        assert m[key] == pytest.approx(sum(p[key] * n for p, n in parts) / m["params"])
+    with pytest.raises(ValueError, match="no tensor"):
+        breakdown_model({"bias": tensors["bias"]})
