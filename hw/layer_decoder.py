@@ -1,6 +1,6 @@
 """One decoding lane: memory words in, the layer's weights out in order."""
 
-from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.hdl import Module, ResetInserter
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -12,7 +12,7 @@ import numpy as np
 from .container import LayerRecord, payload_of, read_table, write_container
 from .distance import SLOTS
 from .errors import FormatError
-from .layer import BITS, MODES, POSITION_MODES, analyze, check_params, choose_params, decode_layer, \
+from .layer import MODES, POSITION_MODES, analyze, check_params, choose_params, decode_layer, \
     encode_positions, encode_raw, payload_size
 from .quantize import GRANULARITIES, dequantize, quantize
 

@@ -304,7 +304,7 @@ def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams
 def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
     """All fields of all blocks in stream order: (values, nbits, per-block byte lengths)."""
     bits = groups.bits
-    B, G, E = len(groups.block_size), len(groups.count), len(groups.group)
+    B, E = len(groups.block_size), len(groups.group)
     header = 3 if mode == "distance" else 2
     group_fields = header + groups.count
     block_fields_n = 3 + np.bincount(groups.block, weights=group_fields, minlength=B).astype(np.int64)

@@ -19,13 +19,12 @@ log and outputs in ``build/synth/<name>/``.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 __all__ = ["LaneConfig", "Design", "Target", "TARGETS", "stage_designs", "top_designs",

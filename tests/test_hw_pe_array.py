@@ -13,6 +13,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.pe_array import PEArray, layer_config
+from sim.amaranth_tb import pe_array_layer
 
 
 def lane_weights(w_flat, block_bits, lanes):
@@ -31,45 +32,10 @@ def run_layers(dut, layers, block_bits, stall=0.3, seed=0):
 
     async def bench(ctx):
         for W, x in layers:
-            rows, k = W.shape
-            # Load the activations.
-            for j, a in enumerate(x):
-                ctx.set(dut.acts.payload, {"value": int(a), "last": int(j == k - 1)})
-                ctx.set(dut.acts.valid, 1)
-                await ctx.tick()
-            ctx.set(dut.acts.valid, 0)
-            for name, value in layer_config(rows, k, block_bits, dut.n_lanes).items():
-                ctx.set(getattr(dut, name), value)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
             queues = lane_weights(W.ravel(), block_bits, dut.n_lanes)
-            ys, cycles = {}, 0
-            while True:
-                for i, q in enumerate(queues):
-                    port = getattr(dut, f"weights_{i}")
-                    if q and rng.random() >= stall:
-                        ctx.set(port.payload, {"value": q[0][0], "last": q[0][1]})
-                        ctx.set(port.valid, 1)
-                    else:
-                        ctx.set(port.valid, 0)
-                ctx.set(dut.y.ready, int(rng.random() >= stall))
-                taken = [ctx.get(getattr(dut, f"weights_{i}").valid) and ctx.get(getattr(dut, f"weights_{i}").ready)
-                         for i in range(dut.n_lanes)]
-                if ctx.get(dut.y.valid) and ctx.get(dut.y.ready):
-                    p = ctx.get(dut.y.payload)
-                    assert p.row not in ys
-                    ys[p.row] = p.value
-                await ctx.tick()
-                cycles += 1
-                for i, t in enumerate(taken):
-                    if t:
-                        queues[i].pop(0)
-                if ctx.get(dut.done):
-                    break
-                assert cycles < 20 * W.size + 1000, "no progress"
-            assert not any(queues), "weights left over"
-            results.append((np.array([ys[r] for r in range(rows)]), cycles))
+            y, cycles, _ = await pe_array_layer(ctx, dut, W, x, block_bits, queues,
+                                                lambda w: {"value": w[0], "last": w[1]}, rng, stall)
+            results.append((np.array(y), cycles))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.pe_array import PEArray, layer_config
+from hw.pe_array import PEArray
 from hw.tokens import TokenKind
+from sim.amaranth_tb import pe_array_layer
 
 
 def lane_writes(w_flat, block_bits, lanes, rng):
@@ -38,47 +39,14 @@ def lane_writes(w_flat, block_bits, lanes, rng):
 
 def run(dut, W, x, block_bits, stall, seed=0):
     rng = random.Random(seed)
-    rows, k = W.shape
     queues = lane_writes(W.ravel(), block_bits, dut.n_lanes, rng)
     result = {}
 
     async def bench(ctx):
-        for j, a in enumerate(x):
-            ctx.set(dut.acts.payload, {"value": int(a), "last": int(j == k - 1)})
-            ctx.set(dut.acts.valid, 1)
-            await ctx.tick()
-        ctx.set(dut.acts.valid, 0)
-        for name, value in layer_config(rows, k, block_bits, dut.n_lanes).items():
-            ctx.set(getattr(dut, name), value)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        ys, cycles, mults = {}, 0, 0
-        while True:
-            for i, q in enumerate(queues):
-                port = getattr(dut, f"weights_{i}")
-                if q and rng.random() >= stall:
-                    ctx.set(port.payload, {"kind": q[0][0], "value": q[0][1], "position": q[0][2]})
-                    ctx.set(port.valid, 1)
-                else:
-                    ctx.set(port.valid, 0)
-            ctx.set(dut.y.ready, int(rng.random() >= stall))
-            taken = [ctx.get(getattr(dut, f"weights_{i}").valid) and ctx.get(getattr(dut, f"weights_{i}").ready)
-                     for i in range(dut.n_lanes)]
-            mults += bin(ctx.get(dut.mults)).count("1")
-            if ctx.get(dut.y.valid) and ctx.get(dut.y.ready):
-                p = ctx.get(dut.y.payload)
-                ys[p.row] = p.value
-            await ctx.tick()
-            cycles += 1
-            for i, t in enumerate(taken):
-                if t:
-                    queues[i].pop(0)
-            if ctx.get(dut.done):
-                break
-            assert cycles < 20 * W.size + 1000, "no progress"
-        assert not any(queues), "tokens left over"
-        result.update(y=np.array([ys[r] for r in range(rows)]), cycles=cycles, mults=mults)
+        y, cycles, mults = await pe_array_layer(
+            ctx, dut, W, x, block_bits, queues,
+            lambda t: {"kind": t[0], "value": t[1], "position": t[2]}, rng, stall)
+        result.update(y=np.array(y), cycles=cycles, mults=mults)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
