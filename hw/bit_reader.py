@@ -35,6 +35,9 @@ class BitReader(wiring.Component):
         Default False. True promises that ``align`` is only raised with ``consume == 0``: the
         alignment then needs no adder on the consume path (``align`` with ``consume != 0`` is
         undefined).
+    ahead_bits : int
+        Width of ``ahead``, ``window_bits <= ahead_bits <= 2 * window_bits + word_bits`` (the
+        buffer). Default ``window_bits``.
 
     Members
     -------
@@ -46,6 +49,10 @@ class BitReader(wiring.Component):
     count : ``Out(range(window_bits + 1))``
         Number of valid bits in ``window``, from the MSB down. Equals ``window_bits`` unless the
         reader is waiting for words or the stream has ended.
+    ahead : ``Out(ahead_bits)``, ahead_count : ``Out(range(ahead_bits + 1))``
+        The same from a wider view of the buffer (``window`` is its top ``window_bits``): for a
+        consumer that decodes fields past the next one speculatively. Bits beyond
+        ``ahead_count`` read as zero. Consuming is still limited to ``window_bits`` per cycle.
     ended : ``Out(1)``
         The word with ``last`` has been accepted; ``count`` will not grow any more.
     consume : ``In(range(window_bits + 1))``
@@ -72,7 +79,8 @@ class BitReader(wiring.Component):
     consumer takes ``window_bits`` every cycle and words arrive without stalls.
     """
 
-    def __init__(self, *, word_bits, window_bits=32, guard_overrun=True, align_alone=False):
+    def __init__(self, *, word_bits, window_bits=32, guard_overrun=True, align_alone=False,
+                 ahead_bits=None):
         if word_bits not in (32, 64, 128):
             raise ValueError(f"word_bits must be 32, 64 or 128, not {word_bits!r}")
         if not isinstance(window_bits, int) or not 1 <= window_bits <= word_bits:
@@ -83,11 +91,19 @@ class BitReader(wiring.Component):
         self._guard_overrun = bool(guard_overrun)
         self._align_alone = bool(align_alone)
         self._buffer_bits = 2 * window_bits + word_bits
+        if ahead_bits is None:
+            ahead_bits = window_bits
+        if not isinstance(ahead_bits, int) or not window_bits <= ahead_bits <= self._buffer_bits:
+            raise ValueError(f"ahead_bits must be an integer in window_bits..{self._buffer_bits}, "
+                             f"not {ahead_bits!r}")
+        self._ahead_bits = ahead_bits
 
         super().__init__({
             "i":       In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1}))),
             "window":  Out(window_bits),
             "count":   Out(range(window_bits + 1)),
+            "ahead":   Out(ahead_bits),
+            "ahead_count": Out(range(ahead_bits + 1)),
             "ended":   Out(1),
             "consume": In(range(window_bits + 1)),
             "align":   In(1),
@@ -106,7 +122,7 @@ class BitReader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        W, Wd, B = self._window_bits, self._word_bits, self._buffer_bits
+        W, Wd, B, A = self._window_bits, self._word_bits, self._buffer_bits, self._ahead_bits
 
         # Buffered bits are MSB-aligned in `buffer`: the first unread stream bit is buffer[-1],
         # `level` bits are valid, and everything below them is zero.
@@ -118,6 +134,8 @@ class BitReader(wiring.Component):
         m.d.comb += [
             self.window.eq(buffer[B - W:]),
             self.count.eq(Mux(level >= W, W, level)),
+            self.ahead.eq(buffer[B - A:]),
+            self.ahead_count.eq(Mux(level >= A, A, level)),
             self.ended.eq(ended),
             self.error.eq(error),
             self.i.ready.eq((level <= B - Wd) & ~ended & ~self.clear),

@@ -181,10 +181,14 @@ class BlockParser(wiring.Component):
 
         b, P, W = self._weight_bits, self._block_bits, self._window_bits
 
+        # The Huffman decoder looks one field further than the window: a field (code and extra
+        # bits) plus the next code.
+        ahead = 2 * self._max_code_len + P
         m.submodules.reader = reader = BitReader(word_bits=self._word_bits, window_bits=W,
-                                                 guard_overrun=False, align_alone=True)
+                                                 guard_overrun=False, align_alone=True,
+                                                 ahead_bits=ahead)
         m.submodules.huffman = huffman = CanonicalHuffmanDecoder(
-            max_code_len=self._max_code_len, num_tables=self._num_tables, window_bits=W,
+            max_code_len=self._max_code_len, num_tables=self._num_tables, window_bits=ahead,
             max_extra_bits=P)
         wiring.connect(m, wiring.flipped(self.i), reader.i)
 
@@ -245,6 +249,10 @@ class BlockParser(wiring.Component):
         eg_need  = Signal(range(eg_value_bits + 1))
         eg_acc   = Signal(eg_value_bits)          # y = x + 2**k once done
         eg_ret   = Signal(2)
+        eg_leading = Signal(range(W + 1))         # EG_SCAN's view of the window
+        eg_one   = Signal()
+        eg_count = Signal(range(W + 1))
+        eg_ended = Signal()
         RET_M, RET_DELTA, RET_COUNT = 0, 1, 2
 
         # --- Output register ---
@@ -323,7 +331,7 @@ class BlockParser(wiring.Component):
 
         def start_eg(k, ret):
             m.d.sync += [eg_k.eq(k), eg_ret.eq(ret), eg_zeros.eq(0)]
-            m.next = "EG_ZEROS"
+            m.next = "EG_SCAN"
 
         # --- Datapath of the group header: domain, Rice context, widths ---
         n_bits = _bit_length(m, n - 1, "n_bits")                  # bitlen(n - 1)
@@ -333,7 +341,8 @@ class BlockParser(wiring.Component):
         c_len = _bit_length(m, members, "c_len")                  # bitlen(c)
         # Over three cycles (GROUP_SETUP, GROUP_K, GROUP_TABLE), from registers each time:
         # k0 = floor(log2(D / c)) from the bit lengths, then x = c << k0, then the table
-        # t = #{j in 1..T-1 : T * D >= (T + j) * x}, tested as (D - x) * T >= j * x (x <= D).
+        # t = #{j in 1..T-1 : T * D >= (T + j) * x}, tested as (D - x) * T >= j * x (x <= D);
+        # GROUP_SELECT hands it to the Huffman decoder.
         k0 = Signal(range(P + 2))
         x = Signal(P + 1)
         m.d.comb += [
@@ -341,42 +350,53 @@ class BlockParser(wiring.Component):
             x.eq(Mux((members << k0_raw) > domain, (members << k0_raw) >> 1, members << k0_raw)),
         ]
         rice_table = Signal(range(8))
+        rice_table_reg = Signal(range(8))
         y = Signal(P + 1)
         scaled_y = Signal(P + 4)
+        # j * x by shifts and adds (a multiplier block is slower than one carry chain).
+        times = {1: x_reg, 2: x_reg << 1, 3: x_reg + (x_reg << 1), 4: x_reg << 2,
+                 5: x_reg + (x_reg << 2), 6: (x_reg << 1) + (x_reg << 2), 7: (x_reg << 3) - x_reg}
+        # The tests hold for j = 1 .. t and fail above (a thermometer code): t is their count.
+        holds = [None] + [Signal(name=f"table_test_{j}") for j in range(1, 8)]
         m.d.comb += [
             y.eq(domain - x_reg),
             scaled_y.eq(y << tables_log2),
-            rice_table.eq(sum(
-                ((j < (1 << tables_log2)) & (scaled_y >= x_reg * j)).as_unsigned()
-                for j in range(1, 8))),
+            *(holds[j].eq((j < (1 << tables_log2)) & (scaled_y >= times[j])) for j in range(1, 8)),
+            rice_table.eq(Cat(
+                (holds[1] & ~holds[2]) | (holds[3] & ~holds[4]) | (holds[5] & ~holds[6]) | holds[7],
+                (holds[2] & ~holds[4]) | holds[6],
+                holds[4])),
         ]
 
         # --- Member datapath: one field per cycle ---
         # Stage 1 (the MEMBERS state) only decides how many bits the field takes: in huffman
-        # mode the code length plus the group's extra bits, straight from the comparators.
+        # mode the code length plus the group's extra bits, decoded by the Huffman decoder a
+        # cycle ahead (its outputs are registers).
         field_bits = Signal(range(W + 1))
         field_ready = Signal()                   # the window holds the whole field
         field_bad_code = Signal()
         take = Signal()                          # stage 1 consumes a member field
         m.d.comb += [
-            huffman.window.eq(window),
+            huffman.window.eq(reader.ahead),
+            huffman.window_count.eq(reader.ahead_count),
+            huffman.ended.eq(ended),
             huffman.take.eq(take),
         ]
         # A full window holds any field (consume <= max_code_len + P <= W); before the stream
         # has ended, a short window waits for words. After the end, a valid code is taken
         # without comparing its size with `count` first: the comparison is registered with the
         # member (`s2_short`), which then fails TRUNCATED in stage 3, in stream order, instead of
-        # being emitted (the bit reader refuses an overrun, so nothing is consumed). This keeps
-        # the comparison off the consume path.
+        # being emitted (the bit reader refuses an overrun, so nothing is consumed). The
+        # decoder's outputs are registers (the field's decode is made a cycle ahead), so the
+        # consume path is registers -> bit reader shift.
         full = Signal()
         m.d.comb += full.eq(count == W)
         with m.If(self.mode == Mode.HUFFMAN):
             m.d.comb += [
                 field_bits.eq(huffman.consume),
                 field_ready.eq(huffman.valid & (full | ended)),
-                field_bad_code.eq(huffman.invalid & (full | ended)),
-                # No match gives consume 0: whether the code is valid does not gate the bits.
-                member_bits.eq(huffman.consume),
+                field_bad_code.eq(huffman.invalid),
+                member_bits.eq(Mux(huffman.valid, huffman.consume, 0)),
             ]
         with m.Else():
             m.d.comb += [
@@ -534,27 +554,39 @@ class BlockParser(wiring.Component):
                     emit(TokenKind.END)
                     m.next = "BLOCK_CMD"
 
-            # Exp-Golomb subroutine.
-            with state("EG_ZEROS"):
+            # Exp-Golomb subroutine. EG_SCAN registers where the first one bit of the window
+            # is (and how many bits are valid); EG_ZEROS consumes the zeros from those
+            # registers, so no priority encoder drives the bit reader's shift.
+            with state("EG_SCAN"):
                 leading = Signal(range(W + 1))
                 for i in reversed(range(W)):     # the first one bit from the MSB wins
                     with m.If(window[W - 1 - i]):
                         m.d.comb += leading.eq(i)
-                zeros = eg_zeros + leading
-                with m.If(window != 0):          # bits past `count` read as zero
+                m.d.sync += [
+                    eg_leading.eq(leading),
+                    eg_one.eq(window != 0),      # bits past `count` read as zero
+                    eg_count.eq(count),
+                    eg_ended.eq(ended),
+                ]
+                m.next = "EG_ZEROS"
+
+            with state("EG_ZEROS"):
+                zeros = eg_zeros + eg_leading
+                m.next = "EG_SCAN"
+                with m.If(eg_one):
                     with m.If(zeros > MAX_EXP_GOLOMB_PREFIX):
                         fail(ParserError.EG_TOO_LONG)
                     with m.Else():
-                        m.d.comb += consume.eq(leading)
+                        m.d.comb += consume.eq(eg_leading)
                         m.d.sync += [eg_need.eq(zeros + eg_k + 1), eg_acc.eq(0)]
                         m.next = "EG_VALUE"
-                with m.Elif(count != 0):
-                    with m.If(eg_zeros + count > MAX_EXP_GOLOMB_PREFIX):
+                with m.Elif(eg_count != 0):
+                    with m.If(eg_zeros + eg_count > MAX_EXP_GOLOMB_PREFIX):
                         fail(ParserError.EG_TOO_LONG)
                     with m.Else():
-                        m.d.comb += consume.eq(count)
-                        m.d.sync += eg_zeros.eq(eg_zeros + count)
-                with m.Elif(ended):
+                        m.d.comb += consume.eq(eg_count)
+                        m.d.sync += eg_zeros.eq(eg_zeros + eg_count)
+                with m.Elif(eg_ended):
                     fail(ParserError.TRUNCATED)
 
             with state("EG_VALUE"):
@@ -649,10 +681,14 @@ class BlockParser(wiring.Component):
                 m.next = "GROUP_TABLE"
 
             with state("GROUP_TABLE"):
+                m.d.sync += rice_table_reg.eq(rice_table)
+                m.next = "GROUP_SELECT"
+
+            with state("GROUP_SELECT"):
                 # The Huffman decoder copies the group's table into its registers.
                 m.d.comb += [
                     huffman.select.eq(1),
-                    huffman.table.eq(rice_table),
+                    huffman.table.eq(rice_table_reg),
                     huffman.rice_k.eq(rice_k),
                     huffman.escape_bits.eq(escape_bits),
                 ]
@@ -667,8 +703,8 @@ class BlockParser(wiring.Component):
                         m.next = "MEMBERS"
 
             with state("MEMBERS"):
-                # The consume path: window -> code length + extra bits -> reader, gated only
-                # by registers (state, pipeline room, full window or ended, error).
+                # The consume path: the decoder's registered code length + extra bits -> reader,
+                # gated only by registers (state, pipeline room, full window or ended, error).
                 m.d.comb += member_gate.eq(advance & ~error &
                                            ((self.mode != Mode.HUFFMAN) | full | ended))
                 with m.If(field_ready):
@@ -690,7 +726,8 @@ class BlockParser(wiring.Component):
                                 start_eg(0, RET_DELTA)      # the next group's value delta
                 with m.Elif(field_bad_code):
                     fail(ParserError.BAD_CODE)
-                with m.Elif(ended):
+                with m.Elif(ended & (self.mode != Mode.HUFFMAN)):
+                    # (A Huffman field not yet `known` after the end will be next cycle.)
                     fail(ParserError.TRUNCATED)
 
             with state("BLOCK_END"):

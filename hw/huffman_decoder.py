@@ -1,5 +1,5 @@
 from amaranth.hdl import *
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 
@@ -22,18 +22,26 @@ class CanonicalHuffmanDecoder(wiring.Component):
     length's ``first(l) + count(l)`` in parallel (puff.c's loop, unrolled) and takes the
     shortest length that matches.
 
+    The decode of the field at the current stream position is held in registers (``known``,
+    ``valid``, ``consume``...), so a consumer's per-cycle loop (consume -> bit reader shift) holds
+    no comparator. To keep one field per cycle, the decoder also decodes speculatively at every
+    offset a field can end at (``1 .. max_code_len + max_extra_bits``), from a window that
+    reaches that far; when the consumer takes the field, the decode at offset ``consume`` becomes
+    the next field's. The serial-decode feedback is then: window -> comparators at each offset
+    -> a multiplexer by the registered ``consume``. This costs one comparator bank per offset.
+
     Parameters
     ----------
     max_code_len : int
         Longest code length held, 1..15. Default 15.
     num_tables : int
         Number of tables held: 1, 2, 4 or 8. Default 4.
-    window_bits : int
-        Width of the decode window. Must hold the longest code plus the longest extra field:
-        ``max_code_len + max_extra_bits <= window_bits``. Default 32.
     max_extra_bits : int
         Longest extra field (Rice shift ``k`` or escape width), 1..16: the block bits ``P``.
         Default 16.
+    window_bits : int
+        Width of the decode window: at least ``2 * max_code_len + max_extra_bits`` (a field, then
+        the next code). Default that minimum.
 
     Members
     -------
@@ -56,50 +64,63 @@ class CanonicalHuffmanDecoder(wiring.Component):
         single length-1 code. Meaningful once all counts are loaded.
     select : ``In(1)``
         Strobe: at the clock edge, take ``table``, ``rice_k`` and ``escape_bits`` as the group's
-        parameters. The selected table's decode data (left-aligned length limits, index offsets,
-        the escape symbol's code) is copied into registers, so the comparators see registers,
-        not a multiplexer over the tables. Select after the table is loaded (a load is complete
-        two cycles after its last symbol strobe).
+        parameters. The selected table's decode data (length limits, index offsets, the escape
+        symbol's code) is copied into registers, so the comparators see registers, not a
+        multiplexer over the tables. Select after the table is loaded (a load is complete two
+        cycles after its last symbol strobe). Clears ``known``.
     table : ``In(range(num_tables))``, rice_k : ``In(range(max_extra_bits + 1))``,
     escape_bits : ``In(range(max_extra_bits + 1))``
         The group's table, Rice shift and escape width ``bitlen(D - 1)``.
     window : ``In(window_bits)``
-        The next stream bits, first bit in the MSB.
+        The next stream bits, first bit in the MSB; bits past ``window_count`` must read as zero.
+    window_count : ``In(range(window_bits + 1))``
+        Number of valid bits in ``window``.
+    ended : ``In(1)``
+        The stream has no bits past ``window_count``: a decode from zero-padding is final (the
+        consumer checks ``consume`` against what it has).
+    known : ``Out(1)``
+        Registered: ``valid``/``invalid``/``consume``/``escape`` describe the field at the current
+        position. Set one edge after ``select`` (or after a take whose next field was decoded from
+        too few bits) once ``window`` holds ``max_code_len`` valid bits or ``ended``.
     valid : ``Out(1)``
-        A code matches the window (its bits may extend past the valid bits of the window:
-        the consumer compares ``consume`` with what it has).
+        ``known`` and a code matches the window (its bits may extend past the valid bits of the
+        window: the consumer compares ``consume`` with what it has).
     invalid : ``Out(1)``
-        No code matches (or the table has no codes). ``~valid``.
+        ``known`` and no code matches (or the table has no codes).
     consume : ``Out(range(window_bits + 1))``
-        Code length plus extra bits.
+        Code length plus extra bits (0 with no match). A register.
     escape : ``Out(1)``
         The code is the escape symbol's (found by comparing the window with its code, without
         looking the symbol up).
     take : ``In(1)``
-        Strobe: the consumer takes the field in ``window`` at this clock edge; the decoder
-        keeps what ``distance`` needs (table, symbol index, extra bits) in registers.
+        Strobe, only while ``valid``: the consumer takes the field (``consume`` bits) at this
+        clock edge. The next field's decode, made at offset ``consume`` of this ``window``, is
+        ``known`` after the edge if all its ``max_code_len`` bits were in ``window_count`` (or
+        ``ended``), else one cycle later. The decoder keeps what ``distance`` needs in registers.
     distance : ``Out(6 + max_extra_bits)``
         ``(symbol << rice_k) | extra``, or the extra field itself after the escape symbol, of the
         field last taken: valid from the cycle after ``take`` until the next ``take``.
 
     Latency
     -------
-    ``valid``/``consume``/``escape`` are combinational from ``window`` and registers: the only
-    per-cycle feedback a serial decoder has is window -> code length (+ extra bits) -> consume.
-    The symbol lookup and ``distance`` are one pipeline stage later. Loads take effect at the next
-    clock edge (the escape code one edge later); the group parameters at the edge of ``select``.
+    The first field of a group is ``known`` two edges after ``select``; then one field per
+    cycle while the window reaches ``consume + max_code_len`` bits past the current position.
+    ``distance`` follows each ``take`` by one edge. Loads take effect at the next clock edge (the
+    escape code one edge later); the group parameters at the edge of ``select``.
     """
 
-    def __init__(self, *, max_code_len=15, num_tables=4, window_bits=32, max_extra_bits=16):
+    def __init__(self, *, max_code_len=15, num_tables=4, window_bits=None, max_extra_bits=16):
         if not isinstance(max_code_len, int) or not 1 <= max_code_len <= 15:
             raise ValueError(f"max_code_len must be an integer in 1..15, not {max_code_len!r}")
         if num_tables not in (1, 2, 4, 8):
             raise ValueError(f"num_tables must be 1, 2, 4 or 8, not {num_tables!r}")
         if not isinstance(max_extra_bits, int) or not 1 <= max_extra_bits <= 16:
             raise ValueError(f"max_extra_bits must be an integer in 1..16, not {max_extra_bits!r}")
-        if not isinstance(window_bits, int) or window_bits < max_code_len + max_extra_bits:
-            raise ValueError(f"window_bits must be at least max_code_len + max_extra_bits "
-                             f"({max_code_len + max_extra_bits}), not {window_bits!r}")
+        if window_bits is None:
+            window_bits = 2 * max_code_len + max_extra_bits
+        if not isinstance(window_bits, int) or window_bits < 2 * max_code_len + max_extra_bits:
+            raise ValueError(f"window_bits must be at least 2 * max_code_len + max_extra_bits "
+                             f"({2 * max_code_len + max_extra_bits}), not {window_bits!r}")
         self._max_code_len = max_code_len
         self._num_tables = num_tables
         self._window_bits = window_bits
@@ -122,6 +143,9 @@ class CanonicalHuffmanDecoder(wiring.Component):
             "rice_k":      In(range(max_extra_bits + 1)),
             "escape_bits": In(range(max_extra_bits + 1)),
             "window":      In(window_bits),
+            "window_count": In(range(window_bits + 1)),
+            "ended":       In(1),
+            "known":       Out(1),
             "valid":       Out(1),
             "invalid":     Out(1),
             "consume":     Out(range(window_bits + 1)),
@@ -166,6 +190,7 @@ class CanonicalHuffmanDecoder(wiring.Component):
         esc_code  = Array(Signal(L, name=f"esc_code_{t}") for t in range(T))
         esc_mask  = Array(Signal(L, name=f"esc_mask_{t}") for t in range(T))
         esc_valid = Array(Signal(name=f"esc_valid_{t}") for t in range(T))
+        esc_len   = Array(Signal(range(L + 1), name=f"esc_len_{t}") for t in range(T))
 
         # --- Load and validate (puff.c's construct(): left = 2 * left - count per length). ---
         ld_table  = Signal(range(T))
@@ -255,30 +280,35 @@ class CanonicalHuffmanDecoder(wiring.Component):
         # The escape's code follows its position one edge later (off the strobe's path).
         esc_code_next = Signal(L)
         esc_mask_next = Signal(L)
+        esc_len_next = Signal(range(L + 1))
         for l in lengths:
             with m.If(ld_esc_len[l]):
                 m.d.comb += [
                     esc_code_next.eq((ld_fmb[l] + ld_esc_pos)[:l] << (L - l)),
                     esc_mask_next.eq(((1 << l) - 1) << (L - l)),
+                    esc_len_next.eq(l),
                 ]
         m.d.sync += [
             esc_code[ld_table].eq(esc_code_next),
             esc_mask[ld_table].eq(esc_mask_next),
             esc_valid[ld_table].eq(ld_esc_len != 0),
+            esc_len[ld_table].eq(esc_len_next),
         ]
 
         # --- Group parameters: the selected table's decode data in registers. ---
         cur_table = Signal(range(T))
-        cur_limit = [Signal(L + 1, name=f"cur_limit_{l}") for l in range(L + 1)]
+        # Per length l, the first l window bits are a code of length <= l iff they are below
+        # first(l) + count(l) (l + 1 bits wide: a complete length reaches 2**l).
+        cur_limit = [Signal(l + 1, name=f"cur_limit_{l}") for l in range(L + 1)]
         cur_offset = [Signal(SYMBOL_BITS, name=f"cur_offset_{l}") for l in range(L + 1)]
         cur_esc_code = Signal(L)
         cur_esc_mask = Signal(L)
         cur_esc_valid = Signal()
         cur_rice_k = Signal.like(self.rice_k)
         cur_escape_bits = Signal.like(self.escape_bits)
-        # Code length plus extra bits, per length, for a Rice code and for the escape.
+        # Code length plus extra bits, per length for a Rice code, and for the escape.
         cur_consume_k = [Signal(range(W + 1), name=f"cur_consume_k_{l}") for l in range(L + 1)]
-        cur_consume_e = [Signal(range(W + 1), name=f"cur_consume_e_{l}") for l in range(L + 1)]
+        cur_consume_esc = Signal(range(W + 1))
         with m.If(self.select):
             t = self.table
             m.d.sync += [
@@ -288,42 +318,71 @@ class CanonicalHuffmanDecoder(wiring.Component):
                 cur_esc_valid.eq(esc_valid[t]),
                 cur_rice_k.eq(self.rice_k),
                 cur_escape_bits.eq(self.escape_bits),
+                cur_consume_esc.eq(esc_len[t] + self.escape_bits),
             ]
             for l in lengths:
                 m.d.sync += [
-                    cur_limit[l].eq(limit[t][l]),
+                    cur_limit[l].eq(limit[t][l][L - l:]),
                     cur_offset[l].eq(offset[t][l]),
                     cur_consume_k[l].eq(l + self.rice_k),
-                    cur_consume_e[l].eq(l + self.escape_bits),
                 ]
 
-        # --- Decode, stage 1: per-length comparators, the shortest match wins. ---
-        # For a valid table the limits never decrease with l (up to its longest length; 0
-        # beyond), so the matches form a run from the code length up: one-hot = first of the run.
-        top = self.window[W - L:]
-        below = Signal(L + 1)
-        m.d.comb += below.eq(Cat(0, *(top < cur_limit[l] for l in lengths)))
-        hit = [Signal(name=f"hit_{l}") for l in range(L + 1)]
-        for l in lengths:
-            m.d.comb += hit[l].eq(below[l] & ~below[l - 1])
-        escape = Signal()
-        m.d.comb += escape.eq(cur_esc_valid & (((top ^ cur_esc_code) & cur_esc_mask) == 0))
-        consume_k = Signal(range(W + 1))
-        consume_e = Signal(range(W + 1))
+        # --- Decode at every offset a field can end at: per length, a comparator; the
+        # shortest match wins. For a valid table the limits never decrease with l (up to its
+        # longest length; 0 beyond) once left-aligned, so the matches form a run from the code
+        # length up: one-hot = first of the run. The escape is found by comparing the window
+        # with its code; it is a code of the table, so its one-hot length is right too.
+        field = data.StructLayout({
+            "hit":     L,                  # one-hot code length (bit l - 1: length l)
+            "escape":  1,
+            "match":   1,
+            "consume": range(W + 1),       # code length + extra bits, 0 with no match
+        })
+        max_consume = L + P
+        offsets = range(max_consume + 1)
+        decodes = [Signal(field, name=f"decode_at_{o}") for o in offsets]
+        ready_at = Signal(max_consume + 1)   # the decode at offset o saw all of its bits
+        for o in offsets:
+            top = self.window[W - o - L:W - o]
+            below = Signal(L + 1, name=f"below_{o}")
+            m.d.comb += below.eq(Cat(0, *(top[L - l:] < cur_limit[l] for l in lengths)))
+            hit = Cat(*(below[l] & ~below[l - 1] for l in lengths))
+            escape = cur_esc_valid & (((top ^ cur_esc_code) & cur_esc_mask) == 0)
+            consume_k = _or(Mux(hit[l - 1], cur_consume_k[l], 0) for l in lengths)
+            m.d.comb += [
+                decodes[o].hit.eq(hit),
+                decodes[o].escape.eq(escape),
+                decodes[o].match.eq(below != 0),
+                decodes[o].consume.eq(Mux(escape, cur_consume_esc, consume_k)),
+                ready_at[o].eq(self.ended | (self.window_count >= o + L)),
+            ]
+
+        # --- The field at the current position, in registers. ---
+        cur = Signal(field)
+        known = Signal()
+        with m.If(self.select):
+            m.d.sync += known.eq(0)
+        with m.Elif(self.take & known):
+            # The next field starts `consume` bits on.
+            m.d.sync += [
+                cur.eq(Array(d.as_value() for d in decodes)[cur.consume]),
+                known.eq(ready_at.bit_select(cur.consume, 1)),
+            ]
+        with m.Elif(~known):
+            m.d.sync += [cur.eq(decodes[0]), known.eq(ready_at[0])]
         m.d.comb += [
-            consume_k.eq(_or(Mux(hit[l], cur_consume_k[l], 0) for l in lengths)),
-            consume_e.eq(_or(Mux(hit[l], cur_consume_e[l], 0) for l in lengths)),
-            self.valid.eq(below != 0),
-            self.invalid.eq(below == 0),
-            self.escape.eq(escape),
-            self.consume.eq(Mux(escape, consume_e, consume_k)),
+            self.known.eq(known),
+            self.valid.eq(known & cur.match),
+            self.invalid.eq(known & ~cur.match),
+            self.escape.eq(cur.escape),
+            self.consume.eq(cur.consume),
         ]
 
-        # What stage 2 needs, selected by the one-hot length in parallel with the consume path:
-        # the symbol index (code + offset) and the P bits after the code (the extra field's).
-        index_1 = _or(Mux(hit[l], (self.window[W - l:] + cur_offset[l])[:SYMBOL_BITS], 0)
+        # What stage 2 needs, selected by the registered one-hot length: the symbol index
+        # (code + offset) and the P bits after the code (the extra field's).
+        index_1 = _or(Mux(cur.hit[l - 1], (self.window[W - l:] + cur_offset[l])[:SYMBOL_BITS], 0)
                       for l in lengths)
-        rest_1 = _or(Mux(hit[l], self.window[W - l - P:W - l], 0) for l in lengths)
+        rest_1 = _or(Mux(cur.hit[l - 1], self.window[W - l - P:W - l], 0) for l in lengths)
 
         # --- Stage 2: the symbol and the distance of the field taken. ---
         s2_table = Signal(range(T))
@@ -335,9 +394,9 @@ class CanonicalHuffmanDecoder(wiring.Component):
             m.d.sync += [
                 s2_table.eq(cur_table),
                 s2_index.eq(index_1),
-                s2_escape.eq(escape),
+                s2_escape.eq(cur.escape),
                 s2_rest.eq(rest_1),
-                s2_shift.eq(Mux(escape, P - cur_escape_bits, P - cur_rice_k)),
+                s2_shift.eq(Mux(cur.escape, P - cur_escape_bits, P - cur_rice_k)),
             ]
         symbol = Signal(SYMBOL_BITS)
         m.d.comb += [

@@ -13,8 +13,6 @@ from sw_codec.huffman import CanonicalHuffmanDecoder as SwDecoder
 from sw_codec.huffman import HuffmanTable, code_lengths
 
 
-W = 32
-
 
 async def load_table(ctx, dut, t, table):
     """Write `table` into slot `t` field by field, as the BlockParser does; (error, incomplete)."""
@@ -92,14 +90,51 @@ def tables_for(seed, max_len, count):
     return rng, tables
 
 
+async def decode_stream(ctx, dut, fields, rng=None, starve=0.0):
+    """Show the concatenated `fields` in the window as a bit reader would, taking each field as
+    soon as it is `known`; returns [(consume, escape, distance)] and the cycles taken. With
+    `starve` > 0, that share of cycles shows only part of the buffered bits (a reader waiting
+    for memory words)."""
+    W = dut.window_bits
+    stream, pos, out, cycles = "".join(fields), 0, [], 0
+    for field in fields:
+        for _ in range(20):
+            rest = stream[pos:]
+            count = min(W, len(rest))
+            ended = len(rest) <= W
+            if rng is not None and rng.random() < starve:
+                count, ended = rng.randint(0, count), False
+            ctx.set(dut.window, int((rest[:count] + "0" * W)[:W], 2))
+            ctx.set(dut.window_count, count)
+            ctx.set(dut.ended, ended)
+            if ctx.get(dut.known) and (ctx.get(dut.consume) <= count or ended):
+                break                                   # (the consumer has the extra bits)
+            if not ctx.get(dut.known):
+                assert not ctx.get(dut.valid) and not ctx.get(dut.invalid)
+            cycles += 1
+            await ctx.tick()
+        else:
+            raise AssertionError(f"field {field} never known")
+        assert ctx.get(dut.valid) and not ctx.get(dut.invalid), field
+        consume, escape = ctx.get(dut.consume), ctx.get(dut.escape)
+        ctx.set(dut.take, 1)
+        cycles += 1
+        await ctx.tick()
+        ctx.set(dut.take, 0)
+        out.append((consume, escape, ctx.get(dut.distance)))
+        pos += consume
+    return out, cycles
+
+
 @pytest.mark.parametrize("max_len", [15, 9])
 @pytest.mark.parametrize("num_tables", [1, 4])
 def test_decode_matches_software(max_len, num_tables):
-    """Random canonical tables (incl. single symbol and max length codes): every field decodes
-    to the software decoder's distance and length, from any table slot."""
+    """Random canonical tables (incl. single symbol and max length codes): every field of a
+    stream decodes to the software decoder's distance and length, from any table slot, one
+    field per cycle after the group's first."""
     rng, tables = tables_for(max_len * 10 + num_tables, max_len, 6)
-    dut = CanonicalHuffmanDecoder(max_code_len=max_len, num_tables=num_tables, window_bits=W,
-                                  max_extra_bits=16)
+    dut = CanonicalHuffmanDecoder(max_code_len=max_len, num_tables=num_tables, max_extra_bits=16)
+    assert dut.window_bits == 2 * max_len + 16
 
     async def testbench(ctx):
         for n, table in enumerate(tables):
@@ -108,43 +143,68 @@ def test_decode_matches_software(max_len, num_tables):
             assert await load_table(ctx, dut, t, table) == (0, 0)
             sw = SwDecoder([table])
             k, escape_bits = rng.randint(0, 16), rng.randint(0, 16)
-            bits, distances, escapes = encode(table, rng, 60, k, escape_bits)
+            fields, distances, escapes = encode(table, rng, 60, k, escape_bits)
+            stream = "".join(fields)
+            reader = BitReader(bytes(int((stream + "0" * 8)[i:i + 8], 2)
+                                     for i in range(0, len(stream), 8)))
+            assert list(sw.decode_distances(reader, len(fields), 1 << escape_bits, k, 0)) \
+                == distances
             await select(ctx, dut, t, k, escape_bits)
-            for field, d, escape in zip(bits, distances, escapes):
-                window = int((field + "0" * W)[:W], 2)
-                ctx.set(dut.window, window)
-                reader = BitReader(bytes(int((field + "0" * 64)[i:i + 8], 2)
-                                         for i in range(0, 64, 8)))
-                expected = sw.decode_distances(reader, 1, 1 << escape_bits, k, 0)[0]
-                assert expected == d
-                assert ctx.get(dut.valid) and not ctx.get(dut.invalid)
-                assert ctx.get(dut.consume) == len(field), f"{field}"
-                assert ctx.get(dut.escape) == escape
-                ctx.set(dut.take, 1)
-                await ctx.tick()
-                ctx.set(dut.take, 0)
-                assert ctx.get(dut.distance) == d, f"{field}: {ctx.get(dut.distance)} != {d}"
+            decoded, cycles = await decode_stream(ctx, dut, fields)
+            assert decoded == [(len(f), e, d) for f, e, d in zip(fields, escapes, distances)]
+            assert cycles == len(fields) + 1
 
     run(dut, testbench)
+
+
+def test_decode_with_starved_window():
+    """A window that often holds fewer bits than a decode needs only delays fields: each is
+    decoded at an offset only when all of its code's bits were there, so none is wrong."""
+    rng, tables = tables_for(7, 15, 3)
+    dut = CanonicalHuffmanDecoder(max_code_len=15, num_tables=1, max_extra_bits=8)
+
+    async def testbench(ctx):
+        for table in tables:
+            assert await load_table(ctx, dut, 0, table) == (0, 0)
+            k, escape_bits = rng.randint(0, 8), rng.randint(0, 8)
+            fields, distances, escapes = encode(table, rng, 80, k, escape_bits)
+            await select(ctx, dut, 0, k, escape_bits)
+            decoded, cycles = await decode_stream(ctx, dut, fields, rng, starve=0.4)
+            assert decoded == [(len(f), e, d) for f, e, d in zip(fields, escapes, distances)]
+            assert cycles > len(fields) + 1
+
+    run(dut, testbench)
+
+
+async def decode_window(ctx, dut, window, count=None):
+    """Select table 0 again (forgetting the field known) and decode `window` alone."""
+    await select(ctx, dut, 0)
+    ctx.set(dut.window, window)
+    ctx.set(dut.window_count, dut.window_bits if count is None else count)
+    ctx.set(dut.ended, 0)
+    await ctx.tick()
 
 
 def test_invalid_codes():
     """A single length-1 code leaves pattern 1 invalid; an empty table matches nothing."""
     dut = CanonicalHuffmanDecoder(num_tables=2)
+    W = dut.window_bits
     single = HuffmanTable(3, (0, 1), (2,))
     empty = HuffmanTable(5, (0, 0, 0), ())
 
     async def testbench(ctx):
         assert await load_table(ctx, dut, 0, single) == (0, 0)
         assert await load_table(ctx, dut, 1, empty) == (0, 0)
-        await select(ctx, dut, 0)
-        ctx.set(dut.window, 0x7FFF_FFFF)
+        await decode_window(ctx, dut, (1 << (W - 1)) - 1)
         assert ctx.get(dut.valid) and ctx.get(dut.consume) == 1 and ctx.get(dut.escape)
-        ctx.set(dut.window, 0x8000_0000)
+        await decode_window(ctx, dut, 1 << (W - 1))
         assert ctx.get(dut.invalid) and not ctx.get(dut.valid)
-        await select(ctx, dut, 1)
-        for window in (0, 0xFFFF_FFFF, 0x1234_5678):
-            ctx.set(dut.window, window)
+        # Fewer valid bits than the longest code, before the end: not known yet.
+        await decode_window(ctx, dut, 0, count=14)
+        assert not ctx.get(dut.known) and not ctx.get(dut.valid) and not ctx.get(dut.invalid)
+        assert await load_table(ctx, dut, 0, empty) == (0, 0)
+        for window in (0, (1 << W) - 1, 0x1234_5678):
+            await decode_window(ctx, dut, window)
             assert ctx.get(dut.invalid)
 
     run(dut, testbench)
@@ -186,7 +246,7 @@ def test_validation_matches_software(table):
 @pytest.mark.parametrize("kwargs, name", [
     ({"max_code_len": 16}, "max_code_len"),
     ({"num_tables": 3}, "num_tables"),
-    ({"window_bits": 24}, "window_bits"),
+    ({"window_bits": 45}, "window_bits"),
     ({"max_extra_bits": 17}, "max_extra_bits"),
 ])
 def test_parameters_checked(kwargs, name):
