@@ -231,33 +231,68 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
     escape_bits = bit_length(domain - 1)
     member_group = groups.group
     members_per_group = np.bincount(member_group, minlength=len(domain))
-    member_class = group_class[member_group]
     d = groups.distances(slots)
     cap = MAX_SYMBOLS - 1
-    best = None
+    # One pass over the members for every bias. With the largest bias B, a member's quotient at
+    # bias b is its quotient at B shifted right by max(0, min(k0, B) - b) more bits (the shift
+    # max(0, k0 - b) minus max(0, k0 - B)). So a histogram over (class, min(k0, B), quotient at B)
+    # gives every bias's histogram; quotients at B are clipped at (cap + 1) << B - 1, which still
+    # lands on the escape symbol after any shift of B bits or fewer.
+    top_bias = max(RICE_BIASES)
+    quotient_limit = ((cap + 1) << top_bias) - 1
+    member_k0 = k0[member_group]
+    top_quotient = d >> np.maximum(0, member_k0 - top_bias)
+    k0_class = np.minimum(member_k0, top_bias)
+    joint = np.bincount((group_class[member_group] * (top_bias + 1) + k0_class) * (quotient_limit + 1)
+                        + np.minimum(top_quotient, quotient_limit),
+                        minlength=finest * (top_bias + 1) * (quotient_limit + 1))
+    joint = joint.reshape(finest, top_bias + 1, quotient_limit + 1)
+    quotient_at_top = np.arange(quotient_limit + 1)
+    symbol_class = np.arange(finest)[:, None, None] * MAX_SYMBOLS
+    # Members that may escape at some bias (a quotient never exceeds its value at the top bias).
+    maybe_escaped = np.flatnonzero(top_quotient >= cap)
+    maybe_escaped_d, maybe_escaped_group = d[maybe_escaped], member_group[maybe_escaped]
+    bias_hists, bias_extra = [], []
     for bias in RICE_BIASES:
         group_k = np.maximum(0, k0 - bias)
-        q = np.minimum(d >> group_k[member_group], cap)
-        hist = np.bincount(member_class * MAX_SYMBOLS + q, minlength=finest * MAX_SYMBOLS).reshape(finest, MAX_SYMBOLS)
-        escaped = q == cap
+        extra_shift = np.maximum(0, np.arange(top_bias + 1) - bias)[:, None]
+        symbol = np.minimum(quotient_at_top[None, :] >> extra_shift, cap)
+        hist = np.bincount((symbol_class + symbol[None, :, :]).ravel(), weights=joint.ravel(),
+                           minlength=finest * MAX_SYMBOLS).astype(np.int64).reshape(finest, MAX_SYMBOLS)
         extra = int((members_per_group * group_k).sum())
+        escaped = (maybe_escaped_d >> group_k[maybe_escaped_group]) >= cap
         if escaped.any():
-            eg = member_group[escaped]
+            eg = maybe_escaped_group[escaped]
             extra += int((escape_bits[eg] - group_k[eg]).sum())
+        bias_hists.append(hist)
+        bias_extra.append(extra)
+    # Every candidate table's histogram, in the order (bias, table count, table), and the
+    # entropy terms of its used symbols, computed at once; each table's sum is taken on its own.
+    candidates = np.concatenate([hist.reshape(num_tables, finest // num_tables, MAX_SYMBOLS).sum(axis=1)
+                                 for hist in bias_hists for num_tables in TABLE_COUNTS])
+    used = candidates > 0
+    used_per_table = used.sum(axis=1)
+    used_end = np.cumsum(used_per_table)
+    used_start = used_end - used_per_table
+    used_counts = candidates[used]
+    terms = -(used_counts * np.log2(used_counts / np.repeat(candidates.sum(axis=1), used_per_table)))
+    best, row = None, 0
+    for bias, extra in zip(RICE_BIASES, bias_extra):
         for num_tables in TABLE_COUNTS:
             # Score with ideal (entropy) code lengths; build the real codes only for the winner.
-            cost, hists = extra, []
-            for t in range(num_tables):
-                h = hist[t * finest // num_tables : (t + 1) * finest // num_tables].sum(axis=0)
-                used = np.flatnonzero(h)
-                h = h[: int(min(MAX_SYMBOLS, (used[-1] if len(used) else 0) + 2))]
-                total = h.sum()
-                nz = h[h > 0]
-                cost += float(-(nz * np.log2(nz / total)).sum()) + 6 * len(nz) + 7 * max_code_length
-                hists.append(h)
+            cost = extra
+            for _ in range(num_tables):
+                cost += (float(terms[used_start[row] : used_end[row]].sum()) + 6 * int(used_per_table[row])
+                         + 7 * max_code_length)
+                row += 1
             if best is None or cost < best[0]:
-                best = (cost, bias, hists)
-    tables = [HuffmanTable.from_lengths(code_lengths(h, max_code_length)) for h in best[2]]
+                best = (cost, bias, candidates[row - num_tables : row])
+    # A table's alphabet ends one past its last used symbol (escape included), at most MAX_SYMBOLS.
+    hists = []
+    for h in best[2]:
+        used_symbols = np.flatnonzero(h)
+        hists.append(h[: int(min(MAX_SYMBOLS, (used_symbols[-1] if len(used_symbols) else 0) + 2))])
+    tables = [HuffmanTable.from_lengths(code_lengths(h, max_code_length)) for h in hists]
     return PositionParams(count_k=count_k, rice_bias=best[1], tables=tables)
 
 
