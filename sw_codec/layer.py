@@ -17,8 +17,11 @@ from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golom
 from .distance import SLOTS, DistanceAccumulator
 from .errors import FormatError
 from .huffman import (
+    COUNT_BITS,
+    LENGTH_BITS,
     MAX_CODE_LENGTH,
     MAX_SYMBOLS,
+    SYMBOL_BITS,
     CanonicalHuffmanDecoder,
     HuffmanTable,
     code_lengths,
@@ -95,6 +98,51 @@ class Groups:
         return np.where(first, index, index - prev - 1)
 
 
+#: ``_smaller_before`` counts the earlier slots holding each of the digits 0, 1 and 2 of a base-4
+#: digit in one int64, a field of this many bits per digit (a block has at most 2**16 slots).
+_DIGIT_COUNT_BITS = 21
+_DIGIT_COUNT_MASK = (1 << _DIGIT_COUNT_BITS) - 1
+#: Per digit: one count in its field (digit 3 is never smaller than another, so needs none) ...
+_DIGIT_ONE_HOT = np.array([1, 1 << _DIGIT_COUNT_BITS, 1 << (2 * _DIGIT_COUNT_BITS), 0], dtype=np.int64)
+#: ... and the fields of the digits below it.
+_DIGITS_BELOW = np.array([0, _DIGIT_COUNT_MASK, (1 << (2 * _DIGIT_COUNT_BITS)) - 1,
+                          (1 << (3 * _DIGIT_COUNT_BITS)) - 1], dtype=np.int64)
+
+
+def _smaller_before(values: np.ndarray, bits: int) -> np.ndarray:
+    """For each slot of each row of ``values`` (R x L, below ``2**(bits+1)``), how many earlier
+    slots of its row hold a smaller value.
+
+    A wavelet-tree style rank in base 4, vectorized over rows: for each pair of value bits (from
+    the low end), the slots are put in stable order of the value bits above the pair, and a slot
+    counts the earlier slots with the same higher bits and a smaller pair digit. The counts of
+    digits 0, 1 and 2 run in three fields of one int64 cumulative sum.
+    """
+    R, L = values.shape
+    smaller_before = np.zeros(R * L, dtype=np.int64)
+    row_base = (np.arange(R, dtype=np.int64) * L)[:, None]
+    flat = values.ravel()
+    for shift in range(0, bits, 2):
+        higher = values >> (shift + 2)
+        if bits - shift <= 8:
+            higher = higher.astype(np.uint8)     # a one-pass radix sort
+        order = np.argsort(higher, axis=1, kind="stable")
+        order += row_base                        # flat indices: one gather and one scatter
+        in_order = flat[order]
+        digit = (in_order >> shift) & 3
+        higher_in_order = in_order >> (shift + 2)
+        new_bucket = np.ones((R, L), dtype=bool)
+        np.not_equal(higher_in_order[:, 1:], higher_in_order[:, :-1], out=new_bucket[:, 1:])
+        one_hot = _DIGIT_ONE_HOT[digit]
+        before = np.cumsum(one_hot, axis=1)
+        before -= one_hot                        # digit counts of the earlier slots in the row ...
+        before -= np.maximum.accumulate(np.where(new_bucket, before, 0), axis=1)  # ... in the bucket
+        before &= _DIGITS_BELOW[digit]
+        smaller_before[order.ravel()] += ((before & _DIGIT_COUNT_MASK) + ((before >> _DIGIT_COUNT_BITS) & _DIGIT_COUNT_MASK)
+                                          + (before >> (2 * _DIGIT_COUNT_BITS))).ravel()
+    return smaller_before.reshape(R, L)
+
+
 def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     """Group analysis of equal-length blocks ``rows`` (R x L signed ints)."""
     R, L = rows.shape
@@ -119,25 +167,10 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     run_id = np.cumsum(new) - 1
     member = explicit_run[run_id]
 
-    # Index among free slots: position minus the members of smaller values before it, counted
-    # one bit level of the value at a time (a wavelet-tree style rank, vectorized over blocks).
+    # Index among free slots: position minus the members of smaller values before it.
     # Implicit slots get a value above every real one: they sort last and count as free.
     Vm = np.where(V == implicit_off[:, None], 1 << bits, V).astype(V.dtype if bits < 16 else np.uint32)
-    smaller_before = np.zeros(R * L, dtype=np.int32)
-    row_base = (np.arange(R, dtype=np.int64) * L)[:, None]
-    for j in range(bits):
-        o = np.argsort(Vm >> (j + 1), axis=1, kind="stable")
-        o += row_base                            # flat indices: one gather and one scatter
-        sVm = Vm.ravel()[o]
-        sp = sVm >> (j + 1)
-        one = ((sVm >> j) & 1).astype(np.int32)
-        zeros_before = np.cumsum(1 - one, axis=1, dtype=np.int32)
-        zeros_before -= 1 - one
-        start = np.ones((R, L), dtype=bool)
-        np.not_equal(sp[:, 1:], sp[:, :-1], out=start[:, 1:])
-        base = np.maximum.accumulate(np.where(start, zeros_before, 0), axis=1)
-        smaller_before[o.ravel()] += ((zeros_before - base) * one).ravel()
-    smaller_before = smaller_before.reshape(R, L)
+    smaller_before = _smaller_before(Vm, bits)
 
     g_row = run_row[explicit_run]
     g_count = run_len[explicit_run]
@@ -303,37 +336,69 @@ def choose_params(groups: Groups, mode: str, slots: str, max_code_length: int = 
     return PositionParams(count_k=count_k)
 
 
-def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams, values: bool = True):
-    """(value, nbits) of each group member's position field, and the per-group width field.
-
-    With ``values=False`` only the widths are computed (value is None): enough for sizes.
-    """
-    domain = groups.domain(slots)
-    if mode == "repeat":
-        return groups.index(slots).astype(np.uint64) if values else None, bit_length(domain - 1)[groups.group], None
-    d = groups.distances(slots)
-    if mode == "distance":
+def _distance_widths(groups: Groups, slots: str) -> np.ndarray:
+    """Per group: the distance mode's width field, bit_length of the group's largest distance."""
+    cache = groups.__dict__.setdefault("_width_cache", {})
+    if slots not in cache:
+        d = groups.distances(slots)
         starts = np.cumsum(groups.count) - groups.count
-        width = bit_length(np.maximum.reduceat(d, starts)) if len(d) else np.zeros(0, np.int64)
-        return d.astype(np.uint64) if values else None, width[groups.group], width
+        cache[slots] = bit_length(np.maximum.reduceat(d, starts)) if len(d) else np.zeros(0, np.int64)
+    return cache[slots]
+
+
+def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
+    """Per group: Rice shift, escape symbol and the first entry of its table in one flat code list
+    over all tables; the flat (codes, lengths); per member: its symbol."""
     tables = params.tables
     sizes = [t.num_symbols for t in tables]
-    group_k, group_table = rice_context(domain, groups.count, params.rice_bias, len(tables))
+    group_k, group_table = rice_context(groups.domain(slots), groups.count, params.rice_bias, len(tables))
     group_escape = np.asarray(sizes)[group_table] - 1
-    k = group_k[groups.group]
-    s = np.minimum(d >> k, group_escape[groups.group])
-    # One flat code list over all tables: table t's symbols start at offset[t].
-    offset = np.cumsum([0] + sizes[:-1])
+    group_offset = np.cumsum([0] + sizes[:-1])[group_table]
     codes = np.concatenate([t.codes()[0] for t in tables])
     lengths = np.concatenate([t.codes()[1] for t in tables])
-    flat = offset[group_table][groups.group] + s
+    symbol = np.minimum(groups.distances(slots) >> group_k[groups.group], group_escape[groups.group])
+    return group_k, group_escape, group_offset, codes, lengths, symbol
+
+
+def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
+    """(value, nbits) of each group member's position field, and the per-group width field."""
+    domain = groups.domain(slots)
+    if mode == "repeat":
+        return groups.index(slots).astype(np.uint64), bit_length(domain - 1)[groups.group], None
+    d = groups.distances(slots)
+    if mode == "distance":
+        width = _distance_widths(groups, slots)
+        return d.astype(np.uint64), width[groups.group], width
+    group_k, group_escape, group_offset, codes, lengths, s = _huffman_codes(groups, slots, params)
+    k = group_k[groups.group]
+    flat = group_offset[groups.group] + s
     escaped = s == group_escape[groups.group]
     extra_bits = np.where(escaped, bit_length(domain - 1)[groups.group], k)
     nbits = lengths[flat] + extra_bits
-    if not values:
-        return None, nbits, None
     extra = np.where(escaped, d, d & ((1 << k) - 1)).astype(np.uint64)
     return (codes[flat] << extra_bits.astype(np.uint64)) | extra, nbits, None
+
+
+def _member_bits_per_block(groups: Groups, mode: str, slots: str, params: PositionParams) -> np.ndarray:
+    """Per block: the bits of its members' position fields (the sum of ``_member_fields``'s
+    nbits), counted per group where the field width is the group's, and from a per-block symbol
+    histogram in the Huffman mode."""
+    B, G = len(groups.block_size), len(groups.count)
+    domain = groups.domain(slots)
+    code_bits = 0
+    if mode == "repeat":
+        per_group = groups.count * bit_length(domain - 1)
+    elif mode == "distance":
+        per_group = groups.count * _distance_widths(groups, slots)
+    else:
+        # Every member has its group's Rice shift of extra bits, except escaped members, which
+        # have bit_length(domain - 1) instead.
+        group_k, group_escape, group_offset, _, lengths, symbol = _huffman_codes(groups, slots, params)
+        escaped = np.bincount(groups.group[symbol == group_escape[groups.group]], minlength=G)
+        per_group = groups.count * group_k + escaped * (bit_length(domain - 1) - group_k)
+        code_index = (groups.block * len(lengths) + group_offset)[groups.group] + symbol
+        code_bits = np.bincount(code_index, minlength=B * len(lengths)).reshape(B, len(lengths)) @ lengths
+    return code_bits + np.bincount(groups.block, weights=per_group, minlength=B).astype(np.int64)
 
 
 def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
@@ -389,27 +454,41 @@ def _preamble(mode: str, params: PositionParams) -> bytes:
     return w.getvalue()
 
 
+def _preamble_bytes(mode: str, params: PositionParams) -> int:
+    """``len(_preamble(mode, params))``, counted instead of packed."""
+    bits = COUNT_K_BITS
+    if mode == "huffman":
+        bits += RICE_BIAS_BITS + TABLES_LOG2_BITS
+        for table in params.tables:
+            bits += SYMBOL_BITS + LENGTH_BITS + COUNT_BITS * table.max_length + SYMBOL_BITS * len(table.symbols)
+    return (bits + 7) // 8
+
+
 def _header_bits(groups: Groups, mode: str, params: PositionParams) -> tuple[np.ndarray, np.ndarray]:
-    """Bits of each block header and of each group header."""
-    prev = np.empty_like(groups.value)
-    prev[1:] = groups.value[:-1]
-    value_bits = np.where(groups.first_in_block, groups.bits,
-                          exp_golomb_length(np.where(groups.first_in_block, 0, groups.value - prev - 1), 0))
-    group_bits = value_bits + exp_golomb_length(*count_codes(groups.count, groups.first_in_block, params.count_k))
+    """Bits of each block header and of each group header (cached per count order: every mode
+    shares them but for the distance mode's width field)."""
+    cache = groups.__dict__.setdefault("_header_bits_cache", {})
+    if params.count_k not in cache:
+        prev = np.empty_like(groups.value)
+        prev[1:] = groups.value[:-1]
+        value_bits = np.where(groups.first_in_block, groups.bits,
+                              exp_golomb_length(np.where(groups.first_in_block, 0, groups.value - prev - 1), 0))
+        group_bits = value_bits + exp_golomb_length(*count_codes(groups.count, groups.first_in_block, params.count_k))
+        cache[params.count_k] = (exp_golomb_length(groups.num_values - 1, 0) + groups.bits, group_bits)
+    block_bits, group_bits = cache[params.count_k]
     if mode == "distance":
         group_bits = group_bits + DISTANCE_WIDTH_BITS
-    return exp_golomb_length(groups.num_values - 1, 0) + groups.bits, group_bits
+    return block_bits, group_bits
 
 
 def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> int:
     """Exact payload size in bytes of a position mode, without packing it."""
     params = params or choose_params(groups, mode, slots)
     block_bits, group_bits = _header_bits(groups, mode, params)
-    _, member_bits, _ = _member_fields(groups, mode, slots, params, values=False)
     B = len(groups.block_size)
     per_block = block_bits + np.bincount(groups.block, weights=group_bits, minlength=B).astype(np.int64)
-    per_block += np.bincount(groups.block[groups.group], weights=member_bits, minlength=B).astype(np.int64)
-    return len(_preamble(mode, params)) + BLOCK_OFFSET_BYTES * B + int(((per_block + 7) // 8).sum())
+    per_block += _member_bits_per_block(groups, mode, slots, params)
+    return _preamble_bytes(mode, params) + BLOCK_OFFSET_BYTES * B + int(((per_block + 7) // 8).sum())
 
 
 def encode_positions(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> bytes:
