@@ -98,15 +98,16 @@ class Groups:
         return np.where(first, index, index - prev - 1)
 
 
-#: ``_smaller_before`` counts the earlier slots holding each of the digits 0, 1 and 2 of a base-4
-#: digit in one int64, a field of this many bits per digit (a block has at most 2**16 slots).
+#: ``_smaller_before`` counts, for a base-4 digit, the earlier slots holding a digit of at most 0,
+#: at most 1 and at most 2 in one int64, a field of this many bits each (a block has at most 2**16
+#: slots): field f counts the digits <= f.
 _DIGIT_COUNT_BITS = 21
-_DIGIT_COUNT_MASK = (1 << _DIGIT_COUNT_BITS) - 1
-#: Per digit: one count in its field (digit 3 is never smaller than another, so needs none) ...
-_DIGIT_ONE_HOT = np.array([1, 1 << _DIGIT_COUNT_BITS, 1 << (2 * _DIGIT_COUNT_BITS), 0], dtype=np.int64)
-#: ... and the fields of the digits below it.
-_DIGITS_BELOW = np.array([0, _DIGIT_COUNT_MASK, (1 << (2 * _DIGIT_COUNT_BITS)) - 1,
-                          (1 << (3 * _DIGIT_COUNT_BITS)) - 1], dtype=np.int64)
+#: Per digit: a one in each field it counts in ...
+_DIGIT_AT_MOST = np.array([sum(1 << (_DIGIT_COUNT_BITS * f) for f in range(3) if d <= f) for d in range(4)],
+                          dtype=np.int64)
+#: ... and where a digit finds the count of smaller digits (field d - 1; none for digit 0).
+_SMALLER_FIELD_SHIFT = np.array([0, 0, _DIGIT_COUNT_BITS, 2 * _DIGIT_COUNT_BITS], dtype=np.int64)
+_SMALLER_FIELD_MASK = np.array([0] + [(1 << _DIGIT_COUNT_BITS) - 1] * 3, dtype=np.int64)
 
 
 def _smaller_before(values: np.ndarray, bits: int) -> np.ndarray:
@@ -116,7 +117,7 @@ def _smaller_before(values: np.ndarray, bits: int) -> np.ndarray:
     A wavelet-tree style rank in base 4, vectorized over rows: for each pair of value bits (from
     the low end), the slots are put in stable order of the value bits above the pair, and a slot
     counts the earlier slots with the same higher bits and a smaller pair digit. The counts of
-    digits 0, 1 and 2 run in three fields of one int64 cumulative sum.
+    digits up to 0, 1 and 2 run in three fields of one int64 cumulative sum.
     """
     R, L = values.shape
     smaller_before = np.zeros(R * L, dtype=np.int64)
@@ -129,17 +130,18 @@ def _smaller_before(values: np.ndarray, bits: int) -> np.ndarray:
         order = np.argsort(higher, axis=1, kind="stable")
         order += row_base                        # flat indices: one gather and one scatter
         in_order = flat[order]
-        digit = (in_order >> shift) & 3
+        digit = ((in_order >> shift) & 3).astype(np.intp)
         higher_in_order = in_order >> (shift + 2)
-        new_bucket = np.ones((R, L), dtype=bool)
+        new_bucket = np.empty((R, L), dtype=bool)
+        new_bucket[:, 0] = True
         np.not_equal(higher_in_order[:, 1:], higher_in_order[:, :-1], out=new_bucket[:, 1:])
-        one_hot = _DIGIT_ONE_HOT[digit]
-        before = np.cumsum(one_hot, axis=1)
-        before -= one_hot                        # digit counts of the earlier slots in the row ...
+        at_most = _DIGIT_AT_MOST[digit]
+        before = np.cumsum(at_most, axis=1)
+        before -= at_most                        # digit counts of the earlier slots in the row ...
         before -= np.maximum.accumulate(np.where(new_bucket, before, 0), axis=1)  # ... in the bucket
-        before &= _DIGITS_BELOW[digit]
-        smaller_before[order.ravel()] += ((before & _DIGIT_COUNT_MASK) + ((before >> _DIGIT_COUNT_BITS) & _DIGIT_COUNT_MASK)
-                                          + (before >> (2 * _DIGIT_COUNT_BITS))).ravel()
+        before >>= _SMALLER_FIELD_SHIFT[digit]
+        before &= _SMALLER_FIELD_MASK[digit]
+        smaller_before[order.ravel()] += before.ravel()
     return smaller_before.reshape(R, L)
 
 
