@@ -10,6 +10,7 @@ form: a vectorized encoder and a decoder composed of the three hardware stages.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 
 import numpy as np
 
@@ -254,6 +255,21 @@ def _count_k(groups: Groups) -> int:
     return cache["_count_k"]
 
 
+@functools.lru_cache(maxsize=None)
+def _rice_symbol_map() -> tuple[int, int, np.ndarray]:
+    """(top bias B, quotient limit, symbol index): ``index[k0 class, quotient, i]`` is
+    ``i * MAX_SYMBOLS`` plus the Huffman symbol at bias ``RICE_BIASES[i]`` of a member with
+    ``min(k0, B)`` = k0 class and the given quotient at bias B (see :func:`_huffman_params`)."""
+    top_bias = max(RICE_BIASES)
+    cap = MAX_SYMBOLS - 1
+    quotient_limit = ((cap + 1) << top_bias) - 1
+    k0_class = np.arange(top_bias + 1)[:, None, None]
+    bias = np.asarray(RICE_BIASES)[None, None, :]
+    quotient = np.arange(quotient_limit + 1)[None, :, None]
+    symbol = np.minimum(quotient >> np.maximum(0, k0_class - bias), cap)
+    return top_bias, quotient_limit, symbol + np.arange(len(RICE_BIASES)) * MAX_SYMBOLS
+
+
 def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
     """Search Rice bias and table count for the fewest bits, from histograms (no packing).
 
@@ -273,52 +289,44 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
     # max(0, k0 - b) minus max(0, k0 - B)). So a histogram over (class, min(k0, B), quotient at B)
     # gives every bias's histogram; quotients at B are clipped at (cap + 1) << B - 1, which still
     # lands on the escape symbol after any shift of B bits or fewer.
-    top_bias = max(RICE_BIASES)
-    quotient_limit = ((cap + 1) << top_bias) - 1
+    top_bias, quotient_limit, symbol_index = _rice_symbol_map()
     member_k0 = k0[member_group]
-    top_quotient = d >> np.maximum(0, member_k0 - top_bias)
-    k0_class = np.minimum(member_k0, top_bias)
-    joint = np.bincount((group_class[member_group] * (top_bias + 1) + k0_class) * (quotient_limit + 1)
-                        + np.minimum(top_quotient, quotient_limit),
-                        minlength=finest * (top_bias + 1) * (quotient_limit + 1))
-    joint = joint.reshape(finest, top_bias + 1, quotient_limit + 1)
-    quotient_at_top = np.arange(quotient_limit + 1)
-    symbol_class = np.arange(finest)[:, None, None] * MAX_SYMBOLS
+    top_quotient = np.minimum(d >> np.maximum(0, member_k0 - top_bias), quotient_limit)
+    quotients = int(top_quotient.max(initial=0)) + 1       # only the quotients that occur
+    joint = np.bincount((group_class[member_group] * (top_bias + 1) + np.minimum(member_k0, top_bias)) * quotients
+                        + top_quotient, minlength=finest * (top_bias + 1) * quotients)
+    # hist[bias, class, symbol]
+    biases = np.asarray(RICE_BIASES)
+    index = np.arange(finest)[:, None, None, None] * (len(biases) * MAX_SYMBOLS) + symbol_index[None, :, :quotients]
+    hist = np.bincount(index.ravel(), weights=np.repeat(joint, len(biases)), minlength=finest * len(biases) * MAX_SYMBOLS)
+    hist = hist.astype(np.int64).reshape(finest, len(biases), MAX_SYMBOLS).transpose(1, 0, 2)
+    group_k = np.maximum(0, k0[None, :] - biases[:, None])              # per bias and group
+    extra = (members_per_group * group_k).sum(axis=1)
     # Members that may escape at some bias (a quotient never exceeds its value at the top bias).
     maybe_escaped = np.flatnonzero(top_quotient >= cap)
-    maybe_escaped_d, maybe_escaped_group = d[maybe_escaped], member_group[maybe_escaped]
-    bias_hists, bias_extra = [], []
-    for bias in RICE_BIASES:
-        group_k = np.maximum(0, k0 - bias)
-        extra_shift = np.maximum(0, np.arange(top_bias + 1) - bias)[:, None]
-        symbol = np.minimum(quotient_at_top[None, :] >> extra_shift, cap)
-        hist = np.bincount((symbol_class + symbol[None, :, :]).ravel(), weights=joint.ravel(),
-                           minlength=finest * MAX_SYMBOLS).astype(np.int64).reshape(finest, MAX_SYMBOLS)
-        extra = int((members_per_group * group_k).sum())
-        escaped = (maybe_escaped_d >> group_k[maybe_escaped_group]) >= cap
-        if escaped.any():
-            eg = maybe_escaped_group[escaped]
-            extra += int((escape_bits[eg] - group_k[eg]).sum())
-        bias_hists.append(hist)
-        bias_extra.append(extra)
+    if len(maybe_escaped):
+        eg = member_group[maybe_escaped]
+        escaped = (d[maybe_escaped] >> group_k[:, eg]) >= cap
+        extra = extra + ((escape_bits[eg] - group_k[:, eg]) * escaped).sum(axis=1)
     # Every candidate table's histogram, in the order (bias, table count, table), and the
     # entropy terms of its used symbols, computed at once; each table's sum is taken on its own.
-    candidates = np.concatenate([hist.reshape(num_tables, finest // num_tables, MAX_SYMBOLS).sum(axis=1)
-                                 for hist in bias_hists for num_tables in TABLE_COUNTS])
+    candidates = np.concatenate([hist.reshape(len(biases), num_tables, finest // num_tables, MAX_SYMBOLS).sum(axis=2)
+                                 for num_tables in TABLE_COUNTS], axis=1).reshape(-1, MAX_SYMBOLS)
     used = candidates > 0
     used_per_table = used.sum(axis=1)
     used_end = np.cumsum(used_per_table)
-    used_start = used_end - used_per_table
     used_counts = candidates[used]
     terms = -(used_counts * np.log2(used_counts / np.repeat(candidates.sum(axis=1), used_per_table)))
+    used_per_table, used_end = used_per_table.tolist(), used_end.tolist()
     best, row = None, 0
-    for bias, extra in zip(RICE_BIASES, bias_extra):
+    for bias, bias_extra in zip(RICE_BIASES, extra.tolist()):
         for num_tables in TABLE_COUNTS:
             # Score with ideal (entropy) code lengths; build the real codes only for the winner.
-            cost = extra
+            cost = bias_extra
             for _ in range(num_tables):
-                cost += (float(terms[used_start[row] : used_end[row]].sum()) + 6 * int(used_per_table[row])
-                         + 7 * max_code_length)
+                used_n = used_per_table[row]
+                cost += float(np.add.reduce(terms[used_end[row] - used_n : used_end[row]])) + 6 * used_n \
+                    + 7 * max_code_length
                 row += 1
             if best is None or cost < best[0]:
                 best = (cost, bias, candidates[row - num_tables : row])
