@@ -49,9 +49,9 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     bits; only the low ``nbits[i]`` bits of ``values[i]`` are written.
 
     Vectorized per field: the stream is built as big-endian 64-bit words. A field lies in the word
-    of its first bit, or straddles it and the next; each word is the OR of the (shifted) fields
-    that start in it, one ``reduceat`` over the fields in stream order, plus the tail of the one
-    field that may spill in from the word before.
+    of its first bit, or straddles it and the next; each word is the OR of the fields that start
+    in it (each shifted to its place), one ``reduceat`` over the fields in stream order, plus the
+    tail of the one field that may spill in from the word before.
     """
     values = np.asarray(values, dtype=np.uint64)
     nbits = np.asarray(nbits, dtype=np.int64)
@@ -61,20 +61,21 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     if total == 0:
         return b""
     keep = nbits > 0
-    values, width = values[keep], nbits[keep]
-    start = np.cumsum(width) - width
-    word = start >> 6
-    end_in_word = (start & 63) + width          # 1..127; above 64 the field spills into word + 1
-    unused = (64 - width).astype(np.uint64)
-    field = (values << unused) >> unused        # the low `width` bits (shifts stay below 64)
-    spills = end_in_word > 64
-    head = np.where(spills, field >> (end_in_word - 64).clip(0, 63).astype(np.uint64),
-                    field << (64 - end_in_word).clip(0, 63).astype(np.uint64))
+    values, width = values[keep], nbits[keep].astype(np.uint64)
+    start = np.cumsum(width)
+    start -= width
+    word = start >> np.uint64(6)
+    offset = start & np.uint64(63)
+    # The field's bits at the top of a 64-bit word (the bits above its width shift out) ...
+    aligned = values << (np.uint64(64) - width)
+    # ... then moved to its offset in its first word; the bits that spill past the word drop out.
+    head = aligned >> offset
     words = np.zeros((total + 63) // 64, dtype=np.uint64)
-    first_of_word = np.flatnonzero(np.diff(word, prepend=-1))
+    first_of_word = np.flatnonzero(np.diff(word.astype(np.int64), prepend=-1))
     words[word[first_of_word]] = np.bitwise_or.reduceat(head, first_of_word)
     # At most one field crosses each word boundary, so the spilled tails land in distinct words.
-    words[word[spills] + 1] |= field[spills] << (128 - end_in_word[spills]).astype(np.uint64)
+    spills = np.flatnonzero(offset + width > np.uint64(64))
+    words[word[spills] + np.uint64(1)] |= aligned[spills] << (np.uint64(64) - offset[spills])
     return words.astype(">u8").tobytes()[: total // 8]
 
 

@@ -364,8 +364,7 @@ def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
     group_k, group_table = rice_context(groups.domain(slots), groups.count, params.rice_bias, len(tables))
     group_escape = np.asarray(sizes)[group_table] - 1
     group_offset = np.cumsum([0] + sizes[:-1])[group_table]
-    codes = np.concatenate([t.codes()[0] for t in tables])
-    lengths = np.concatenate([t.codes()[1] for t in tables])
+    codes, lengths = (np.concatenate(part) for part in zip(*(t.codes() for t in tables)))
     symbol = np.minimum(groups.distances(slots) >> group_k[groups.group], group_escape[groups.group])
     return group_k, group_escape, group_offset, codes, lengths, symbol
 
@@ -442,8 +441,9 @@ def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
     member_value, member_bits, width = _member_fields(groups, mode, slots, params)
     if width is not None:
         values[group_off + 2], nbits[group_off + 2] = width.astype(np.uint64), DISTANCE_WIDTH_BITS
+    # Member i of the layer is member i - first_member[g] of its group g.
     first_member = np.cumsum(groups.count) - groups.count
-    dest = group_off[groups.group] + header + (np.arange(E) - first_member[groups.group])
+    dest = np.arange(E) + (group_off + header - first_member)[groups.group]
     values[dest], nbits[dest] = member_value, member_bits
 
     pad_at = block_off + block_fields_n - 1
