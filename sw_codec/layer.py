@@ -146,6 +146,66 @@ def _smaller_before(values: np.ndarray, bits: int) -> np.ndarray:
     return smaller_before.reshape(R, L)
 
 
+#: Values of at most this many bits get their free-slot indices from per-group bitmaps
+#: (:func:`_free_indices_by_bitmap`, at most 2**bits + 1 groups a block); wider values from
+#: :func:`_smaller_before`.
+_FREE_BITMAP_MAX_BITS = 8
+#: Bitmap words a chunk of blocks may use (16 MB of uint64).
+_FREE_BITMAP_WORDS = 1 << 21
+
+
+def _explicit_runs_before_row(run_row: np.ndarray, explicit_run: np.ndarray, R: int) -> np.ndarray:
+    """Per run: how many explicit runs the rows before its row hold."""
+    explicit_per_row = np.bincount(run_row[explicit_run], minlength=R)
+    return (np.cumsum(explicit_per_row) - explicit_per_row)[run_row]
+
+
+def _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R: int, L: int) -> np.ndarray:
+    """Index among free slots of every explicit member, in stream order, from bitmaps.
+
+    ``spos``, ``run_id``, ``member``: per slot of the R x L blocks in sorted order (row, value,
+    position): position, run (row and value) and whether it is explicit. Per run: ``run_row`` and
+    ``run_slot``, the run's group number within its block (-1 for the implicit run).
+
+    A group's free slots are those of the implicit value and of the groups from it on (the
+    larger values). Per block, a table holds one bitmap of 64-bit words per group, the implicit
+    value's first and then the groups from the last; an OR-accumulation down the table turns each
+    row into the group's free slots, and a member's index is the free slots in the words before its own (a running
+    popcount) plus those below it in its word. Blocks are done in chunks of bounded table size.
+    """
+    words_per_row = (L + 63) // 64
+    runs_per_block = np.bincount(run_row, minlength=R)
+    slots_per_row = int(runs_per_block.max(initial=1))       # table rows per block: groups + implicit
+    rows_per_chunk = max(1, _FREE_BITMAP_WORDS // (slots_per_row * words_per_row))
+    # Table rows from the implicit value (row 0) down the groups (group j in row S - 1 - j), so
+    # that an OR-accumulation down the rows gives each group its free slots.
+    run_slot = np.where(run_slot < 0, 0, slots_per_row - 1 - run_slot)
+    word = spos >> 6
+    bit = np.left_shift(np.uint64(1), (spos & 63).astype(np.uint64))
+    out = []
+    for r0 in range(0, R, rows_per_chunk):
+        lo, hi = r0 * L, min(R, r0 + rows_per_chunk) * L     # the chunk's slots
+        rows = (hi - lo) // L
+        run = run_id[lo:hi]
+        # The table is (table row, block, word): each table row's bitmaps are contiguous.
+        plane = run_slot[run] * rows + (run_row[run] - r0)
+        # A run's positions increase, so the slots of each (table row, block, word) are consecutive.
+        key = plane * words_per_row + word[lo:hi]
+        first = np.flatnonzero(np.diff(key, prepend=-1))
+        free = np.zeros((slots_per_row, rows, words_per_row), dtype=np.uint64)
+        free.ravel()[key[first]] = np.bitwise_or.reduceat(bit[lo:hi], first)
+        for table_row in range(1, slots_per_row):
+            np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
+        free = free.reshape(-1, words_per_row)
+        free_in_word = np.bitwise_count(free).astype(np.int32)
+        free_before_word = (np.cumsum(free_in_word, axis=1, dtype=np.int32) - free_in_word).ravel()
+        explicit = member[lo:hi]
+        at = key[explicit]
+        below = free.ravel()[at] & (bit[lo:hi][explicit] - np.uint64(1))
+        out.append(free_before_word[at] + np.bitwise_count(below))
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
 def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     """Group analysis of equal-length blocks ``rows`` (R x L signed ints)."""
     R, L = rows.shape
@@ -170,18 +230,23 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     run_id = np.cumsum(new) - 1
     member = explicit_run[run_id]
 
-    # Index among free slots: position minus the members of smaller values before it.
-    # Implicit slots get a value above every real one: they sort last and count as free.
-    Vm = np.where(V == implicit_off[:, None], 1 << bits, V).astype(V.dtype if bits < 16 else np.uint32)
-    smaller_before = _smaller_before(Vm, bits)
+    if bits > _FREE_BITMAP_MAX_BITS:
+        # Index among free slots: position minus the members of smaller values before it.
+        # Implicit slots get a value above every real one: they sort last and count as free.
+        Vm = np.where(V == implicit_off[:, None], 1 << bits, V).astype(V.dtype if bits < 16 else np.uint32)
+        smaller_before = _smaller_before(Vm, bits)
 
     g_row = run_row[explicit_run]
     g_count = run_len[explicit_run]
     g_excl = np.cumsum(g_count) - g_count
     first_group_of_row = np.searchsorted(g_row, np.arange(R))
     g_base = np.append(g_excl, g_count.sum())[first_group_of_row]
-    e_row = row[member]
     e_pos = spos[member]
+    if bits > _FREE_BITMAP_MAX_BITS:
+        index_free = e_pos - smaller_before[row[member], e_pos]
+    else:
+        run_slot = np.where(implicit_run, -1, np.cumsum(explicit_run) - 1 - _explicit_runs_before_row(run_row, explicit_run, R))
+        index_free = _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R, L)
     first_in_block = np.ones(len(g_row), dtype=bool)
     first_in_block[1:] = g_row[1:] != g_row[:-1]
     return dict(
@@ -196,7 +261,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
         first_in_block=first_in_block,
         group=np.cumsum(explicit_run)[run_id[member]] - 1,
         index_all=e_pos,
-        index_free=e_pos - smaller_before[e_row, e_pos],
+        index_free=index_free,
     )
 
 
