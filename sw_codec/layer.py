@@ -89,6 +89,15 @@ class Groups:
             cache[slots] = self._distances(slots)
         return cache[slots]
 
+    def max_distance(self, slots: str) -> np.ndarray:
+        """Per group: its largest distance."""
+        cache = self.__dict__.setdefault("_max_distance_cache", {})
+        if slots not in cache:
+            d = self.distances(slots)
+            starts = np.cumsum(self.count) - self.count
+            cache[slots] = np.maximum.reduceat(d, starts) if len(d) else np.zeros(0, np.int64)
+        return cache[slots]
+
     def _distances(self, slots: str) -> np.ndarray:
         index = self.index(slots)
         prev = np.empty_like(index)
@@ -355,11 +364,14 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
     # gives every bias's histogram; quotients at B are clipped at (cap + 1) << B - 1, which still
     # lands on the escape symbol after any shift of B bits or fewer.
     top_bias, quotient_limit, symbol_index = _rice_symbol_map()
-    member_k0 = k0[member_group]
-    top_quotient = np.minimum(d >> np.maximum(0, member_k0 - top_bias), quotient_limit)
-    quotients = int(top_quotient.max(initial=0)) + 1       # only the quotients that occur
-    joint = np.bincount((group_class[member_group] * (top_bias + 1) + np.minimum(member_k0, top_bias)) * quotients
-                        + top_quotient, minlength=finest * (top_bias + 1) * quotients)
+    top_shift = np.maximum(0, k0 - top_bias)                            # per group
+    largest_top_quotient = int((groups.max_distance(slots) >> top_shift).max(initial=0))
+    top_quotient = d >> top_shift[member_group]
+    if largest_top_quotient > quotient_limit:
+        top_quotient = np.minimum(top_quotient, quotient_limit)
+    quotients = min(largest_top_quotient, quotient_limit) + 1            # only the quotients that occur
+    group_key = (group_class * (top_bias + 1) + np.minimum(k0, top_bias)) * quotients
+    joint = np.bincount(group_key[member_group] + top_quotient, minlength=finest * (top_bias + 1) * quotients)
     # hist[bias, class, symbol]
     biases = np.asarray(RICE_BIASES)
     index = np.arange(finest)[:, None, None, None] * (len(biases) * MAX_SYMBOLS) + symbol_index[None, :, :quotients]
@@ -368,7 +380,7 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
     group_k = np.maximum(0, k0[None, :] - biases[:, None])              # per bias and group
     extra = (members_per_group * group_k).sum(axis=1)
     # Members that may escape at some bias (a quotient never exceeds its value at the top bias).
-    maybe_escaped = np.flatnonzero(top_quotient >= cap)
+    maybe_escaped = np.flatnonzero(top_quotient >= cap) if largest_top_quotient >= cap else ()
     if len(maybe_escaped):
         eg = member_group[maybe_escaped]
         escaped = (d[maybe_escaped] >> group_k[:, eg]) >= cap
@@ -413,25 +425,30 @@ def choose_params(groups: Groups, mode: str, slots: str, max_code_length: int = 
 
 def _distance_widths(groups: Groups, slots: str) -> np.ndarray:
     """Per group: the distance mode's width field, bit_length of the group's largest distance."""
-    cache = groups.__dict__.setdefault("_width_cache", {})
-    if slots not in cache:
-        d = groups.distances(slots)
-        starts = np.cumsum(groups.count) - groups.count
-        cache[slots] = bit_length(np.maximum.reduceat(d, starts)) if len(d) else np.zeros(0, np.int64)
-    return cache[slots]
+    return bit_length(groups.max_distance(slots))
 
 
 def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
     """Per group: Rice shift, escape symbol and the first entry of its table in one flat code list
-    over all tables; the flat (codes, lengths); per member: its symbol."""
-    tables = params.tables
-    sizes = [t.num_symbols for t in tables]
-    group_k, group_table = rice_context(groups.domain(slots), groups.count, params.rice_bias, len(tables))
-    group_escape = np.asarray(sizes)[group_table] - 1
-    group_offset = np.cumsum([0] + sizes[:-1])[group_table]
-    codes, lengths = (np.concatenate(part) for part in zip(*(t.codes() for t in tables)))
-    symbol = np.minimum(groups.distances(slots) >> group_k[groups.group], group_escape[groups.group])
-    return group_k, group_escape, group_offset, codes, lengths, symbol
+    over all tables; the flat (codes, lengths); per member: its symbol; and whether any member
+    escapes. Cached per slot counting and parameters (sizing and packing share it)."""
+    cache = groups.__dict__.setdefault("_huffman_codes_cache", {})
+    key = (slots, params.rice_bias, tuple(params.tables))
+    if key not in cache:
+        tables = params.tables
+        sizes = [t.num_symbols for t in tables]
+        group_k, group_table = rice_context(groups.domain(slots), groups.count, params.rice_bias, len(tables))
+        group_escape = np.asarray(sizes)[group_table] - 1
+        group_offset = np.cumsum([0] + sizes[:-1])[group_table]
+        codes, lengths = (np.concatenate(part) for part in zip(*(t.codes() for t in tables)))
+        symbol = groups.distances(slots) >> group_k[groups.group]
+        # A group's quotients are at most its largest distance's, so most layers need no escape test.
+        escapes = bool(((groups.max_distance(slots) >> group_k) >= group_escape).any())
+        if escapes:
+            symbol = np.minimum(symbol, group_escape[groups.group])
+        cache.clear()                             # one parameter set per slot counting is enough
+        cache[key] = (group_k, group_escape, group_offset, codes, lengths, symbol, escapes)
+    return cache[key]
 
 
 def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
@@ -443,14 +460,18 @@ def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams
     if mode == "distance":
         width = _distance_widths(groups, slots)
         return d.astype(np.uint64), width[groups.group], width
-    group_k, group_escape, group_offset, codes, lengths, s = _huffman_codes(groups, slots, params)
+    group_k, group_escape, group_offset, codes, lengths, s, escapes = _huffman_codes(groups, slots, params)
     k = group_k[groups.group]
     flat = group_offset[groups.group] + s
-    escaped = s == group_escape[groups.group]
-    extra_bits = np.where(escaped, bit_length(domain - 1)[groups.group], k)
+    remainder = d & ((1 << k) - 1)
+    if escapes:
+        escaped = s == group_escape[groups.group]
+        extra_bits = np.where(escaped, bit_length(domain - 1)[groups.group], k)
+        extra = np.where(escaped, d, remainder)
+    else:
+        extra_bits, extra = k, remainder
     nbits = lengths[flat] + extra_bits
-    extra = np.where(escaped, d, d & ((1 << k) - 1)).astype(np.uint64)
-    return (codes[flat] << extra_bits.astype(np.uint64)) | extra, nbits, None
+    return (codes[flat] << extra_bits.astype(np.uint64)) | extra.astype(np.uint64), nbits, None
 
 
 def _member_bits_per_block(groups: Groups, mode: str, slots: str, params: PositionParams) -> np.ndarray:
@@ -467,9 +488,11 @@ def _member_bits_per_block(groups: Groups, mode: str, slots: str, params: Positi
     else:
         # Every member has its group's Rice shift of extra bits, except escaped members, which
         # have bit_length(domain - 1) instead.
-        group_k, group_escape, group_offset, _, lengths, symbol = _huffman_codes(groups, slots, params)
-        escaped = np.bincount(groups.group[symbol == group_escape[groups.group]], minlength=G)
-        per_group = groups.count * group_k + escaped * (bit_length(domain - 1) - group_k)
+        group_k, group_escape, group_offset, _, lengths, symbol, escapes = _huffman_codes(groups, slots, params)
+        per_group = groups.count * group_k
+        if escapes:
+            escaped = np.bincount(groups.group[symbol == group_escape[groups.group]], minlength=G)
+            per_group = per_group + escaped * (bit_length(domain - 1) - group_k)
         code_index = (groups.block * len(lengths) + group_offset)[groups.group] + symbol
         code_bits = np.bincount(code_index, minlength=B * len(lengths)).reshape(B, len(lengths)) @ lengths
     return code_bits + np.bincount(groups.block, weights=per_group, minlength=B).astype(np.int64)
