@@ -172,40 +172,39 @@ def _explicit_runs_before_row(run_row: np.ndarray, explicit_run: np.ndarray, R: 
 def _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R: int, L: int) -> np.ndarray:
     """Index among free slots of every explicit member, in stream order, from bitmaps.
 
-    ``spos``, ``run_id``, ``member``: per slot of the R x L blocks in sorted order (row, value,
-    position): position, run (row and value) and whether it is explicit. Per run: ``run_row`` and
-    ``run_slot``, the run's group number within its block (-1 for the implicit run).
+    ``spos``, ``run_id``, ``member``: per slot of the R blocks of L slots in sorted order (block,
+    value, position): position, run (block and value) and whether it is explicit. Per run:
+    ``run_row`` (its block) and ``run_slot``, its group number within the block (-1 for the
+    implicit run).
 
     A group's free slots are those of the implicit value and of the groups from it on (the
     larger values). Per block, a table holds one bitmap of 64-bit words per group, the implicit
     value's first and then the groups from the last; an OR-accumulation down the table turns each
-    row into the group's free slots, and a member's index is the free slots in the words before its own (a running
-    popcount) plus those below it in its word. Blocks are done in chunks of bounded table size.
+    table row into its group's free slots. A member's index is the free slots in the words before
+    its own (a running popcount) plus those below it in its word. Blocks are done in chunks of
+    bounded table size.
     """
-    words_per_row = (L + 63) // 64
-    runs_per_block = np.bincount(run_row, minlength=R)
-    slots_per_row = int(runs_per_block.max(initial=1))       # table rows per block: groups + implicit
-    rows_per_chunk = max(1, _FREE_BITMAP_WORDS // (slots_per_row * words_per_row))
-    # Table rows from the implicit value (row 0) down the groups (group j in row S - 1 - j), so
-    # that an OR-accumulation down the rows gives each group its free slots.
-    run_slot = np.where(run_slot < 0, 0, slots_per_row - 1 - run_slot)
+    words_per_block = (L + 63) // 64
+    table_rows = int(np.bincount(run_row, minlength=R).max(initial=1))   # the most runs of a block
+    blocks_per_chunk = max(1, _FREE_BITMAP_WORDS // (table_rows * words_per_block))
+    table_row_of_run = np.where(run_slot < 0, 0, table_rows - 1 - run_slot)
     word = spos >> 6
     bit = np.left_shift(np.uint64(1), (spos & 63).astype(np.uint64))
     out = []
-    for r0 in range(0, R, rows_per_chunk):
-        lo, hi = r0 * L, min(R, r0 + rows_per_chunk) * L     # the chunk's slots
-        rows = (hi - lo) // L
+    for first_block in range(0, R, blocks_per_chunk):
+        lo, hi = first_block * L, min(R, first_block + blocks_per_chunk) * L    # the chunk's slots
+        blocks = (hi - lo) // L
         run = run_id[lo:hi]
-        # The table is (table row, block, word): each table row's bitmaps are contiguous.
-        plane = run_slot[run] * rows + (run_row[run] - r0)
+        # The table is (table row, block, word), so that each table row's bitmaps are contiguous.
+        plane = table_row_of_run[run] * blocks + (run_row[run] - first_block)
         # A run's positions increase, so the slots of each (table row, block, word) are consecutive.
-        key = plane * words_per_row + word[lo:hi]
+        key = plane * words_per_block + word[lo:hi]
         first = np.flatnonzero(np.diff(key, prepend=-1))
-        free = np.zeros((slots_per_row, rows, words_per_row), dtype=np.uint64)
+        free = np.zeros((table_rows, blocks, words_per_block), dtype=np.uint64)
         free.ravel()[key[first]] = np.bitwise_or.reduceat(bit[lo:hi], first)
-        for table_row in range(1, slots_per_row):
+        for table_row in range(1, table_rows):
             np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
-        free = free.reshape(-1, words_per_row)
+        free = free.reshape(-1, words_per_block)
         free_in_word = np.bitwise_count(free).astype(np.int32)
         free_before_word = (np.cumsum(free_in_word, axis=1, dtype=np.int32) - free_in_word).ravel()
         explicit = member[lo:hi]
@@ -221,15 +220,15 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     offset = 1 << (bits - 1)
     V = (rows + offset).astype(np.uint16 if bits <= 8 else np.uint32)
     order = np.argsort(V, axis=1, kind="stable")
-    sv = np.take_along_axis(V, order, 1).ravel().astype(np.int64)
-    spos = order.ravel().astype(np.int64)
-    row = np.repeat(np.arange(R), L)
-    new = np.ones(R * L, dtype=bool)
-    new[1:] = (sv[1:] != sv[:-1]) | (row[1:] != row[:-1])
+    sv = np.take_along_axis(V, order, 1).ravel()
+    spos = order.ravel().astype(np.int64, copy=False)
+    new = np.empty(R * L, dtype=bool)             # a run (row and value) starts here
+    np.not_equal(sv[1:], sv[:-1], out=new[1:])
+    new[::L] = True
     run_start = np.flatnonzero(new)
     run_len = np.diff(np.append(run_start, R * L))
-    run_val = sv[run_start]
-    run_row = row[run_start]
+    run_val = sv[run_start].astype(np.int64)
+    run_row = run_start // L
     row_first_run = np.searchsorted(run_row, np.arange(R))
     key = run_len * (1 << 18) + ((1 << 18) - 1 - run_val)
     best = np.maximum.reduceat(key, row_first_run)
@@ -252,9 +251,10 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     g_base = np.append(g_excl, g_count.sum())[first_group_of_row]
     e_pos = spos[member]
     if bits > _FREE_BITMAP_MAX_BITS:
-        index_free = e_pos - smaller_before[row[member], e_pos]
+        index_free = e_pos - smaller_before[np.flatnonzero(member) // L, e_pos]
     else:
-        run_slot = np.where(implicit_run, -1, np.cumsum(explicit_run) - 1 - _explicit_runs_before_row(run_row, explicit_run, R))
+        group_in_block = np.cumsum(explicit_run) - 1 - _explicit_runs_before_row(run_row, explicit_run, R)
+        run_slot = np.where(implicit_run, -1, group_in_block)
         index_free = _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R, L)
     first_in_block = np.ones(len(g_row), dtype=bool)
     first_in_block[1:] = g_row[1:] != g_row[:-1]
@@ -374,8 +374,10 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
     joint = np.bincount(group_key[member_group] + top_quotient, minlength=finest * (top_bias + 1) * quotients)
     # hist[bias, class, symbol]
     biases = np.asarray(RICE_BIASES)
-    index = np.arange(finest)[:, None, None, None] * (len(biases) * MAX_SYMBOLS) + symbol_index[None, :, :quotients]
-    hist = np.bincount(index.ravel(), weights=np.repeat(joint, len(biases)), minlength=finest * len(biases) * MAX_SYMBOLS)
+    index = (np.arange(finest)[:, None, None, None] * (len(biases) * MAX_SYMBOLS)
+             + symbol_index[None, :, :quotients])
+    hist = np.bincount(index.ravel(), weights=np.repeat(joint, len(biases)),
+                       minlength=finest * len(biases) * MAX_SYMBOLS)
     hist = hist.astype(np.int64).reshape(finest, len(biases), MAX_SYMBOLS).transpose(1, 0, 2)
     group_k = np.maximum(0, k0[None, :] - biases[:, None])              # per bias and group
     extra = (members_per_group * group_k).sum(axis=1)
@@ -387,8 +389,9 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
         extra = extra + ((escape_bits[eg] - group_k[:, eg]) * escaped).sum(axis=1)
     # Every candidate table's histogram, in the order (bias, table count, table), and the
     # entropy terms of its used symbols, computed at once; each table's sum is taken on its own.
-    candidates = np.concatenate([hist.reshape(len(biases), num_tables, finest // num_tables, MAX_SYMBOLS).sum(axis=2)
-                                 for num_tables in TABLE_COUNTS], axis=1).reshape(-1, MAX_SYMBOLS)
+    candidates = np.concatenate(
+        [hist.reshape(len(biases), num_tables, finest // num_tables, MAX_SYMBOLS).sum(axis=2) for num_tables in TABLE_COUNTS],
+        axis=1).reshape(-1, MAX_SYMBOLS)
     used = candidates > 0
     used_per_table = used.sum(axis=1)
     used_end = np.cumsum(used_per_table)
