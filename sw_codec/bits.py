@@ -46,29 +46,37 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     """Concatenate fields (``values[i]`` in ``nbits[i]`` bits, MSB first) into bytes.
 
     The total must be a whole number of bytes (callers add padding fields). Fields are up to 64
-    bits; values must fit their width.
+    bits; only the low ``nbits[i]`` bits of ``values[i]`` are written.
+
+    Vectorized per field: the stream is built as big-endian 64-bit words. A field lies in the word
+    of its first bit, or straddles it and the next; each word is the OR of the fields that start
+    in it (each shifted to its place), one ``reduceat`` over the fields in stream order, plus the
+    tail of the one field that may spill in from the word before.
     """
     values = np.asarray(values, dtype=np.uint64)
     nbits = np.asarray(nbits, dtype=np.int64)
     total = int(nbits.sum())
     if total % 8:
         raise ValueError("fields do not fill whole bytes")
-    out = np.empty(total, dtype=np.uint8)
-    ends = np.cumsum(nbits)
-    chunk = 1 << 20
-    bit0 = 0
-    for lo in range(0, len(nbits), chunk):
-        hi = min(lo + chunk, len(nbits))
-        nb = nbits[lo:hi]
-        count = int(ends[hi - 1]) - bit0 if hi > lo else 0
-        if count == 0:
-            continue
-        owner = np.repeat(np.arange(hi - lo), nb)
-        starts = ends[lo:hi] - nb - bit0
-        shift = (nb[owner] - 1 - (np.arange(count) - starts[owner])).astype(np.uint64)
-        out[bit0 : bit0 + count] = ((values[lo:hi][owner] >> shift) & np.uint64(1)).astype(np.uint8)
-        bit0 += count
-    return np.packbits(out).tobytes()
+    if total == 0:
+        return b""
+    keep = nbits > 0
+    values, width = values[keep], nbits[keep].astype(np.uint64)
+    start = np.cumsum(width)
+    start -= width
+    word = start >> np.uint64(6)
+    offset = start & np.uint64(63)
+    # The field's bits at the top of a 64-bit word (the bits above its width shift out) ...
+    aligned = values << (np.uint64(64) - width)
+    # ... then moved to its offset in its first word; the bits that spill past the word drop out.
+    head = aligned >> offset
+    words = np.zeros((total + 63) // 64, dtype=np.uint64)
+    first_of_word = np.flatnonzero(np.diff(word.astype(np.int64), prepend=-1))
+    words[word[first_of_word]] = np.bitwise_or.reduceat(head, first_of_word)
+    # At most one field crosses each word boundary, so the spilled tails land in distinct words.
+    spills = np.flatnonzero(offset + width > np.uint64(64))
+    words[word[spills] + np.uint64(1)] |= aligned[spills] << (np.uint64(64) - offset[spills])
+    return words.astype(">u8").tobytes()[: total // 8]
 
 
 class BitWriter:

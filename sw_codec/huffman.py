@@ -32,24 +32,38 @@ def code_lengths(freqs: np.ndarray, max_len: int) -> np.ndarray:
     """
     freqs = np.asarray(freqs, dtype=np.int64)
     lengths = np.zeros(len(freqs), dtype=np.int64)
-    used = [int(s) for s in np.flatnonzero(freqs > 0)]
+    used = np.flatnonzero(freqs > 0)
     if len(used) == 1:
         lengths[used[0]] = 1
     if len(used) <= 1:
         return lengths
     if len(used) > 1 << max_len:
         raise ValueError(f"{len(used)} symbols cannot be coded in at most {max_len} bits")
-    leaves = sorted((int(freqs[s]), [s]) for s in used)
-    current = list(leaves)
+    # Leaves sorted by (frequency, symbol). Each round lists the leaves and the packages (pairs of
+    # neighbouring items of the previous list) by weight, a stable sort, so leaves come before
+    # packages of equal weight. Only which entries are packages is kept per round.
+    leaf_symbol = used[np.lexsort((used, freqs[used]))]
+    leaf_weight = freqs[leaf_symbol]
+    n = len(used)
+    weight = leaf_weight
+    package_flags = []
     for _ in range(max_len - 1):
-        packages = [
-            (current[i][0] + current[i + 1][0], current[i][1] + current[i + 1][1])
-            for i in range(0, len(current) - 1, 2)
-        ]
-        current = sorted(leaves + packages, key=lambda item: item[0])
-    for _, symbols in current[: 2 * len(used) - 2]:
-        for s in symbols:
-            lengths[s] += 1
+        paired = len(weight) // 2 * 2
+        weight = np.concatenate([leaf_weight, weight[0:paired:2] + weight[1:paired:2]])
+        order = np.argsort(weight, kind="stable")
+        weight = weight[order]
+        package_flags.append(order >= n)
+    # Walk back from the first 2n - 2 items of the last list: the items taken from a list are a
+    # prefix; its leaves are the lightest leaves, each adding one bit to its symbol, and its p
+    # packages are the first 2p items of the list before.
+    taken = 2 * n - 2
+    leaf_bits = np.zeros(n, dtype=np.int64)
+    for is_package in reversed(package_flags):
+        packages = int(is_package[:taken].sum())
+        leaf_bits[: taken - packages] += 1
+        taken = 2 * packages
+    leaf_bits[:taken] += 1
+    lengths[leaf_symbol] = leaf_bits
     return lengths
 
 

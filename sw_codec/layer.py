@@ -10,6 +10,7 @@ form: a vectorized encoder and a decoder composed of the three hardware stages.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 
 import numpy as np
 
@@ -17,8 +18,11 @@ from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golom
 from .distance import SLOTS, DistanceAccumulator
 from .errors import FormatError
 from .huffman import (
+    COUNT_BITS,
+    LENGTH_BITS,
     MAX_CODE_LENGTH,
     MAX_SYMBOLS,
+    SYMBOL_BITS,
     CanonicalHuffmanDecoder,
     HuffmanTable,
     code_lengths,
@@ -85,6 +89,15 @@ class Groups:
             cache[slots] = self._distances(slots)
         return cache[slots]
 
+    def max_distance(self, slots: str) -> np.ndarray:
+        """Per group: its largest distance."""
+        cache = self.__dict__.setdefault("_max_distance_cache", {})
+        if slots not in cache:
+            d = self.distances(slots)
+            starts = np.cumsum(self.count) - self.count
+            cache[slots] = np.maximum.reduceat(d, starts) if len(d) else np.zeros(0, np.int64)
+        return cache[slots]
+
     def _distances(self, slots: str) -> np.ndarray:
         index = self.index(slots)
         prev = np.empty_like(index)
@@ -95,21 +108,127 @@ class Groups:
         return np.where(first, index, index - prev - 1)
 
 
+#: ``_smaller_before`` counts, for a base-4 digit, the earlier slots holding a digit of at most 0,
+#: at most 1 and at most 2 in one int64, a field of this many bits each (a block has at most 2**16
+#: slots): field f counts the digits <= f.
+_DIGIT_COUNT_BITS = 21
+#: Per digit: a one in each field it counts in ...
+_DIGIT_AT_MOST = np.array([sum(1 << (_DIGIT_COUNT_BITS * f) for f in range(3) if d <= f) for d in range(4)],
+                          dtype=np.int64)
+#: ... and where a digit finds the count of smaller digits (field d - 1; none for digit 0).
+_SMALLER_FIELD_SHIFT = np.array([0, 0, _DIGIT_COUNT_BITS, 2 * _DIGIT_COUNT_BITS], dtype=np.int64)
+_SMALLER_FIELD_MASK = np.array([0] + [(1 << _DIGIT_COUNT_BITS) - 1] * 3, dtype=np.int64)
+
+
+def _smaller_before(values: np.ndarray, bits: int) -> np.ndarray:
+    """For each slot of each row of ``values`` (R x L, below ``2**(bits+1)``), how many earlier
+    slots of its row hold a smaller value.
+
+    A wavelet-tree style rank in base 4, vectorized over rows: for each pair of value bits (from
+    the low end), the slots are put in stable order of the value bits above the pair, and a slot
+    counts the earlier slots with the same higher bits and a smaller pair digit. The counts of
+    digits up to 0, 1 and 2 run in three fields of one int64 cumulative sum.
+    """
+    R, L = values.shape
+    smaller_before = np.zeros(R * L, dtype=np.int64)
+    row_base = (np.arange(R, dtype=np.int64) * L)[:, None]
+    flat = values.ravel()
+    for shift in range(0, bits, 2):
+        higher = values >> (shift + 2)
+        if bits - shift <= 8:
+            higher = higher.astype(np.uint8)     # a one-pass radix sort
+        order = np.argsort(higher, axis=1, kind="stable")
+        order += row_base                        # flat indices: one gather and one scatter
+        in_order = flat[order]
+        digit = ((in_order >> shift) & 3).astype(np.intp)
+        higher_in_order = in_order >> (shift + 2)
+        new_bucket = np.empty((R, L), dtype=bool)
+        new_bucket[:, 0] = True
+        np.not_equal(higher_in_order[:, 1:], higher_in_order[:, :-1], out=new_bucket[:, 1:])
+        at_most = _DIGIT_AT_MOST[digit]
+        before = np.cumsum(at_most, axis=1)
+        before -= at_most                        # digit counts of the earlier slots in the row ...
+        before -= np.maximum.accumulate(np.where(new_bucket, before, 0), axis=1)  # ... in the bucket
+        before >>= _SMALLER_FIELD_SHIFT[digit]
+        before &= _SMALLER_FIELD_MASK[digit]
+        smaller_before[order.ravel()] += before.ravel()
+    return smaller_before.reshape(R, L)
+
+
+#: Values of at most this many bits get their free-slot indices from per-group bitmaps
+#: (:func:`_free_indices_by_bitmap`, at most 2**bits + 1 groups a block); wider values from
+#: :func:`_smaller_before`.
+_FREE_BITMAP_MAX_BITS = 8
+#: Bitmap words a chunk of blocks may use (16 MB of uint64).
+_FREE_BITMAP_WORDS = 1 << 21
+
+
+def _explicit_runs_before_row(run_row: np.ndarray, explicit_run: np.ndarray, R: int) -> np.ndarray:
+    """Per run: how many explicit runs the rows before its row hold."""
+    explicit_per_row = np.bincount(run_row[explicit_run], minlength=R)
+    return (np.cumsum(explicit_per_row) - explicit_per_row)[run_row]
+
+
+def _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R: int, L: int) -> np.ndarray:
+    """Index among free slots of every explicit member, in stream order, from bitmaps.
+
+    ``spos``, ``run_id``, ``member``: per slot of the R blocks of L slots in sorted order (block,
+    value, position): position, run (block and value) and whether it is explicit. Per run:
+    ``run_row`` (its block) and ``run_slot``, its group number within the block (-1 for the
+    implicit run).
+
+    A group's free slots are those of the implicit value and of the groups from it on (the
+    larger values). Per block, a table holds one bitmap of 64-bit words per group, the implicit
+    value's first and then the groups from the last; an OR-accumulation down the table turns each
+    table row into its group's free slots. A member's index is the free slots in the words before
+    its own (a running popcount) plus those below it in its word. Blocks are done in chunks of
+    bounded table size.
+    """
+    words_per_block = (L + 63) // 64
+    table_rows = int(np.bincount(run_row, minlength=R).max(initial=1))   # the most runs of a block
+    blocks_per_chunk = max(1, _FREE_BITMAP_WORDS // (table_rows * words_per_block))
+    table_row_of_run = np.where(run_slot < 0, 0, table_rows - 1 - run_slot)
+    word = spos >> 6
+    bit = np.left_shift(np.uint64(1), (spos & 63).astype(np.uint64))
+    out = []
+    for first_block in range(0, R, blocks_per_chunk):
+        lo, hi = first_block * L, min(R, first_block + blocks_per_chunk) * L    # the chunk's slots
+        blocks = (hi - lo) // L
+        run = run_id[lo:hi]
+        # The table is (table row, block, word), so that each table row's bitmaps are contiguous.
+        plane = table_row_of_run[run] * blocks + (run_row[run] - first_block)
+        # A run's positions increase, so the slots of each (table row, block, word) are consecutive.
+        key = plane * words_per_block + word[lo:hi]
+        first = np.flatnonzero(np.diff(key, prepend=-1))
+        free = np.zeros((table_rows, blocks, words_per_block), dtype=np.uint64)
+        free.ravel()[key[first]] = np.bitwise_or.reduceat(bit[lo:hi], first)
+        for table_row in range(1, table_rows):
+            np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
+        free = free.reshape(-1, words_per_block)
+        free_in_word = np.bitwise_count(free).astype(np.int32)
+        free_before_word = (np.cumsum(free_in_word, axis=1, dtype=np.int32) - free_in_word).ravel()
+        explicit = member[lo:hi]
+        at = key[explicit]
+        below = free.ravel()[at] & (bit[lo:hi][explicit] - np.uint64(1))
+        out.append(free_before_word[at] + np.bitwise_count(below))
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
 def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     """Group analysis of equal-length blocks ``rows`` (R x L signed ints)."""
     R, L = rows.shape
     offset = 1 << (bits - 1)
     V = (rows + offset).astype(np.uint16 if bits <= 8 else np.uint32)
     order = np.argsort(V, axis=1, kind="stable")
-    sv = np.take_along_axis(V, order, 1).ravel().astype(np.int64)
-    spos = order.ravel().astype(np.int64)
-    row = np.repeat(np.arange(R), L)
-    new = np.ones(R * L, dtype=bool)
-    new[1:] = (sv[1:] != sv[:-1]) | (row[1:] != row[:-1])
+    sv = np.take_along_axis(V, order, 1).ravel()
+    spos = order.ravel().astype(np.int64, copy=False)
+    new = np.empty(R * L, dtype=bool)             # a run (row and value) starts here
+    np.not_equal(sv[1:], sv[:-1], out=new[1:])
+    new[::L] = True
     run_start = np.flatnonzero(new)
     run_len = np.diff(np.append(run_start, R * L))
-    run_val = sv[run_start]
-    run_row = row[run_start]
+    run_val = sv[run_start].astype(np.int64)
+    run_row = run_start // L
     row_first_run = np.searchsorted(run_row, np.arange(R))
     key = run_len * (1 << 18) + ((1 << 18) - 1 - run_val)
     best = np.maximum.reduceat(key, row_first_run)
@@ -119,33 +238,24 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     run_id = np.cumsum(new) - 1
     member = explicit_run[run_id]
 
-    # Index among free slots: position minus the members of smaller values before it, counted
-    # one bit level of the value at a time (a wavelet-tree style rank, vectorized over blocks).
-    # Implicit slots get a value above every real one: they sort last and count as free.
-    Vm = np.where(V == implicit_off[:, None], 1 << bits, V).astype(V.dtype if bits < 16 else np.uint32)
-    smaller_before = np.zeros(R * L, dtype=np.int32)
-    row_base = (np.arange(R, dtype=np.int64) * L)[:, None]
-    for j in range(bits):
-        o = np.argsort(Vm >> (j + 1), axis=1, kind="stable")
-        o += row_base                            # flat indices: one gather and one scatter
-        sVm = Vm.ravel()[o]
-        sp = sVm >> (j + 1)
-        one = ((sVm >> j) & 1).astype(np.int32)
-        zeros_before = np.cumsum(1 - one, axis=1, dtype=np.int32)
-        zeros_before -= 1 - one
-        start = np.ones((R, L), dtype=bool)
-        np.not_equal(sp[:, 1:], sp[:, :-1], out=start[:, 1:])
-        base = np.maximum.accumulate(np.where(start, zeros_before, 0), axis=1)
-        smaller_before[o.ravel()] += ((zeros_before - base) * one).ravel()
-    smaller_before = smaller_before.reshape(R, L)
+    if bits > _FREE_BITMAP_MAX_BITS:
+        # Index among free slots: position minus the members of smaller values before it.
+        # Implicit slots get a value above every real one: they sort last and count as free.
+        Vm = np.where(V == implicit_off[:, None], 1 << bits, V).astype(V.dtype if bits < 16 else np.uint32)
+        smaller_before = _smaller_before(Vm, bits)
 
     g_row = run_row[explicit_run]
     g_count = run_len[explicit_run]
     g_excl = np.cumsum(g_count) - g_count
     first_group_of_row = np.searchsorted(g_row, np.arange(R))
     g_base = np.append(g_excl, g_count.sum())[first_group_of_row]
-    e_row = row[member]
     e_pos = spos[member]
+    if bits > _FREE_BITMAP_MAX_BITS:
+        index_free = e_pos - smaller_before[np.flatnonzero(member) // L, e_pos]
+    else:
+        group_in_block = np.cumsum(explicit_run) - 1 - _explicit_runs_before_row(run_row, explicit_run, R)
+        run_slot = np.where(implicit_run, -1, group_in_block)
+        index_free = _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R, L)
     first_in_block = np.ones(len(g_row), dtype=bool)
     first_in_block[1:] = g_row[1:] != g_row[:-1]
     return dict(
@@ -160,7 +270,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
         first_in_block=first_in_block,
         group=np.cumsum(explicit_run)[run_id[member]] - 1,
         index_all=e_pos,
-        index_free=e_pos - smaller_before[e_row, e_pos],
+        index_free=index_free,
     )
 
 
@@ -219,6 +329,21 @@ def _count_k(groups: Groups) -> int:
     return cache["_count_k"]
 
 
+@functools.lru_cache(maxsize=None)
+def _rice_symbol_map() -> tuple[int, int, np.ndarray]:
+    """(top bias B, quotient limit, symbol index): ``index[k0 class, quotient, i]`` is
+    ``i * MAX_SYMBOLS`` plus the Huffman symbol at bias ``RICE_BIASES[i]`` of a member with
+    ``min(k0, B)`` = k0 class and the given quotient at bias B (see :func:`_huffman_params`)."""
+    top_bias = max(RICE_BIASES)
+    cap = MAX_SYMBOLS - 1
+    quotient_limit = ((cap + 1) << top_bias) - 1
+    k0_class = np.arange(top_bias + 1)[:, None, None]
+    bias = np.asarray(RICE_BIASES)[None, None, :]
+    quotient = np.arange(quotient_limit + 1)[None, :, None]
+    symbol = np.minimum(quotient >> np.maximum(0, k0_class - bias), cap)
+    return top_bias, quotient_limit, symbol + np.arange(len(RICE_BIASES)) * MAX_SYMBOLS
+
+
 def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
     """Search Rice bias and table count for the fewest bits, from histograms (no packing).
 
@@ -231,33 +356,66 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
     escape_bits = bit_length(domain - 1)
     member_group = groups.group
     members_per_group = np.bincount(member_group, minlength=len(domain))
-    member_class = group_class[member_group]
     d = groups.distances(slots)
     cap = MAX_SYMBOLS - 1
-    best = None
-    for bias in RICE_BIASES:
-        group_k = np.maximum(0, k0 - bias)
-        q = np.minimum(d >> group_k[member_group], cap)
-        hist = np.bincount(member_class * MAX_SYMBOLS + q, minlength=finest * MAX_SYMBOLS).reshape(finest, MAX_SYMBOLS)
-        escaped = q == cap
-        extra = int((members_per_group * group_k).sum())
-        if escaped.any():
-            eg = member_group[escaped]
-            extra += int((escape_bits[eg] - group_k[eg]).sum())
+    # One pass over the members for every bias. With the largest bias B, a member's quotient at
+    # bias b is its quotient at B shifted right by max(0, min(k0, B) - b) more bits (the shift
+    # max(0, k0 - b) minus max(0, k0 - B)). So a histogram over (class, min(k0, B), quotient at B)
+    # gives every bias's histogram; quotients at B are clipped at (cap + 1) << B - 1, which still
+    # lands on the escape symbol after any shift of B bits or fewer.
+    top_bias, quotient_limit, symbol_index = _rice_symbol_map()
+    top_shift = np.maximum(0, k0 - top_bias)                            # per group
+    largest_top_quotient = int((groups.max_distance(slots) >> top_shift).max(initial=0))
+    top_quotient = d >> top_shift[member_group]
+    if largest_top_quotient > quotient_limit:
+        top_quotient = np.minimum(top_quotient, quotient_limit)
+    quotients = min(largest_top_quotient, quotient_limit) + 1            # only the quotients that occur
+    group_key = (group_class * (top_bias + 1) + np.minimum(k0, top_bias)) * quotients
+    joint = np.bincount(group_key[member_group] + top_quotient, minlength=finest * (top_bias + 1) * quotients)
+    # hist[bias, class, symbol]
+    biases = np.asarray(RICE_BIASES)
+    index = (np.arange(finest)[:, None, None, None] * (len(biases) * MAX_SYMBOLS)
+             + symbol_index[None, :, :quotients])
+    hist = np.bincount(index.ravel(), weights=np.repeat(joint, len(biases)),
+                       minlength=finest * len(biases) * MAX_SYMBOLS)
+    hist = hist.astype(np.int64).reshape(finest, len(biases), MAX_SYMBOLS).transpose(1, 0, 2)
+    group_k = np.maximum(0, k0[None, :] - biases[:, None])              # per bias and group
+    extra = (members_per_group * group_k).sum(axis=1)
+    # Members that may escape at some bias (a quotient never exceeds its value at the top bias).
+    maybe_escaped = np.flatnonzero(top_quotient >= cap) if largest_top_quotient >= cap else ()
+    if len(maybe_escaped):
+        eg = member_group[maybe_escaped]
+        escaped = (d[maybe_escaped] >> group_k[:, eg]) >= cap
+        extra = extra + ((escape_bits[eg] - group_k[:, eg]) * escaped).sum(axis=1)
+    # Every candidate table's histogram, in the order (bias, table count, table), and the
+    # entropy terms of its used symbols, computed at once; each table's sum is taken on its own.
+    candidates = np.concatenate(
+        [hist.reshape(len(biases), num_tables, finest // num_tables, MAX_SYMBOLS).sum(axis=2) for num_tables in TABLE_COUNTS],
+        axis=1).reshape(-1, MAX_SYMBOLS)
+    used = candidates > 0
+    used_per_table = used.sum(axis=1)
+    used_end = np.cumsum(used_per_table)
+    used_counts = candidates[used]
+    terms = -(used_counts * np.log2(used_counts / np.repeat(candidates.sum(axis=1), used_per_table)))
+    used_per_table, used_end = used_per_table.tolist(), used_end.tolist()
+    best, row = None, 0
+    for bias, bias_extra in zip(RICE_BIASES, extra.tolist()):
         for num_tables in TABLE_COUNTS:
             # Score with ideal (entropy) code lengths; build the real codes only for the winner.
-            cost, hists = extra, []
-            for t in range(num_tables):
-                h = hist[t * finest // num_tables : (t + 1) * finest // num_tables].sum(axis=0)
-                used = np.flatnonzero(h)
-                h = h[: int(min(MAX_SYMBOLS, (used[-1] if len(used) else 0) + 2))]
-                total = h.sum()
-                nz = h[h > 0]
-                cost += float(-(nz * np.log2(nz / total)).sum()) + 6 * len(nz) + 7 * max_code_length
-                hists.append(h)
+            cost = bias_extra
+            for _ in range(num_tables):
+                used_n = used_per_table[row]
+                cost += float(np.add.reduce(terms[used_end[row] - used_n : used_end[row]])) + 6 * used_n \
+                    + 7 * max_code_length
+                row += 1
             if best is None or cost < best[0]:
-                best = (cost, bias, hists)
-    tables = [HuffmanTable.from_lengths(code_lengths(h, max_code_length)) for h in best[2]]
+                best = (cost, bias, candidates[row - num_tables : row])
+    # A table's alphabet ends one past its last used symbol (escape included), at most MAX_SYMBOLS.
+    hists = []
+    for h in best[2]:
+        used_symbols = np.flatnonzero(h)
+        hists.append(h[: int(min(MAX_SYMBOLS, (used_symbols[-1] if len(used_symbols) else 0) + 2))])
+    tables = [HuffmanTable.from_lengths(code_lengths(h, max_code_length)) for h in hists]
     return PositionParams(count_k=count_k, rice_bias=best[1], tables=tables)
 
 
@@ -268,37 +426,79 @@ def choose_params(groups: Groups, mode: str, slots: str, max_code_length: int = 
     return PositionParams(count_k=count_k)
 
 
-def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams, values: bool = True):
-    """(value, nbits) of each group member's position field, and the per-group width field.
+def _distance_widths(groups: Groups, slots: str) -> np.ndarray:
+    """Per group: the distance mode's width field, bit_length of the group's largest distance."""
+    return bit_length(groups.max_distance(slots))
 
-    With ``values=False`` only the widths are computed (value is None): enough for sizes.
-    """
+
+def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
+    """Per group: Rice shift, escape symbol and the first entry of its table in one flat code list
+    over all tables; the flat (codes, lengths); per member: its symbol; and whether any member
+    escapes. Cached per slot counting and parameters (sizing and packing share it)."""
+    cache = groups.__dict__.setdefault("_huffman_codes_cache", {})
+    key = (slots, params.rice_bias, tuple(params.tables))
+    if key not in cache:
+        tables = params.tables
+        sizes = [t.num_symbols for t in tables]
+        group_k, group_table = rice_context(groups.domain(slots), groups.count, params.rice_bias, len(tables))
+        group_escape = np.asarray(sizes)[group_table] - 1
+        group_offset = np.cumsum([0] + sizes[:-1])[group_table]
+        codes, lengths = (np.concatenate(part) for part in zip(*(t.codes() for t in tables)))
+        symbol = groups.distances(slots) >> group_k[groups.group]
+        # A group's quotients are at most its largest distance's, so most layers need no escape test.
+        escapes = bool(((groups.max_distance(slots) >> group_k) >= group_escape).any())
+        if escapes:
+            symbol = np.minimum(symbol, group_escape[groups.group])
+        cache.clear()                             # one parameter set per slot counting is enough
+        cache[key] = (group_k, group_escape, group_offset, codes, lengths, symbol, escapes)
+    return cache[key]
+
+
+def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
+    """(value, nbits) of each group member's position field, and the per-group width field."""
     domain = groups.domain(slots)
     if mode == "repeat":
-        return groups.index(slots).astype(np.uint64) if values else None, bit_length(domain - 1)[groups.group], None
+        return groups.index(slots).astype(np.uint64), bit_length(domain - 1)[groups.group], None
     d = groups.distances(slots)
     if mode == "distance":
-        starts = np.cumsum(groups.count) - groups.count
-        width = bit_length(np.maximum.reduceat(d, starts)) if len(d) else np.zeros(0, np.int64)
-        return d.astype(np.uint64) if values else None, width[groups.group], width
-    tables = params.tables
-    sizes = [t.num_symbols for t in tables]
-    group_k, group_table = rice_context(domain, groups.count, params.rice_bias, len(tables))
-    group_escape = np.asarray(sizes)[group_table] - 1
+        width = _distance_widths(groups, slots)
+        return d.astype(np.uint64), width[groups.group], width
+    group_k, group_escape, group_offset, codes, lengths, s, escapes = _huffman_codes(groups, slots, params)
     k = group_k[groups.group]
-    s = np.minimum(d >> k, group_escape[groups.group])
-    # One flat code list over all tables: table t's symbols start at offset[t].
-    offset = np.cumsum([0] + sizes[:-1])
-    codes = np.concatenate([t.codes()[0] for t in tables])
-    lengths = np.concatenate([t.codes()[1] for t in tables])
-    flat = offset[group_table][groups.group] + s
-    escaped = s == group_escape[groups.group]
-    extra_bits = np.where(escaped, bit_length(domain - 1)[groups.group], k)
+    flat = group_offset[groups.group] + s
+    remainder = d & ((1 << k) - 1)
+    if escapes:
+        escaped = s == group_escape[groups.group]
+        extra_bits = np.where(escaped, bit_length(domain - 1)[groups.group], k)
+        extra = np.where(escaped, d, remainder)
+    else:
+        extra_bits, extra = k, remainder
     nbits = lengths[flat] + extra_bits
-    if not values:
-        return None, nbits, None
-    extra = np.where(escaped, d, d & ((1 << k) - 1)).astype(np.uint64)
-    return (codes[flat] << extra_bits.astype(np.uint64)) | extra, nbits, None
+    return (codes[flat] << extra_bits.astype(np.uint64)) | extra.astype(np.uint64), nbits, None
+
+
+def _member_bits_per_block(groups: Groups, mode: str, slots: str, params: PositionParams) -> np.ndarray:
+    """Per block: the bits of its members' position fields (the sum of ``_member_fields``'s
+    nbits), counted per group where the field width is the group's, and from a per-block symbol
+    histogram in the Huffman mode."""
+    B, G = len(groups.block_size), len(groups.count)
+    domain = groups.domain(slots)
+    code_bits = 0
+    if mode == "repeat":
+        per_group = groups.count * bit_length(domain - 1)
+    elif mode == "distance":
+        per_group = groups.count * _distance_widths(groups, slots)
+    else:
+        # Every member has its group's Rice shift of extra bits, except escaped members, which
+        # have bit_length(domain - 1) instead.
+        group_k, group_escape, group_offset, _, lengths, symbol, escapes = _huffman_codes(groups, slots, params)
+        per_group = groups.count * group_k
+        if escapes:
+            escaped = np.bincount(groups.group[symbol == group_escape[groups.group]], minlength=G)
+            per_group = per_group + escaped * (bit_length(domain - 1) - group_k)
+        code_index = (groups.block * len(lengths) + group_offset)[groups.group] + symbol
+        code_bits = np.bincount(code_index, minlength=B * len(lengths)).reshape(B, len(lengths)) @ lengths
+    return code_bits + np.bincount(groups.block, weights=per_group, minlength=B).astype(np.int64)
 
 
 def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
@@ -332,8 +532,9 @@ def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
     member_value, member_bits, width = _member_fields(groups, mode, slots, params)
     if width is not None:
         values[group_off + 2], nbits[group_off + 2] = width.astype(np.uint64), DISTANCE_WIDTH_BITS
+    # Member i of the layer is member i - first_member[g] of its group g.
     first_member = np.cumsum(groups.count) - groups.count
-    dest = group_off[groups.group] + header + (np.arange(E) - first_member[groups.group])
+    dest = np.arange(E) + (group_off + header - first_member)[groups.group]
     values[dest], nbits[dest] = member_value, member_bits
 
     pad_at = block_off + block_fields_n - 1
@@ -354,27 +555,41 @@ def _preamble(mode: str, params: PositionParams) -> bytes:
     return w.getvalue()
 
 
+def _preamble_bytes(mode: str, params: PositionParams) -> int:
+    """``len(_preamble(mode, params))``, counted instead of packed."""
+    bits = COUNT_K_BITS
+    if mode == "huffman":
+        bits += RICE_BIAS_BITS + TABLES_LOG2_BITS
+        for table in params.tables:
+            bits += SYMBOL_BITS + LENGTH_BITS + COUNT_BITS * table.max_length + SYMBOL_BITS * len(table.symbols)
+    return (bits + 7) // 8
+
+
 def _header_bits(groups: Groups, mode: str, params: PositionParams) -> tuple[np.ndarray, np.ndarray]:
-    """Bits of each block header and of each group header."""
-    prev = np.empty_like(groups.value)
-    prev[1:] = groups.value[:-1]
-    value_bits = np.where(groups.first_in_block, groups.bits,
-                          exp_golomb_length(np.where(groups.first_in_block, 0, groups.value - prev - 1), 0))
-    group_bits = value_bits + exp_golomb_length(*count_codes(groups.count, groups.first_in_block, params.count_k))
+    """Bits of each block header and of each group header (cached per count order: every mode
+    shares them but for the distance mode's width field)."""
+    cache = groups.__dict__.setdefault("_header_bits_cache", {})
+    if params.count_k not in cache:
+        prev = np.empty_like(groups.value)
+        prev[1:] = groups.value[:-1]
+        value_bits = np.where(groups.first_in_block, groups.bits,
+                              exp_golomb_length(np.where(groups.first_in_block, 0, groups.value - prev - 1), 0))
+        group_bits = value_bits + exp_golomb_length(*count_codes(groups.count, groups.first_in_block, params.count_k))
+        cache[params.count_k] = (exp_golomb_length(groups.num_values - 1, 0) + groups.bits, group_bits)
+    block_bits, group_bits = cache[params.count_k]
     if mode == "distance":
         group_bits = group_bits + DISTANCE_WIDTH_BITS
-    return exp_golomb_length(groups.num_values - 1, 0) + groups.bits, group_bits
+    return block_bits, group_bits
 
 
 def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> int:
     """Exact payload size in bytes of a position mode, without packing it."""
     params = params or choose_params(groups, mode, slots)
     block_bits, group_bits = _header_bits(groups, mode, params)
-    _, member_bits, _ = _member_fields(groups, mode, slots, params, values=False)
     B = len(groups.block_size)
     per_block = block_bits + np.bincount(groups.block, weights=group_bits, minlength=B).astype(np.int64)
-    per_block += np.bincount(groups.block[groups.group], weights=member_bits, minlength=B).astype(np.int64)
-    return len(_preamble(mode, params)) + BLOCK_OFFSET_BYTES * B + int(((per_block + 7) // 8).sum())
+    per_block += _member_bits_per_block(groups, mode, slots, params)
+    return _preamble_bytes(mode, params) + BLOCK_OFFSET_BYTES * B + int(((per_block + 7) // 8).sum())
 
 
 def encode_positions(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> bytes:

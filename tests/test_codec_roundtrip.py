@@ -138,3 +138,25 @@ def test_model_breakdown_is_the_weighted_mean_of_its_layers():
         assert m[key] == pytest.approx(sum(p[key] * n for p, n in parts) / m["params"])
     with pytest.raises(ValueError, match="no tensor"):
         breakdown_model({"bias": tensors["bias"]})
+
+
+@pytest.mark.parametrize("bits", BITS)
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
+def test_free_index_is_the_position_among_slots_smaller_values_left(bits, distribution, monkeypatch):
+    """The encoder's free-slot index (bitmaps for up to 8 bits, a radix rank for 16), against its
+    definition, with the bitmap tables cut into several chunks of blocks."""
+    from sw_codec import layer
+
+    monkeypatch.setattr(layer, "_FREE_BITMAP_WORDS", 64)
+    block_bits = 7
+    q = make_integers(np.random.default_rng(bits), (5 * (1 << block_bits) + 37,), bits, distribution)
+    g = analyze(q, bits, block_bits)
+    blocks = [q[i : i + (1 << block_bits)] for i in range(0, len(q), 1 << block_bits)]
+    expected = []
+    for b, block in enumerate(blocks):
+        for value in g.value[g.block == b]:
+            # Slots holding a smaller explicit value are taken; the others (the implicit value's too) are free.
+            taken = (block < value) & (block != g.implicit[b])
+            positions = np.flatnonzero(block == value)
+            expected.extend(positions - np.cumsum(taken)[positions] + taken[positions])
+    np.testing.assert_array_equal(g.index_free, expected)
