@@ -247,12 +247,16 @@ class BlockParser(wiring.Component):
         eg_k     = Signal(range(max_eg_k + 1))
         eg_zeros = Signal(range(MAX_EXP_GOLOMB_PREFIX + W + 1))
         eg_need  = Signal(range(eg_value_bits + 1))
+        eg_chunk = Signal(range(W + 1))           # min(eg_need, W)
         eg_acc   = Signal(eg_value_bits)          # y = x + 2**k once done
         eg_ret   = Signal(2)
         eg_leading = Signal(range(W + 1))         # EG_SCAN's view of the window
         eg_one   = Signal()
         eg_count = Signal(range(W + 1))
         eg_ended = Signal()
+        eg_too_long = Signal()
+        eg_total = Signal(range(2 * W + max_eg_k + 2))
+        eg_whole = Signal()
         RET_M, RET_DELTA, RET_COUNT = 0, 1, 2
 
         # --- Output register ---
@@ -567,21 +571,46 @@ class BlockParser(wiring.Component):
                     eg_one.eq(window != 0),      # bits past `count` read as zero
                     eg_count.eq(count),
                     eg_ended.eq(ended),
+                    eg_too_long.eq(eg_zeros + Mux(window != 0, leading, count)
+                                   > MAX_EXP_GOLOMB_PREFIX),
+                    # The usual case: the whole code (zeros, then as many value bits plus k)
+                    # is in this window, and is read in one go.
+                    eg_total.eq(2 * leading + eg_k + 1),
+                    eg_whole.eq((window != 0) & (eg_zeros == 0) & (2 * leading + eg_k + 1 <= W)),
                 ]
                 m.next = "EG_ZEROS"
+
+            def eg_return():
+                with m.Switch(eg_ret):
+                    with m.Case(RET_M):
+                        m.next = "GOT_M"
+                    with m.Case(RET_DELTA):
+                        m.next = "GOT_DELTA"
+                    with m.Default():
+                        m.next = "GOT_COUNT"
 
             with state("EG_ZEROS"):
                 zeros = eg_zeros + eg_leading
                 m.next = "EG_SCAN"
-                with m.If(eg_one):
-                    with m.If(zeros > MAX_EXP_GOLOMB_PREFIX):
+                with m.If(eg_whole):
+                    # The leading zeros add nothing to the value: y is the code read as a number.
+                    with read(eg_total) as v:
+                        m.d.sync += eg_acc.eq(v)
+                        eg_return()
+                with m.Elif(eg_one):
+                    with m.If(eg_too_long):
                         fail(ParserError.EG_TOO_LONG)
                     with m.Else():
                         m.d.comb += consume.eq(eg_leading)
-                        m.d.sync += [eg_need.eq(zeros + eg_k + 1), eg_acc.eq(0)]
+                        need = zeros + eg_k + 1
+                        m.d.sync += [
+                            eg_need.eq(need),
+                            eg_chunk.eq(Mux(need > W, W, need)),
+                            eg_acc.eq(0),
+                        ]
                         m.next = "EG_VALUE"
                 with m.Elif(eg_count != 0):
-                    with m.If(eg_zeros + eg_count > MAX_EXP_GOLOMB_PREFIX):
+                    with m.If(eg_too_long):
                         fail(ParserError.EG_TOO_LONG)
                     with m.Else():
                         m.d.comb += consume.eq(eg_count)
@@ -590,18 +619,17 @@ class BlockParser(wiring.Component):
                     fail(ParserError.TRUNCATED)
 
             with state("EG_VALUE"):
-                chunk = Signal(range(W + 1))
-                m.d.comb += chunk.eq(Mux(eg_need > W, W, eg_need))
-                with read(chunk) as v:
-                    m.d.sync += [eg_acc.eq((eg_acc << chunk) | v), eg_need.eq(eg_need - chunk)]
-                    with m.If(eg_need == chunk):
-                        with m.Switch(eg_ret):
-                            with m.Case(RET_M):
-                                m.next = "GOT_M"
-                            with m.Case(RET_DELTA):
-                                m.next = "GOT_DELTA"
-                            with m.Default():
-                                m.next = "GOT_COUNT"
+                # The bits read this cycle, at most a window's worth: a register, so that the
+                # consume path is only `count >= eg_chunk`.
+                with read(eg_chunk) as v:
+                    rest = eg_need - eg_chunk
+                    m.d.sync += [
+                        eg_acc.eq((eg_acc << eg_chunk) | v),
+                        eg_need.eq(rest),
+                        eg_chunk.eq(Mux(rest > W, W, rest)),
+                    ]
+                    with m.If(eg_need == eg_chunk):
+                        eg_return()
 
             with state("GOT_M"):
                 # eg_acc = (m - 1) + 1 = m
