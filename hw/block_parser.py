@@ -122,8 +122,11 @@ class BlockParser(wiring.Component):
     the cycle a field is consumed depends only on its size (the Huffman code length plus extra
     bits), and a member passes two more stages (distance, then index check) before it is
     written to the FIFO. Block and group headers take a few cycles each (an Exp-Golomb code 2
-    or 3, a Huffman group's Rice context 3). Nothing is consumed from the stream while ``o`` is
-    stalled.
+    when it fits the window, else 3 or more; a Huffman group's Rice context and table select 4,
+    then 1 before its first field is decoded). The reader's consume amount comes from registers
+    in every state (at most a compare of ``count`` with a register on the way), so no decode
+    logic sits in front of the bit reader's shifter. Nothing is consumed from the stream while
+    ``o`` is stalled.
     """
 
     def __init__(self, *, weight_bits, block_bits, word_bits=32, max_code_len=15, num_tables=4,
