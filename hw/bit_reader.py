@@ -35,6 +35,12 @@ class BitReader(wiring.Component):
         Default False. True promises that ``align`` is only raised with ``consume == 0``: the
         alignment then needs no adder on the consume path (``align`` with ``consume != 0`` is
         undefined).
+    place_after_shift : bool
+        Default False: an accepted word is merged into the buffer first, then the buffer shifts
+        by the consume amount (the consume amount drives one shifter, the word's placement
+        depends only on registers). True shifts the buffer and places the word at
+        ``level - consume`` side by side, for a consumer whose consume amount is a register:
+        the path from ``level`` to the buffer is then one shifter instead of two in a row.
     ahead_bits : int
         Width of ``ahead``, ``window_bits <= ahead_bits <= 2 * window_bits + word_bits`` (the
         buffer). Default ``window_bits``.
@@ -80,7 +86,7 @@ class BitReader(wiring.Component):
     """
 
     def __init__(self, *, word_bits, window_bits=32, guard_overrun=True, align_alone=False,
-                 ahead_bits=None):
+                 ahead_bits=None, place_after_shift=False):
         if word_bits not in (32, 64, 128):
             raise ValueError(f"word_bits must be 32, 64 or 128, not {word_bits!r}")
         if not isinstance(window_bits, int) or not 1 <= window_bits <= word_bits:
@@ -97,6 +103,7 @@ class BitReader(wiring.Component):
             raise ValueError(f"ahead_bits must be an integer in window_bits..{self._buffer_bits}, "
                              f"not {ahead_bits!r}")
         self._ahead_bits = ahead_bits
+        self._place_after_shift = bool(place_after_shift)
 
         super().__init__({
             "i":       In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1}))),
@@ -155,26 +162,36 @@ class BitReader(wiring.Component):
             with m.Else():
                 m.d.comb += shift.eq(self.consume)
 
-        # An accepted word goes right after the buffered bits *before* the shift: its place
-        # depends only on registers, so the consume amount drives nothing but one shifter.
         # Bytes of the word in stream order: byte 0 in the most significant position.
         word_msb_first = Cat(*(self.i.payload.data.word_select(k, 8)
                                for k in reversed(range(Wd // 8))))
         accept = Signal()
-        merged = Signal(B)
-        m.d.comb += [
-            accept.eq(self.i.valid & self.i.ready),
-            merged.eq(buffer | Mux(accept, Cat(C(0, B - Wd), word_msb_first) >> level, 0)),
-        ]
+        m.d.comb += accept.eq(self.i.valid & self.i.ready)
         filled = Signal(range(B + 1))
         m.d.comb += filled.eq(level + Mux(accept, Wd, 0))
-        # On an overrun nothing is consumed (the comparison runs beside the shifter).
-        if self._guard_overrun:
-            shifted = Mux(overrun, merged, (merged << shift)[:B])
-            kept = Mux(overrun, filled, filled - shift)
+        word = Cat(C(0, B - Wd), word_msb_first)
+        if not self._place_after_shift:
+            # An accepted word goes right after the buffered bits *before* the shift: its place
+            # depends only on registers, so the consume amount drives nothing but one shifter.
+            merged = Signal(B)
+            m.d.comb += merged.eq(buffer | Mux(accept, word >> level, 0))
+            # On an overrun nothing is consumed (the comparison runs beside the shifter).
+            if self._guard_overrun:
+                shifted = Mux(overrun, merged, (merged << shift)[:B])
+                kept = Mux(overrun, filled, filled - shift)
+            else:
+                shifted = (merged << shift)[:B]
+                kept = filled - shift
         else:
-            shifted = (merged << shift)[:B]
-            kept = filled - shift
+            # The buffer is shifted and the word placed at `level - shift` side by side: two
+            # shifters in parallel instead of one behind the other (for a consumer whose consume
+            # amount is a register, the subtraction is then off its critical path).
+            taken = Signal.like(shift)
+            m.d.comb += taken.eq(Mux(overrun, 0, shift) if self._guard_overrun else shift)
+            word_at = Signal(range(B + 1))
+            m.d.comb += word_at.eq(level - taken)
+            shifted = (buffer << taken)[:B] | Mux(accept, word >> word_at, 0)
+            kept = filled - taken
 
         with m.If(self.clear):
             m.d.sync += [

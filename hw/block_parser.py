@@ -189,7 +189,7 @@ class BlockParser(wiring.Component):
         ahead = 2 * self._max_code_len + P
         m.submodules.reader = reader = BitReader(word_bits=self._word_bits, window_bits=W,
                                                  guard_overrun=False, align_alone=True,
-                                                 ahead_bits=ahead)
+                                                 ahead_bits=ahead, place_after_shift=True)
         m.submodules.huffman = huffman = CanonicalHuffmanDecoder(
             max_code_len=self._max_code_len, num_tables=self._num_tables, window_bits=ahead,
             max_extra_bits=P)

@@ -73,13 +73,15 @@ def make_consumer(dut, data, rng, done, *, align_rate=0.0, max_take=None):
     return consumer
 
 
+@pytest.mark.parametrize("place_after_shift", [False, True])
 @pytest.mark.parametrize("word_bits", WORD_BITS)
 @pytest.mark.parametrize("seed", range(4))
-def test_random_stream(word_bits, seed):
+def test_random_stream(word_bits, seed, place_after_shift):
     """Random bytes, random input stalls, random consume sizes and aligns: bit exact."""
     rng = random.Random(seed * 1000 + word_bits)
     data = rng.randbytes(rng.randint(1, 300))
-    dut = BitReader(word_bits=word_bits, window_bits=rng.choice([8, 13, 32]))
+    dut = BitReader(word_bits=word_bits, window_bits=rng.choice([8, 13, 32]),
+                    place_after_shift=place_after_shift)
     done = Done()
     run(dut, make_producer(dut, data, rng, stall=0.4),
         make_consumer(dut, data, rng, done, align_rate=0.1))
@@ -136,12 +138,13 @@ def test_align(word_bits):
     run(dut, make_producer(dut, data, random.Random(0)), consumer)
 
 
+@pytest.mark.parametrize("place_after_shift", [False, True])
 @pytest.mark.parametrize("word_bits", WORD_BITS)
 @pytest.mark.parametrize("ended", [False, True], ids=["waiting", "truncated"])
-def test_overrun_sets_error(word_bits, ended):
+def test_overrun_sets_error(word_bits, ended, place_after_shift):
     """consume > count sets the sticky error flag and consumes nothing, without hanging."""
     data = bytes([0xA5, 0x3C]) * (word_bits // 16)     # exactly one word
-    dut = BitReader(word_bits=word_bits, window_bits=32)
+    dut = BitReader(word_bits=word_bits, window_bits=32, place_after_shift=place_after_shift)
     flagged = []
 
     async def producer(ctx):
@@ -213,13 +216,16 @@ def test_parameters_checked(kwargs):
         BitReader(**kwargs)
 
 
+@pytest.mark.parametrize("place_after_shift", [False, True])
 @pytest.mark.parametrize("word_bits", WORD_BITS)
-def test_parser_variant_bit_exact(word_bits):
-    """guard_overrun=False, align_alone=True (the BlockParser's reader): bit exact when the
-    consumer never overruns and aligns only without consuming."""
+def test_parser_variant_bit_exact(word_bits, place_after_shift):
+    """guard_overrun=False, align_alone=True (the BlockParser's reader, which also places words
+    after the shift and looks 44 bits ahead): bit exact when the consumer never overruns and
+    aligns only without consuming; `ahead` shows the same stream further on."""
     rng = random.Random(word_bits + 7)
     data = padded(bytes(rng.randrange(256) for _ in range(200)), word_bits)
-    dut = BitReader(word_bits=word_bits, window_bits=32, guard_overrun=False, align_alone=True)
+    dut = BitReader(word_bits=word_bits, window_bits=32, guard_overrun=False, align_alone=True,
+                    ahead_bits=44, place_after_shift=place_after_shift)
     got = []
 
     async def producer(ctx):
@@ -231,6 +237,9 @@ def test_parser_variant_bit_exact(word_bits):
         while pos < len(bits):
             count = ctx.get(dut.count)
             window = format(ctx.get(dut.window), "032b")
+            ahead, ahead_count = format(ctx.get(dut.ahead), "044b"), ctx.get(dut.ahead_count)
+            assert ahead[:ahead_count] == bits[pos:pos + ahead_count]
+            assert ahead[ahead_count:] == "0" * (44 - ahead_count)
             if rng.random() < 0.1:
                 ctx.set(dut.align, 1)
                 ctx.set(dut.consume, 0)
