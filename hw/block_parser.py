@@ -123,10 +123,10 @@ class BlockParser(wiring.Component):
     bits), and a member passes two more stages (distance, then index check) before it is
     written to the FIFO. Block and group headers take a few cycles each (an Exp-Golomb code 2
     when it fits the window, else 3 or more; a Huffman group's Rice context and table select 4,
-    then 1 before its first field is decoded). The reader's consume amount comes from registers
-    in every state (at most a compare of ``count`` with a register on the way), so no decode
-    logic sits in front of the bit reader's shifter. Nothing is consumed from the stream while
-    ``o`` is stalled.
+    then 1 before its first field is decoded). A Huffman member's consume amount is a register;
+    in the other states it is a width (a constant or a register) gated by a ``count >= width``
+    compare and picked by the multiplexer over the FSM states, which is now the longest path to
+    the bit reader's shifter. Nothing is consumed from the stream while ``o`` is stalled.
     """
 
     def __init__(self, *, weight_bits, block_bits, word_bits=32, max_code_len=15, num_tables=4,
