@@ -34,6 +34,9 @@ VERILATOR_ARGS = [
     "-Wno-MULTIDRIVEN", "-Wno-LATCH",
     # Small designs, short runs: compile time dominates, so do not optimize the C++.
     "-CFLAGS", "-O0",
+    # cocotb's runner makes every internal signal public (VPI read/write), which doubles the C++
+    # to compile; the testbenches touch only the top-level ports, which stay public.
+    "--no-public-flat-rw", "--public-depth", "1",
 ]
 
 # Amaranth emits Verilog-2001 through Yosys `write_verilog`, which makes every `always @*` block

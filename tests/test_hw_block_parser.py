@@ -97,26 +97,71 @@ class Run:
             assert not ctx.get(dut.o.valid) and not ctx.get(dut.error)
 
     def run(self, max_cycles):
-        async def watchdog(ctx):
-            for _ in range(max_cycles):
-                await ctx.tick()
-            raise AssertionError(f"watchdog: parser neither finished nor failed in {max_cycles} "
-                                 f"cycles ({len(self.tokens)} tokens)")
-
-        sim = Simulator(self.dut)
-        sim.add_clock(1e-6)
-        sim.add_testbench(self.producer, background=True)
-        sim.add_testbench(self.commands, background=True)
-        sim.add_testbench(self.consumer)
-        sim.add_testbench(watchdog, background=True)
-        sim.run()
+        """Simulate this layer from reset; raises if the parser neither ends nor fails in time."""
+        self.max_cycles = max_cycles
+        _simulation(self.dut).run(self)
         return self
+
+
+class _Simulation:
+    """One compiled simulation of a parser, reset to its initial state for every layer.
+
+    Compiling a parser for the Amaranth simulator takes seconds (its Huffman decoder has a
+    comparator bank per offset); simulating a small layer a fraction of that. `reset()` restores
+    every signal and restarts every testbench, so each layer runs as in a fresh simulator.
+    """
+
+    def __init__(self, dut):
+        self.dut, self.layer = dut, None
+        self.sim = Simulator(dut)
+        self.sim.add_clock(1e-6)
+
+        async def producer(ctx):
+            await self.layer.producer(ctx)
+
+        async def commands(ctx):
+            await self.layer.commands(ctx)
+
+        async def consumer(ctx):
+            await self.layer.consumer(ctx)
+
+        async def watchdog(ctx):
+            for _ in range(self.layer.max_cycles):
+                await ctx.tick()
+            raise AssertionError(f"watchdog: parser neither finished nor failed in "
+                                 f"{self.layer.max_cycles} cycles ({len(self.layer.tokens)} tokens)")
+
+        self.sim.add_testbench(producer, background=True)
+        self.sim.add_testbench(commands, background=True)
+        self.sim.add_testbench(consumer)
+        self.sim.add_testbench(watchdog, background=True)
+
+    def run(self, layer):
+        if self.layer is not None:
+            self.sim.reset()
+        self.layer = layer
+        self.sim.run()
+
+
+_SIMULATIONS = {}      # BlockParser parameters -> _Simulation
+
+
+def parser(**params):
+    """The BlockParser with these parameters: one instance (and simulation) per configuration."""
+    key = tuple(sorted(params.items()))
+    if key not in _SIMULATIONS:
+        _SIMULATIONS[key] = _Simulation(BlockParser(**params))
+    return _SIMULATIONS[key].dut
+
+
+def _simulation(dut):
+    return next(s for s in _SIMULATIONS.values() if s.dut is dut)
 
 
 def parse(q, bits, mode, slots, block_bits, *, word_bits=32, payload=None, **kwargs):
     payload = layer.encode_layer(q, bits, mode, slots, block_bits) if payload is None else payload
     stream = parser_stream(payload, len(q), mode, block_bits)
-    dut = BlockParser(weight_bits=bits, block_bits=block_bits, word_bits=word_bits)
+    dut = parser(weight_bits=bits, block_bits=block_bits, word_bits=word_bits)
     run = Run(dut, stream, block_sizes(len(q), block_bits), mode=layer.MODES.index(mode),
               slots=("all", "free").index(slots), block_bits=block_bits, **kwargs)
     return payload, run.run(max_cycles=40 * len(stream) + 20 * len(q) + 500)
@@ -248,7 +293,7 @@ def test_corrupt_streams(mode, slots, seed=0):
             reason = None
         except FormatError as exc:
             expected, reason = None, exc.reason
-        dut = BlockParser(weight_bits=bits, block_bits=block_bits, word_bits=word_bits)
+        dut = parser(weight_bits=bits, block_bits=block_bits, word_bits=word_bits)
         run = Run(dut, stream, block_sizes(len(q), block_bits), mode=layer.MODES.index(mode),
                   slots=("all", "free").index(slots), block_bits=block_bits,
                   rng=rng, backpressure=0.2).run(max_cycles=40 * len(stream) + 3000)
@@ -273,11 +318,11 @@ def test_error_codes():
                          ParserError.TOO_MANY_VALUES)       # 33 zeros would be EG_TOO_LONG...
     cases["eg_too_long"] = (stream[:1] + bytes(6) + stream[1:], ParserError.EG_TOO_LONG)
     for name, (data, code) in cases.items():
-        dut = BlockParser(weight_bits=8, block_bits=5)
+        dut = parser(weight_bits=8, block_bits=5)
         run = Run(dut, data, [32], mode=2, slots=0, block_bits=5).run(max_cycles=2000)
         assert run.error == code, f"{name}: {run.error}"
 
-    dut = BlockParser(weight_bits=8, block_bits=5)
+    dut = parser(weight_bits=8, block_bits=5)
     run = Run(dut, stream, [32], mode=2, slots=0, block_bits=6).run(max_cycles=200)
     assert run.error == ParserError.BAD_BLOCK_BITS
 

