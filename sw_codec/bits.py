@@ -54,24 +54,27 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     tail of the one field that may spill in from the word before.
     """
     values = np.asarray(values, dtype=np.uint64)
-    nbits = np.asarray(nbits, dtype=np.int64)
-    total = int(nbits.sum())
+    width = np.asarray(nbits).astype(np.uint64)
+    total = int(width.sum())
     if total % 8:
         raise ValueError("fields do not fill whole bytes")
     if total == 0:
         return b""
-    keep = nbits > 0
-    values, width = values[keep], nbits[keep].astype(np.uint64)
     start = np.cumsum(width)
     start -= width
     word = start >> np.uint64(6)
     offset = start & np.uint64(63)
-    # The field's bits at the top of a 64-bit word (the bits above its width shift out) ...
+    # The field's bits at the top of a 64-bit word (the bits above its width shift out; numpy
+    # shifts of 64 or more give 0, so a field of width 0 contributes nothing) ...
     aligned = values << (np.uint64(64) - width)
     # ... then moved to its offset in its first word; the bits that spill past the word drop out.
     head = aligned >> offset
-    words = np.zeros((total + 63) // 64, dtype=np.uint64)
-    first_of_word = np.flatnonzero(np.diff(word.astype(np.int64), prepend=-1))
+    # One spare word: a field of width 0 may start at the very end of the stream.
+    words = np.zeros(total // 64 + 1, dtype=np.uint64)
+    first_of_word = np.empty(len(word), dtype=bool)
+    first_of_word[0] = True
+    np.not_equal(word[1:], word[:-1], out=first_of_word[1:])
+    first_of_word = np.flatnonzero(first_of_word)
     words[word[first_of_word]] = np.bitwise_or.reduceat(head, first_of_word)
     # At most one field crosses each word boundary, so the spilled tails land in distinct words.
     spills = np.flatnonzero(offset + width > np.uint64(64))
