@@ -100,12 +100,12 @@ class Groups:
 
     def _distances(self, slots: str) -> np.ndarray:
         index = self.index(slots)
-        prev = np.empty_like(index)
-        prev[0:1] = -1
-        prev[1:] = index[:-1]
-        first = np.ones(len(index), dtype=bool)
-        first[1:] = self.group[1:] != self.group[:-1]
-        return np.where(first, index, index - prev - 1)
+        d = np.empty_like(index)
+        np.subtract(index[1:], index[:-1], out=d[1:])
+        d -= 1
+        first = np.cumsum(self.count) - self.count      # each group's first member
+        d[first] = index[first]
+        return d
 
 
 #: ``_smaller_before`` counts, for a base-4 digit, the earlier slots holding a digit of at most 0,
@@ -169,13 +169,17 @@ def _explicit_runs_before_row(run_row: np.ndarray, explicit_run: np.ndarray, R: 
     return (np.cumsum(explicit_per_row) - explicit_per_row)[run_row]
 
 
-def _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R: int, L: int) -> np.ndarray:
+#: ``_BIT[i]``: the uint64 with only bit ``i`` set.
+_BIT = np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64))
+
+
+def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L: int) -> np.ndarray:
     """Index among free slots of every explicit member, in stream order, from bitmaps.
 
-    ``spos``, ``run_id``, ``member``: per slot of the R blocks of L slots in sorted order (block,
-    value, position): position, run (block and value) and whether it is explicit. Per run:
-    ``run_row`` (its block) and ``run_slot``, its group number within the block (-1 for the
-    implicit run).
+    ``spos``, ``member``: per slot of the R blocks of L slots in sorted order (block, value,
+    position): its position and whether it is explicit. Per run of equal values (in the same
+    order): ``run_len``, ``run_row`` (its block) and ``run_slot``, its group number within the
+    block (-1 for the implicit run).
 
     A group's free slots are those of the implicit value and of the groups from it on (the
     larger values). Per block, a table holds one bitmap of 64-bit words per group, the implicit
@@ -188,37 +192,47 @@ def _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R: int, L: 
     table_rows = int(np.bincount(run_row, minlength=R).max(initial=1))   # the most runs of a block
     blocks_per_chunk = max(1, _FREE_BITMAP_WORDS // (table_rows * words_per_block))
     table_row_of_run = np.where(run_slot < 0, 0, table_rows - 1 - run_slot)
-    word = spos >> 6
-    bit = np.left_shift(np.uint64(1), (spos & 63).astype(np.uint64))
-    out = []
+    first_run_of_row = np.searchsorted(run_row, np.arange(R + 1))
+    out = np.empty(np.count_nonzero(member), dtype=np.int64)
+    done = 0
     for first_block in range(0, R, blocks_per_chunk):
-        lo, hi = first_block * L, min(R, first_block + blocks_per_chunk) * L    # the chunk's slots
-        blocks = (hi - lo) // L
-        run = run_id[lo:hi]
+        last_block = min(R, first_block + blocks_per_chunk)
+        blocks = last_block - first_block
+        pos = spos[first_block * L : last_block * L]                 # the chunk's slots ...
+        runs = slice(first_run_of_row[first_block], first_run_of_row[last_block])   # ... and runs
         # The table is (table row, block, word), so that each table row's bitmaps are contiguous.
-        plane = table_row_of_run[run] * blocks + (run_row[run] - first_block)
+        plane = table_row_of_run[runs] * blocks + (run_row[runs] - first_block)
+        key = np.repeat(plane * words_per_block, run_len[runs]) + (pos >> 6)
+        bit = _BIT[pos & 63]
         # A run's positions increase, so the slots of each (table row, block, word) are consecutive.
-        key = plane * words_per_block + word[lo:hi]
-        first = np.flatnonzero(np.diff(key, prepend=-1))
+        first = np.empty(len(key), dtype=bool)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        first = np.flatnonzero(first)
         free = np.zeros((table_rows, blocks, words_per_block), dtype=np.uint64)
-        free.ravel()[key[first]] = np.bitwise_or.reduceat(bit[lo:hi], first)
+        free.ravel()[key[first]] = np.bitwise_or.reduceat(bit, first)
         for table_row in range(1, table_rows):
             np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
         free = free.reshape(-1, words_per_block)
         free_in_word = np.bitwise_count(free).astype(np.int32)
         free_before_word = (np.cumsum(free_in_word, axis=1, dtype=np.int32) - free_in_word).ravel()
-        explicit = member[lo:hi]
+        explicit = member[first_block * L : last_block * L]
         at = key[explicit]
-        below = free.ravel()[at] & (bit[lo:hi][explicit] - np.uint64(1))
-        out.append(free_before_word[at] + np.bitwise_count(below))
-    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+        below = free.ravel()[at] & (bit[explicit] - np.uint64(1))
+        out[done : done + len(at)] = free_before_word[at] + np.bitwise_count(below)
+        done += len(at)
+    return out
 
 
 def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     """Group analysis of equal-length blocks ``rows`` (R x L signed ints)."""
     R, L = rows.shape
     offset = 1 << (bits - 1)
-    V = (rows + offset).astype(np.uint16 if bits <= 8 else np.uint32)
+    if bits <= 8:
+        # Offset values in uint8 (modular, so from any integer dtype): a one-pass radix sort.
+        V = np.add(rows, offset, dtype=np.uint8, casting="unsafe")
+    else:
+        V = (rows.astype(np.int64) + offset).astype(np.uint32)
     order = np.argsort(V, axis=1, kind="stable")
     sv = np.take_along_axis(V, order, 1).ravel()
     spos = order.ravel().astype(np.int64, copy=False)
@@ -235,8 +249,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     implicit_run = key == best[run_row]
     implicit_off = run_val[implicit_run]
     explicit_run = ~implicit_run
-    run_id = np.cumsum(new) - 1
-    member = explicit_run[run_id]
+    member = np.repeat(explicit_run, run_len)
 
     if bits > _FREE_BITMAP_MAX_BITS:
         # Index among free slots: position minus the members of smaller values before it.
@@ -255,7 +268,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     else:
         group_in_block = np.cumsum(explicit_run) - 1 - _explicit_runs_before_row(run_row, explicit_run, R)
         run_slot = np.where(implicit_run, -1, group_in_block)
-        index_free = _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R, L)
+        index_free = _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R, L)
     first_in_block = np.ones(len(g_row), dtype=bool)
     first_in_block[1:] = g_row[1:] != g_row[:-1]
     return dict(
@@ -268,7 +281,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
         domain_all=np.full(len(g_row), L),
         domain_free=L - (g_excl - g_base[g_row]),
         first_in_block=first_in_block,
-        group=np.cumsum(explicit_run)[run_id[member]] - 1,
+        group=np.repeat(np.arange(len(g_row)), g_count),
         index_all=e_pos,
         index_free=index_free,
     )
@@ -277,7 +290,9 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
 def analyze(q: np.ndarray, bits: int, block_bits: int) -> Groups:
     """Cut the integers ``q`` (any shape, row-major) into blocks and list their groups."""
     check_params(bits, block_bits)
-    q = np.asarray(q).ravel().astype(np.int64)
+    q = np.asarray(q).ravel()
+    if q.dtype.kind not in "iu":
+        q = q.astype(np.int64)
     n = 1 << block_bits
     full = len(q) // n
     parts = []
@@ -464,17 +479,26 @@ def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams
         width = _distance_widths(groups, slots)
         return d.astype(np.uint64), width[groups.group], width
     group_k, group_escape, group_offset, codes, lengths, s, escapes = _huffman_codes(groups, slots, params)
-    k = group_k[groups.group]
-    flat = group_offset[groups.group] + s
-    remainder = d & ((1 << k) - 1)
+    # A member's field is its symbol's code, then the remainder d - (s << k) in k bits: the sum of
+    # (code - s) << k (uint64, wrapping) and d. One table per Rice shift k and flat code gives that
+    # term and the width length + k, so each member needs one lookup and one addition.
+    num_codes = len(codes)
+    symbol_of_code = np.concatenate([np.arange(t.num_symbols, dtype=np.uint64) for t in params.tables])
+    shifts = np.arange(int(group_k.max(initial=0)) + 1)[:, None]
+    term = ((codes - symbol_of_code) << shifts.astype(np.uint64)).ravel()
+    width = (lengths + shifts).ravel()
+    at = (group_k * num_codes + group_offset)[groups.group] + s
+    value = np.add(term[at], d, dtype=np.uint64, casting="unsafe")
+    nbits = width[at]
     if escapes:
-        escaped = s == group_escape[groups.group]
-        extra_bits = np.where(escaped, bit_length(domain - 1)[groups.group], k)
-        extra = np.where(escaped, d, remainder)
-    else:
-        extra_bits, extra = k, remainder
-    nbits = lengths[flat] + extra_bits
-    return (codes[flat] << extra_bits.astype(np.uint64)) | extra.astype(np.uint64), nbits, None
+        # The escape code is followed by the whole distance in bit_length(domain - 1) bits.
+        escaped = np.flatnonzero(s == group_escape[groups.group])
+        g = groups.group[escaped]
+        flat = group_offset[g] + s[escaped]
+        extra_bits = bit_length(domain - 1)[g]
+        value[escaped] = (codes[flat] << extra_bits.astype(np.uint64)) | d[escaped].astype(np.uint64)
+        nbits[escaped] = lengths[flat] + extra_bits
+    return value, nbits, None
 
 
 def _member_bits_per_block(groups: Groups, mode: str, slots: str, params: PositionParams) -> np.ndarray:
