@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import functools
+import math
 
 import numpy as np
 
@@ -161,6 +162,9 @@ def _smaller_before(values: np.ndarray, bits: int) -> np.ndarray:
 _FREE_BITMAP_MAX_BITS = 8
 #: Bitmap words a chunk of blocks may use (16 MB of uint64).
 _FREE_BITMAP_WORDS = 1 << 21
+#: Table rows of at least this many words are OR-accumulated one numpy call per row (numpy's
+#: accumulate along the table is slow on long rows; per-row calls cost too much on short ones).
+_ROW_BY_ROW_WORDS = 2048
 
 
 def _explicit_runs_before_row(run_row: np.ndarray, explicit_run: np.ndarray, R: int) -> np.ndarray:
@@ -211,8 +215,11 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
         first = np.flatnonzero(first)
         free = np.zeros((table_rows, blocks, words_per_block), dtype=np.uint64)
         free.ravel()[key[first]] = np.bitwise_or.reduceat(bit, first)
-        for table_row in range(1, table_rows):
-            np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
+        if blocks * words_per_block < _ROW_BY_ROW_WORDS:
+            np.bitwise_or.accumulate(free, axis=0, out=free)
+        else:                                   # long rows: contiguous, cache-friendly passes
+            for table_row in range(1, table_rows):
+                np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
         free = free.reshape(-1, words_per_block)
         free_in_word = np.bitwise_count(free).astype(np.int32)
         free_before_word = (np.cumsum(free_in_word, axis=1, dtype=np.int32) - free_in_word).ravel()
@@ -359,12 +366,20 @@ def _rice_symbol_map() -> tuple[int, int, np.ndarray]:
     return top_bias, quotient_limit, symbol + np.arange(len(RICE_BIASES)) * MAX_SYMBOLS
 
 
-def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
+def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     """Search Rice bias and table count for the fewest bits, from histograms (no packing).
+
+    Returns ``(bias, histograms, bound)``: the chosen bias, the symbol histogram of each of its
+    tables, and a lower bound on the member bits of any codes for them (their extra bits plus
+    each histogram's entropy, which no prefix code beats). Cached per slot counting and code
+    length limit (sizing bounds and table building share it).
 
     Table classes nest: with T tables the octave is cut at multiples of 1/T, so the classes of 2
     and 1 tables are unions of those of 4, and one histogram per bias serves every table count.
     """
+    cache = groups.__dict__.setdefault("_huffman_search_cache", {})
+    if (slots, max_code_length) in cache:
+        return cache[slots, max_code_length]
     domain = groups.domain(slots)
     finest = max(TABLE_COUNTS)
     k0, group_class = rice_context(domain, groups.count, 0, finest)
@@ -418,20 +433,30 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
         for num_tables in TABLE_COUNTS:
             # Score with ideal (entropy) code lengths; build the real codes only for the winner.
             cost = bias_extra
+            entropy = 0.0
             for _ in range(num_tables):
                 used_n = used_per_table[row]
-                cost += float(np.add.reduce(terms[used_end[row] - used_n : used_end[row]])) + 6 * used_n \
-                    + 7 * max_code_length
+                table_entropy = float(np.add.reduce(terms[used_end[row] - used_n : used_end[row]]))
+                cost += table_entropy + 6 * used_n + 7 * max_code_length
+                entropy += table_entropy
                 row += 1
             if best is None or cost < best[0]:
-                best = (cost, bias, candidates[row - num_tables : row])
+                best = (cost, bias, candidates[row - num_tables : row], bias_extra + entropy)
     # A table's alphabet ends one past its last used symbol (escape included), at most MAX_SYMBOLS.
     hists = []
     for h in best[2]:
         used_symbols = np.flatnonzero(h)
         hists.append(h[: int(min(MAX_SYMBOLS, (used_symbols[-1] if len(used_symbols) else 0) + 2))])
+    # The entropy is a float sum: a bit less keeps the bound below the true one despite rounding.
+    cache[slots, max_code_length] = (best[1], hists, max(0, math.floor(best[3] * (1 - 1e-9)) - 1))
+    return cache[slots, max_code_length]
+
+
+def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
+    """The searched Rice bias and the length-limited codes of its tables' histograms."""
+    bias, hists, _ = _huffman_search(groups, slots, max_code_length)
     tables = [HuffmanTable.from_lengths(code_lengths(h, max_code_length)) for h in hists]
-    return PositionParams(count_k=count_k, rice_bias=best[1], tables=tables)
+    return PositionParams(count_k=count_k, rice_bias=bias, tables=tables)
 
 
 def choose_params(groups: Groups, mode: str, slots: str, max_code_length: int = MAX_CODE_LENGTH) -> PositionParams:
@@ -614,6 +639,21 @@ def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams |
     per_block = block_bits + np.bincount(groups.block, weights=group_bits, minlength=B).astype(np.int64)
     per_block += _member_bits_per_block(groups, mode, slots, params)
     return _preamble_bytes(mode, params) + BLOCK_OFFSET_BYTES * B + int(((per_block + 7) // 8).sum())
+
+
+def huffman_size_bound(groups: Groups, slots: str, max_code_length: int = MAX_CODE_LENGTH) -> int:
+    """Bytes that the Huffman mode's ``payload_size`` is never below, without building its codes.
+
+    From the parameter search alone: the member bits are at least its entropy bound, each table
+    takes at least the preamble bits of a code of one-bit lengths, and the blocks take at least
+    their total bits in whole bytes.
+    """
+    _, hists, member_bits = _huffman_search(groups, slots, max_code_length)
+    block_bits, group_bits = _header_bits(groups, "huffman", PositionParams(count_k=_count_k(groups)))
+    preamble = COUNT_K_BITS + RICE_BIAS_BITS + TABLES_LOG2_BITS + sum(
+        SYMBOL_BITS + LENGTH_BITS + COUNT_BITS + SYMBOL_BITS * int(np.count_nonzero(h)) for h in hists)
+    stream = int(block_bits.sum()) + int(group_bits.sum()) + member_bits
+    return (preamble + 7) // 8 + BLOCK_OFFSET_BYTES * len(groups.block_size) + (stream + 7) // 8
 
 
 def encode_positions(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> bytes:
