@@ -42,6 +42,19 @@ def exp_golomb_length(x: np.ndarray, k) -> np.ndarray:
     return 2 * bit_length(np.asarray(x, dtype=np.int64) + np.left_shift(1, k)) - 1 - k
 
 
+def disjoint_or_reduceat(x: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """``np.bitwise_or.reduceat(x, first)`` for uint64 ``x`` whose values share no bit within a
+    segment; ``first`` starts at 0 and increases strictly (no empty segments).
+
+    Disjoint bits make each OR a sum: differences of one wrapping cumulative sum, much faster
+    than ``reduceat`` over many short segments.
+    """
+    total = np.cumsum(x)
+    sums = total[np.append(first[1:], len(x)) - 1]
+    sums[1:] -= total[first[1:] - 1]
+    return sums
+
+
 def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     """Concatenate fields (``values[i]`` in ``nbits[i]`` bits, MSB first) into bytes.
 
@@ -75,7 +88,7 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     first_of_word[0] = True
     np.not_equal(word[1:], word[:-1], out=first_of_word[1:])
     first_of_word = np.flatnonzero(first_of_word)
-    words[word[first_of_word]] = np.bitwise_or.reduceat(head, first_of_word)
+    words[word[first_of_word]] = disjoint_or_reduceat(head, first_of_word)   # fields do not overlap
     # At most one field crosses each word boundary, so the spilled tails land in distinct words.
     spills = np.flatnonzero(offset + width > np.uint64(64))
     words[word[spills] + np.uint64(1)] |= aligned[spills] << (np.uint64(64) - offset[spills])

@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, pack_fields
+from .bits import BitReader, BitWriter, bit_length, disjoint_or_reduceat, exp_golomb_fields, exp_golomb_length, \
+    pack_fields
 from .distance import SLOTS, DistanceAccumulator
 from .errors import FormatError
 from .huffman import (
@@ -164,7 +165,7 @@ _FREE_BITMAP_MAX_BITS = 8
 _FREE_BITMAP_WORDS = 1 << 21
 #: Table rows of at least this many words are OR-accumulated one numpy call per row (numpy's
 #: accumulate along the table is slow on long rows; per-row calls cost too much on short ones).
-_ROW_BY_ROW_WORDS = 2048
+_ROW_BY_ROW_WORDS = 256
 
 
 def _explicit_runs_before_row(run_row: np.ndarray, explicit_run: np.ndarray, R: int) -> np.ndarray:
@@ -214,7 +215,7 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
         np.not_equal(key[1:], key[:-1], out=first[1:])
         first = np.flatnonzero(first)
         free = np.zeros((table_rows, blocks, words_per_block), dtype=np.uint64)
-        free.ravel()[key[first]] = np.bitwise_or.reduceat(bit, first)
+        free.ravel()[key[first]] = disjoint_or_reduceat(bit, first)     # a slot's bit is its own
         if blocks * words_per_block < _ROW_BY_ROW_WORDS:
             np.bitwise_or.accumulate(free, axis=0, out=free)
         else:                                   # long rows: contiguous, cache-friendly passes
@@ -366,6 +367,18 @@ def _rice_symbol_map() -> tuple[int, int, np.ndarray]:
     return top_bias, quotient_limit, symbol + np.arange(len(RICE_BIASES)) * MAX_SYMBOLS
 
 
+@functools.lru_cache(maxsize=None)
+def _rice_hist_index(quotients: int) -> np.ndarray:
+    """Where each (class, k0 class, quotient at the top bias, bias) of :func:`_huffman_search`'s
+    joint histogram lands in the histogram (class, bias, symbol), flattened (see
+    :func:`_rice_symbol_map`); read-only, shared between calls."""
+    finest = max(TABLE_COUNTS)
+    index = (np.arange(finest)[:, None, None, None] * (len(RICE_BIASES) * MAX_SYMBOLS)
+             + _rice_symbol_map()[2][None, :, :quotients]).ravel()
+    index.flags.writeable = False
+    return index
+
+
 def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     """Search Rice bias and table count for the fewest bits, from histograms (no packing).
 
@@ -393,7 +406,7 @@ def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     # max(0, k0 - b) minus max(0, k0 - B)). So a histogram over (class, min(k0, B), quotient at B)
     # gives every bias's histogram; quotients at B are clipped at (cap + 1) << B - 1, which still
     # lands on the escape symbol after any shift of B bits or fewer.
-    top_bias, quotient_limit, symbol_index = _rice_symbol_map()
+    top_bias, quotient_limit, _ = _rice_symbol_map()
     top_shift = np.maximum(0, k0 - top_bias)                            # per group
     largest_top_quotient = int((groups.max_distance(slots) >> top_shift).max(initial=0))
     top_quotient = d >> top_shift[member_group]
@@ -404,9 +417,7 @@ def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     joint = np.bincount(group_key[member_group] + top_quotient, minlength=finest * (top_bias + 1) * quotients)
     # hist[bias, class, symbol]
     biases = np.asarray(RICE_BIASES)
-    index = (np.arange(finest)[:, None, None, None] * (len(biases) * MAX_SYMBOLS)
-             + symbol_index[None, :, :quotients])
-    hist = np.bincount(index.ravel(), weights=np.repeat(joint, len(biases)),
+    hist = np.bincount(_rice_hist_index(quotients), weights=np.repeat(joint, len(biases)),
                        minlength=finest * len(biases) * MAX_SYMBOLS)
     hist = hist.astype(np.int64).reshape(finest, len(biases), MAX_SYMBOLS).transpose(1, 0, 2)
     group_k = np.maximum(0, k0[None, :] - biases[:, None])              # per bias and group
@@ -428,6 +439,7 @@ def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     used_counts = candidates[used]
     terms = -(used_counts * np.log2(used_counts / np.repeat(candidates.sum(axis=1), used_per_table)))
     used_per_table, used_end = used_per_table.tolist(), used_end.tolist()
+    entropies = [float(np.add.reduce(terms[end - n : end])) for n, end in zip(used_per_table, used_end)]
     best, row = None, 0
     for bias, bias_extra in zip(RICE_BIASES, extra.tolist()):
         for num_tables in TABLE_COUNTS:
@@ -436,7 +448,7 @@ def _huffman_search(groups: Groups, slots: str, max_code_length: int):
             entropy = 0.0
             for _ in range(num_tables):
                 used_n = used_per_table[row]
-                table_entropy = float(np.add.reduce(terms[used_end[row] - used_n : used_end[row]]))
+                table_entropy = entropies[row]
                 cost += table_entropy + 6 * used_n + 7 * max_code_length
                 entropy += table_entropy
                 row += 1
