@@ -96,18 +96,20 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
 
 
 class BitWriter:
-    """Appends fields to a stream one at a time; for small structures such as tables."""
+    """Appends fields to a stream one at a time; for small structures such as tables.
+
+    The stream so far is one Python integer (the fields side by side, MSB first), so each write
+    is a shift and an OR.
+    """
 
     def __init__(self) -> None:
-        self._values: list[int] = []
-        self._nbits: list[int] = []
+        self._stream = 0
         self.bits = 0
 
     def write(self, value: int, nbits: int) -> None:
         if nbits < 0 or value < 0 or value >> nbits:
             raise ValueError(f"value {value} does not fit {nbits} bits")
-        self._values.append(value)
-        self._nbits.append(nbits)
+        self._stream = (self._stream << nbits) | value
         self.bits += nbits
 
     def write_exp_golomb(self, x: int, k: int) -> None:
@@ -119,7 +121,7 @@ class BitWriter:
 
     def getvalue(self) -> bytes:
         self.align()
-        return pack_fields(np.array(self._values, dtype=np.uint64), np.array(self._nbits))
+        return self._stream.to_bytes(self.bits // 8, "big")
 
 
 class BitReader:

@@ -78,6 +78,10 @@ class Groups:
     index_all: np.ndarray
     index_free: np.ndarray
 
+    def per_member(self, per_group: np.ndarray) -> np.ndarray:
+        """Per member: the value of its group, ``per_group[self.group]`` (a faster repeat)."""
+        return np.repeat(per_group, self.count)
+
     def domain(self, slots: str) -> np.ndarray:
         return self.domain_all if slots == "all" else self.domain_free
 
@@ -189,8 +193,8 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
     A group's free slots are those of the implicit value and of the groups from it on (the
     larger values). Per block, a table holds one bitmap of 64-bit words per group, the implicit
     value's first and then the groups from the last; an OR-accumulation down the table turns each
-    table row into its group's free slots. A member's index is the free slots in the words before
-    its own (a running popcount) plus those below it in its word. Blocks are done in chunks of
+    table row into its group's free slots. A member's index is the free slots up to the end of its
+    word (a running popcount) minus those from its own slot on. Blocks are done in chunks of
     bounded table size.
     """
     words_per_block = (L + 63) // 64
@@ -221,13 +225,14 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
         else:                                   # long rows: contiguous, cache-friendly passes
             for table_row in range(1, table_rows):
                 np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
-        free = free.reshape(-1, words_per_block)
-        free_in_word = np.bitwise_count(free).astype(np.int32)
-        free_before_word = (np.cumsum(free_in_word, axis=1, dtype=np.int32) - free_in_word).ravel()
+        # Free slots up to the end of each word (a running popcount along each table row) ...
+        free_through_word = np.cumsum(np.bitwise_count(free.reshape(-1, words_per_block)), axis=1,
+                                      dtype=np.int32).ravel()
         explicit = member[first_block * L : last_block * L]
         at = key[explicit]
-        below = free.ravel()[at] & (bit[explicit] - np.uint64(1))
-        out[done : done + len(at)] = free_before_word[at] + np.bitwise_count(below)
+        # ... minus those from the member's own slot on (free for its own group) to the word's end.
+        from_slot = free.ravel()[at] & (np.uint64(0) - bit[explicit])
+        out[done : done + len(at)] = free_through_word[at] - np.bitwise_count(from_slot)
         done += len(at)
     return out
 
@@ -398,7 +403,6 @@ def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     k0, group_class = rice_context(domain, groups.count, 0, finest)
     escape_bits = bit_length(domain - 1)
     member_group = groups.group
-    members_per_group = np.bincount(member_group, minlength=len(domain))
     d = groups.distances(slots)
     cap = MAX_SYMBOLS - 1
     # One pass over the members for every bias. With the largest bias B, a member's quotient at
@@ -409,19 +413,19 @@ def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     top_bias, quotient_limit, _ = _rice_symbol_map()
     top_shift = np.maximum(0, k0 - top_bias)                            # per group
     largest_top_quotient = int((groups.max_distance(slots) >> top_shift).max(initial=0))
-    top_quotient = d >> top_shift[member_group]
+    top_quotient = d >> groups.per_member(top_shift)
     if largest_top_quotient > quotient_limit:
         top_quotient = np.minimum(top_quotient, quotient_limit)
     quotients = min(largest_top_quotient, quotient_limit) + 1            # only the quotients that occur
     group_key = (group_class * (top_bias + 1) + np.minimum(k0, top_bias)) * quotients
-    joint = np.bincount(group_key[member_group] + top_quotient, minlength=finest * (top_bias + 1) * quotients)
+    joint = np.bincount(groups.per_member(group_key) + top_quotient, minlength=finest * (top_bias + 1) * quotients)
     # hist[bias, class, symbol]
     biases = np.asarray(RICE_BIASES)
     hist = np.bincount(_rice_hist_index(quotients), weights=np.repeat(joint, len(biases)),
                        minlength=finest * len(biases) * MAX_SYMBOLS)
     hist = hist.astype(np.int64).reshape(finest, len(biases), MAX_SYMBOLS).transpose(1, 0, 2)
     group_k = np.maximum(0, k0[None, :] - biases[:, None])              # per bias and group
-    extra = (members_per_group * group_k).sum(axis=1)
+    extra = (groups.count * group_k).sum(axis=1)
     # Members that may escape at some bias (a quotient never exceeds its value at the top bias).
     maybe_escaped = np.flatnonzero(top_quotient >= cap) if largest_top_quotient >= cap else ()
     if len(maybe_escaped):
@@ -496,11 +500,11 @@ def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
         group_escape = np.asarray(sizes)[group_table] - 1
         group_offset = np.cumsum([0] + sizes[:-1])[group_table]
         codes, lengths = (np.concatenate(part) for part in zip(*(t.codes() for t in tables)))
-        symbol = groups.distances(slots) >> group_k[groups.group]
+        symbol = groups.distances(slots) >> groups.per_member(group_k)
         # A group's quotients are at most its largest distance's, so most layers need no escape test.
         escapes = bool(((groups.max_distance(slots) >> group_k) >= group_escape).any())
         if escapes:
-            symbol = np.minimum(symbol, group_escape[groups.group])
+            symbol = np.minimum(symbol, groups.per_member(group_escape))
         cache.clear()                             # one parameter set per slot counting is enough
         cache[key] = (group_k, group_escape, group_offset, codes, lengths, symbol, escapes)
     return cache[key]
@@ -510,11 +514,11 @@ def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams
     """(value, nbits) of each group member's position field, and the per-group width field."""
     domain = groups.domain(slots)
     if mode == "repeat":
-        return groups.index(slots).astype(np.uint64), bit_length(domain - 1)[groups.group], None
+        return groups.index(slots).astype(np.uint64), groups.per_member(bit_length(domain - 1)), None
     d = groups.distances(slots)
     if mode == "distance":
         width = _distance_widths(groups, slots)
-        return d.astype(np.uint64), width[groups.group], width
+        return d.astype(np.uint64), groups.per_member(width), width
     group_k, group_escape, group_offset, codes, lengths, s, escapes = _huffman_codes(groups, slots, params)
     # A member's field is its symbol's code, then the remainder d - (s << k) in k bits: the sum of
     # (code - s) << k (uint64, wrapping) and d. One table per Rice shift k and flat code gives that
@@ -524,12 +528,12 @@ def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams
     shifts = np.arange(int(group_k.max(initial=0)) + 1)[:, None]
     term = ((codes - symbol_of_code) << shifts.astype(np.uint64)).ravel()
     width = (lengths + shifts).ravel()
-    at = (group_k * num_codes + group_offset)[groups.group] + s
+    at = groups.per_member(group_k * num_codes + group_offset) + s
     value = np.add(term[at], d, dtype=np.uint64, casting="unsafe")
     nbits = width[at]
     if escapes:
         # The escape code is followed by the whole distance in bit_length(domain - 1) bits.
-        escaped = np.flatnonzero(s == group_escape[groups.group])
+        escaped = np.flatnonzero(s == groups.per_member(group_escape))
         g = groups.group[escaped]
         flat = group_offset[g] + s[escaped]
         extra_bits = bit_length(domain - 1)[g]
@@ -555,9 +559,9 @@ def _member_bits_per_block(groups: Groups, mode: str, slots: str, params: Positi
         group_k, group_escape, group_offset, _, lengths, symbol, escapes = _huffman_codes(groups, slots, params)
         per_group = groups.count * group_k
         if escapes:
-            escaped = np.bincount(groups.group[symbol == group_escape[groups.group]], minlength=G)
+            escaped = np.bincount(groups.group[symbol == groups.per_member(group_escape)], minlength=G)
             per_group = per_group + escaped * (bit_length(domain - 1) - group_k)
-        code_index = (groups.block * len(lengths) + group_offset)[groups.group] + symbol
+        code_index = groups.per_member(groups.block * len(lengths) + group_offset) + symbol
         code_bits = np.bincount(code_index, minlength=B * len(lengths)).reshape(B, len(lengths)) @ lengths
     return code_bits + np.bincount(groups.block, weights=per_group, minlength=B).astype(np.int64)
 
@@ -595,7 +599,7 @@ def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
         values[group_off + 2], nbits[group_off + 2] = width.astype(np.uint64), DISTANCE_WIDTH_BITS
     # Member i of the layer is member i - first_member[g] of its group g.
     first_member = np.cumsum(groups.count) - groups.count
-    dest = np.arange(E) + (group_off + header - first_member)[groups.group]
+    dest = np.arange(E) + groups.per_member(group_off + header - first_member)
     values[dest], nbits[dest] = member_value, member_bits
 
     pad_at = block_off + block_fields_n - 1
