@@ -89,7 +89,7 @@ class Groups:
         return self.index_all if slots == "all" else self.index_free
 
     def distances(self, slots: str) -> np.ndarray:
-        """Per member: index minus the previous member's index minus one (first: the index)."""
+        """Per member (int64): index minus the previous member's index minus one (first: the index)."""
         cache = self.__dict__.setdefault("_distance_cache", {})
         if slots not in cache:
             cache[slots] = self._distances(slots)
@@ -106,7 +106,7 @@ class Groups:
 
     def _distances(self, slots: str) -> np.ndarray:
         index = self.index(slots)
-        d = np.empty_like(index)
+        d = np.empty(len(index), dtype=np.int64)
         np.subtract(index[1:], index[:-1], out=d[1:])
         d -= 1
         first = np.cumsum(self.count) - self.count      # each group's first member
@@ -489,8 +489,8 @@ def _distance_widths(groups: Groups, slots: str) -> np.ndarray:
 
 def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
     """Per group: Rice shift, escape symbol and the first entry of its table in one flat code list
-    over all tables; the flat (codes, lengths); per member: its symbol; and whether any member
-    escapes. Cached per slot counting and parameters (sizing and packing share it)."""
+    over all tables; the flat (codes, lengths); per member: its symbol; and the members that
+    escape. Cached per slot counting and parameters (sizing and packing share it)."""
     cache = groups.__dict__.setdefault("_huffman_codes_cache", {})
     key = (slots, params.rice_bias, tuple(params.tables))
     if key not in cache:
@@ -502,11 +502,13 @@ def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
         codes, lengths = (np.concatenate(part) for part in zip(*(t.codes() for t in tables)))
         symbol = groups.distances(slots) >> groups.per_member(group_k)
         # A group's quotients are at most its largest distance's, so most layers need no escape test.
-        escapes = bool(((groups.max_distance(slots) >> group_k) >= group_escape).any())
-        if escapes:
-            symbol = np.minimum(symbol, groups.per_member(group_escape))
+        escaped = np.zeros(0, dtype=np.int64)
+        if ((groups.max_distance(slots) >> group_k) >= group_escape).any():
+            escape = groups.per_member(group_escape)
+            escaped = np.flatnonzero(symbol >= escape)
+            symbol[escaped] = escape[escaped]
         cache.clear()                             # one parameter set per slot counting is enough
-        cache[key] = (group_k, group_escape, group_offset, codes, lengths, symbol, escapes)
+        cache[key] = (group_k, group_escape, group_offset, codes, lengths, symbol, escaped)
     return cache[key]
 
 
@@ -519,7 +521,7 @@ def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams
     if mode == "distance":
         width = _distance_widths(groups, slots)
         return d.astype(np.uint64), groups.per_member(width), width
-    group_k, group_escape, group_offset, codes, lengths, s, escapes = _huffman_codes(groups, slots, params)
+    group_k, group_escape, group_offset, codes, lengths, s, escaped = _huffman_codes(groups, slots, params)
     # A member's field is its symbol's code, then the remainder d - (s << k) in k bits: the sum of
     # (code - s) << k (uint64, wrapping) and d. One table per Rice shift k and flat code gives that
     # term and the width length + k, so each member needs one lookup and one addition.
@@ -529,11 +531,10 @@ def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams
     term = ((codes - symbol_of_code) << shifts.astype(np.uint64)).ravel()
     width = (lengths + shifts).ravel()
     at = groups.per_member(group_k * num_codes + group_offset) + s
-    value = np.add(term[at], d, dtype=np.uint64, casting="unsafe")
+    value = term[at] + d.view(np.uint64)              # distances are non-negative int64
     nbits = width[at]
-    if escapes:
+    if len(escaped):
         # The escape code is followed by the whole distance in bit_length(domain - 1) bits.
-        escaped = np.flatnonzero(s == groups.per_member(group_escape))
         g = groups.group[escaped]
         flat = group_offset[g] + s[escaped]
         extra_bits = bit_length(domain - 1)[g]
@@ -556,11 +557,11 @@ def _member_bits_per_block(groups: Groups, mode: str, slots: str, params: Positi
     else:
         # Every member has its group's Rice shift of extra bits, except escaped members, which
         # have bit_length(domain - 1) instead.
-        group_k, group_escape, group_offset, _, lengths, symbol, escapes = _huffman_codes(groups, slots, params)
+        group_k, group_escape, group_offset, _, lengths, symbol, escaped = _huffman_codes(groups, slots, params)
         per_group = groups.count * group_k
-        if escapes:
-            escaped = np.bincount(groups.group[symbol == groups.per_member(group_escape)], minlength=G)
-            per_group = per_group + escaped * (bit_length(domain - 1) - group_k)
+        if len(escaped):
+            escaped_per_group = np.bincount(groups.group[escaped], minlength=G)
+            per_group = per_group + escaped_per_group * (bit_length(domain - 1) - group_k)
         code_index = groups.per_member(groups.block * len(lengths) + group_offset) + symbol
         code_bits = np.bincount(code_index, minlength=B * len(lengths)).reshape(B, len(lengths)) @ lengths
     return code_bits + np.bincount(groups.block, weights=per_group, minlength=B).astype(np.int64)
