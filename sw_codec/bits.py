@@ -42,6 +42,19 @@ def exp_golomb_length(x: np.ndarray, k) -> np.ndarray:
     return 2 * bit_length(np.asarray(x, dtype=np.int64) + np.left_shift(1, k)) - 1 - k
 
 
+def disjoint_or_reduceat(x: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """``np.bitwise_or.reduceat(x, first)`` for uint64 ``x`` whose values share no bit within a
+    segment; ``first`` starts at 0 and increases strictly (no empty segments).
+
+    Disjoint bits make each OR a sum: differences of one wrapping cumulative sum, much faster
+    than ``reduceat`` over many short segments.
+    """
+    total = np.cumsum(x)
+    sums = total[np.append(first[1:], len(x)) - 1]
+    sums[1:] -= total[first[1:] - 1]
+    return sums
+
+
 def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     """Concatenate fields (``values[i]`` in ``nbits[i]`` bits, MSB first) into bytes.
 
@@ -54,25 +67,28 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     tail of the one field that may spill in from the word before.
     """
     values = np.asarray(values, dtype=np.uint64)
-    nbits = np.asarray(nbits, dtype=np.int64)
-    total = int(nbits.sum())
+    width = np.asarray(nbits).astype(np.uint64)
+    total = int(width.sum())
     if total % 8:
         raise ValueError("fields do not fill whole bytes")
     if total == 0:
         return b""
-    keep = nbits > 0
-    values, width = values[keep], nbits[keep].astype(np.uint64)
     start = np.cumsum(width)
     start -= width
     word = start >> np.uint64(6)
     offset = start & np.uint64(63)
-    # The field's bits at the top of a 64-bit word (the bits above its width shift out) ...
+    # The field's bits at the top of a 64-bit word (the bits above its width shift out; numpy
+    # shifts of 64 or more give 0, so a field of width 0 contributes nothing) ...
     aligned = values << (np.uint64(64) - width)
     # ... then moved to its offset in its first word; the bits that spill past the word drop out.
     head = aligned >> offset
-    words = np.zeros((total + 63) // 64, dtype=np.uint64)
-    first_of_word = np.flatnonzero(np.diff(word.astype(np.int64), prepend=-1))
-    words[word[first_of_word]] = np.bitwise_or.reduceat(head, first_of_word)
+    # One spare word: a field of width 0 may start at the very end of the stream.
+    words = np.zeros(total // 64 + 1, dtype=np.uint64)
+    first_of_word = np.empty(len(word), dtype=bool)
+    first_of_word[0] = True
+    np.not_equal(word[1:], word[:-1], out=first_of_word[1:])
+    first_of_word = np.flatnonzero(first_of_word)
+    words[word[first_of_word]] = disjoint_or_reduceat(head, first_of_word)   # fields do not overlap
     # At most one field crosses each word boundary, so the spilled tails land in distinct words.
     spills = np.flatnonzero(offset + width > np.uint64(64))
     words[word[spills] + np.uint64(1)] |= aligned[spills] << (np.uint64(64) - offset[spills])
@@ -80,18 +96,20 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
 
 
 class BitWriter:
-    """Appends fields to a stream one at a time; for small structures such as tables."""
+    """Appends fields to a stream one at a time; for small structures such as tables.
+
+    The stream so far is one Python integer (the fields side by side, MSB first), so each write
+    is a shift and an OR.
+    """
 
     def __init__(self) -> None:
-        self._values: list[int] = []
-        self._nbits: list[int] = []
+        self._stream = 0
         self.bits = 0
 
     def write(self, value: int, nbits: int) -> None:
         if nbits < 0 or value < 0 or value >> nbits:
             raise ValueError(f"value {value} does not fit {nbits} bits")
-        self._values.append(value)
-        self._nbits.append(nbits)
+        self._stream = (self._stream << nbits) | value
         self.bits += nbits
 
     def write_exp_golomb(self, x: int, k: int) -> None:
@@ -103,7 +121,7 @@ class BitWriter:
 
     def getvalue(self) -> bytes:
         self.align()
-        return pack_fields(np.array(self._values, dtype=np.uint64), np.array(self._nbits))
+        return self._stream.to_bytes(self.bits // 8, "big")
 
 
 class BitReader:

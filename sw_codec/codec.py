@@ -13,7 +13,7 @@ from .container import LayerRecord, payload_of, read_table, write_container
 from .distance import SLOTS
 from .errors import FormatError
 from .layer import MODES, POSITION_MODES, analyze, check_params, choose_params, decode_layer, \
-    encode_positions, encode_raw, payload_size
+    encode_positions, encode_raw, huffman_size_bound, payload_size
 from .quantize import GRANULARITIES, dequantize, quantize
 
 DEFAULT_BLOCK_BITS = 14
@@ -55,10 +55,13 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
                     block_bits: int = DEFAULT_BLOCK_BITS) -> EncodedLayer:
     """Losslessly encode integers ``q`` (|q| < 2**(bits-1)) in ``mode``, or the smallest with ``auto``.
 
-    ``sizes`` gives the payload bytes of every candidate that was measured (``raw`` and
-    ``MODE/SLOTS``). With ``slots="auto"`` the ``repeat/all`` and ``distance/all`` candidates are
-    not measured: they are never smaller than their ``free`` twins (:func:`dominated_by_free`),
-    so ``auto`` picks the same size without them. :func:`candidate_sizes` measures every one.
+    ``auto`` picks the smallest candidate (``raw``, then ``MODE/SLOTS`` in the order of
+    ``POSITION_MODES`` and ``SLOTS``), the first of equal ones. ``sizes`` gives the payload bytes
+    of every candidate that was measured. ``auto`` does not measure candidates that cannot be
+    picked: with ``slots="auto"`` the ``repeat/all`` and ``distance/all`` ones, never smaller than
+    their ``free`` twins (:func:`dominated_by_free`), and Huffman ones whose lower bound
+    (:func:`~sw_codec.layer.huffman_size_bound`) shows that a measured candidate is picked before
+    them. :func:`candidate_sizes` measures every one.
     """
     check_params(bits, block_bits)
     q = np.asarray(q)
@@ -71,18 +74,49 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
     groups = None
     if modes and q.size:
         groups = analyze(q, bits, block_bits)
-        for m in modes:
-            slot_list = (slots,) if slots != "auto" else tuple(s for s in SLOTS if not dominated_by_free(m, s))
-            for s in slot_list:
+        candidates = [(m, s) for m in modes
+                      for s in ((slots,) if slots != "auto" else tuple(s for s in SLOTS if not dominated_by_free(m, s)))]
+        if mode == "auto":
+            best = _smallest(groups, candidates, sizes, best)
+        else:
+            for m, s in candidates:
                 params = choose_params(groups, m, s)
-                size = payload_size(groups, m, s, params)
-                sizes[f"{m}/{s}"] = size
-                if size < best[3] or mode != "auto":
-                    best = (m, s, params, size)
+                sizes[f"{m}/{s}"] = size = payload_size(groups, m, s, params)
+                best = (m, s, params, size)
         if best[0] != "raw":
             m, s, params, _ = best
             return EncodedLayer(m, s, encode_positions(groups, m, s, params), sizes, groups)
     return EncodedLayer("raw", "all", encode_raw(q, bits), sizes, groups)
+
+
+def _smallest(groups, candidates, sizes: dict, raw: tuple) -> tuple:
+    """``(mode, slots, params, size)`` of the smallest of ``raw`` and ``candidates``, the first of
+    equal ones, recording each measured size in ``sizes``.
+
+    The repeat and distance modes are cheap to size and always measured; a Huffman candidate gets
+    a lower bound first (:func:`~sw_codec.layer.huffman_size_bound`). Candidates are taken from the
+    lowest bound (or size) up; one whose bound exceeds the best size so far, or equals it and comes
+    after the best in order, is never picked, so is not measured.
+    """
+    bounds = []
+    for m, s in candidates:
+        if m == "huffman":
+            bounds.append(huffman_size_bound(groups, s))
+        else:
+            sizes[f"{m}/{s}"] = payload_size(groups, m, s)
+            bounds.append(sizes[f"{m}/{s}"])
+    best, best_at = raw, -1                       # raw comes first
+    for i in sorted(range(len(candidates)), key=lambda i: (bounds[i], i)):
+        if bounds[i] > best[3] or (bounds[i] == best[3] and i > best_at):
+            continue
+        m, s = candidates[i]
+        params = choose_params(groups, m, s)
+        if f"{m}/{s}" not in sizes:
+            sizes[f"{m}/{s}"] = payload_size(groups, m, s, params)
+        size = sizes[f"{m}/{s}"]
+        if size < best[3] or (size == best[3] and i < best_at):
+            best, best_at = (m, s, params, size), i
+    return best
 
 
 def dominated_by_free(mode: str, slots: str) -> bool:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import functools
+import math
 
 import numpy as np
 
-from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, pack_fields
+from .bits import BitReader, BitWriter, bit_length, disjoint_or_reduceat, exp_golomb_fields, exp_golomb_length, \
+    pack_fields
 from .distance import SLOTS, DistanceAccumulator
 from .errors import FormatError
 from .huffman import (
@@ -76,6 +78,10 @@ class Groups:
     index_all: np.ndarray
     index_free: np.ndarray
 
+    def per_member(self, per_group: np.ndarray) -> np.ndarray:
+        """Per member: the value of its group, ``per_group[self.group]`` (a faster repeat)."""
+        return np.repeat(per_group, self.count)
+
     def domain(self, slots: str) -> np.ndarray:
         return self.domain_all if slots == "all" else self.domain_free
 
@@ -83,7 +89,7 @@ class Groups:
         return self.index_all if slots == "all" else self.index_free
 
     def distances(self, slots: str) -> np.ndarray:
-        """Per member: index minus the previous member's index minus one (first: the index)."""
+        """Per member (int64): index minus the previous member's index minus one (first: the index)."""
         cache = self.__dict__.setdefault("_distance_cache", {})
         if slots not in cache:
             cache[slots] = self._distances(slots)
@@ -100,12 +106,12 @@ class Groups:
 
     def _distances(self, slots: str) -> np.ndarray:
         index = self.index(slots)
-        prev = np.empty_like(index)
-        prev[0:1] = -1
-        prev[1:] = index[:-1]
-        first = np.ones(len(index), dtype=bool)
-        first[1:] = self.group[1:] != self.group[:-1]
-        return np.where(first, index, index - prev - 1)
+        d = np.empty(len(index), dtype=np.int64)
+        np.subtract(index[1:], index[:-1], out=d[1:])
+        d -= 1
+        first = np.cumsum(self.count) - self.count      # each group's first member
+        d[first] = index[first]
+        return d
 
 
 #: ``_smaller_before`` counts, for a base-4 digit, the earlier slots holding a digit of at most 0,
@@ -161,6 +167,9 @@ def _smaller_before(values: np.ndarray, bits: int) -> np.ndarray:
 _FREE_BITMAP_MAX_BITS = 8
 #: Bitmap words a chunk of blocks may use (16 MB of uint64).
 _FREE_BITMAP_WORDS = 1 << 21
+#: Table rows of at least this many words are OR-accumulated one numpy call per row (numpy's
+#: accumulate along the table is slow on long rows; per-row calls cost too much on short ones).
+_ROW_BY_ROW_WORDS = 256
 
 
 def _explicit_runs_before_row(run_row: np.ndarray, explicit_run: np.ndarray, R: int) -> np.ndarray:
@@ -169,56 +178,74 @@ def _explicit_runs_before_row(run_row: np.ndarray, explicit_run: np.ndarray, R: 
     return (np.cumsum(explicit_per_row) - explicit_per_row)[run_row]
 
 
-def _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R: int, L: int) -> np.ndarray:
+#: ``_BIT[i]``: the uint64 with only bit ``i`` set.
+_BIT = np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64))
+
+
+def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L: int) -> np.ndarray:
     """Index among free slots of every explicit member, in stream order, from bitmaps.
 
-    ``spos``, ``run_id``, ``member``: per slot of the R blocks of L slots in sorted order (block,
-    value, position): position, run (block and value) and whether it is explicit. Per run:
-    ``run_row`` (its block) and ``run_slot``, its group number within the block (-1 for the
-    implicit run).
+    ``spos``, ``member``: per slot of the R blocks of L slots in sorted order (block, value,
+    position): its position and whether it is explicit. Per run of equal values (in the same
+    order): ``run_len``, ``run_row`` (its block) and ``run_slot``, its group number within the
+    block (-1 for the implicit run).
 
     A group's free slots are those of the implicit value and of the groups from it on (the
     larger values). Per block, a table holds one bitmap of 64-bit words per group, the implicit
     value's first and then the groups from the last; an OR-accumulation down the table turns each
-    table row into its group's free slots. A member's index is the free slots in the words before
-    its own (a running popcount) plus those below it in its word. Blocks are done in chunks of
+    table row into its group's free slots. A member's index is the free slots up to the end of its
+    word (a running popcount) minus those from its own slot on. Blocks are done in chunks of
     bounded table size.
     """
     words_per_block = (L + 63) // 64
     table_rows = int(np.bincount(run_row, minlength=R).max(initial=1))   # the most runs of a block
     blocks_per_chunk = max(1, _FREE_BITMAP_WORDS // (table_rows * words_per_block))
     table_row_of_run = np.where(run_slot < 0, 0, table_rows - 1 - run_slot)
-    word = spos >> 6
-    bit = np.left_shift(np.uint64(1), (spos & 63).astype(np.uint64))
-    out = []
+    first_run_of_row = np.searchsorted(run_row, np.arange(R + 1))
+    out = np.empty(np.count_nonzero(member), dtype=np.int64)
+    done = 0
     for first_block in range(0, R, blocks_per_chunk):
-        lo, hi = first_block * L, min(R, first_block + blocks_per_chunk) * L    # the chunk's slots
-        blocks = (hi - lo) // L
-        run = run_id[lo:hi]
+        last_block = min(R, first_block + blocks_per_chunk)
+        blocks = last_block - first_block
+        pos = spos[first_block * L : last_block * L]                 # the chunk's slots ...
+        runs = slice(first_run_of_row[first_block], first_run_of_row[last_block])   # ... and runs
         # The table is (table row, block, word), so that each table row's bitmaps are contiguous.
-        plane = table_row_of_run[run] * blocks + (run_row[run] - first_block)
+        plane = table_row_of_run[runs] * blocks + (run_row[runs] - first_block)
+        key = np.repeat(plane * words_per_block, run_len[runs]) + (pos >> 6)
+        bit = _BIT[pos & 63]
         # A run's positions increase, so the slots of each (table row, block, word) are consecutive.
-        key = plane * words_per_block + word[lo:hi]
-        first = np.flatnonzero(np.diff(key, prepend=-1))
+        first = np.empty(len(key), dtype=bool)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        first = np.flatnonzero(first)
         free = np.zeros((table_rows, blocks, words_per_block), dtype=np.uint64)
-        free.ravel()[key[first]] = np.bitwise_or.reduceat(bit[lo:hi], first)
-        for table_row in range(1, table_rows):
-            np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
-        free = free.reshape(-1, words_per_block)
-        free_in_word = np.bitwise_count(free).astype(np.int32)
-        free_before_word = (np.cumsum(free_in_word, axis=1, dtype=np.int32) - free_in_word).ravel()
-        explicit = member[lo:hi]
+        free.ravel()[key[first]] = disjoint_or_reduceat(bit, first)     # a slot's bit is its own
+        if blocks * words_per_block < _ROW_BY_ROW_WORDS:
+            np.bitwise_or.accumulate(free, axis=0, out=free)
+        else:                                   # long rows: contiguous, cache-friendly passes
+            for table_row in range(1, table_rows):
+                np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
+        # Free slots up to the end of each word (a running popcount along each table row) ...
+        free_through_word = np.cumsum(np.bitwise_count(free.reshape(-1, words_per_block)), axis=1,
+                                      dtype=np.int32).ravel()
+        explicit = member[first_block * L : last_block * L]
         at = key[explicit]
-        below = free.ravel()[at] & (bit[lo:hi][explicit] - np.uint64(1))
-        out.append(free_before_word[at] + np.bitwise_count(below))
-    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+        # ... minus those from the member's own slot on (free for its own group) to the word's end.
+        from_slot = free.ravel()[at] & (np.uint64(0) - bit[explicit])
+        out[done : done + len(at)] = free_through_word[at] - np.bitwise_count(from_slot)
+        done += len(at)
+    return out
 
 
 def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     """Group analysis of equal-length blocks ``rows`` (R x L signed ints)."""
     R, L = rows.shape
     offset = 1 << (bits - 1)
-    V = (rows + offset).astype(np.uint16 if bits <= 8 else np.uint32)
+    if bits <= 8:
+        # Offset values in uint8 (modular, so from any integer dtype): a one-pass radix sort.
+        V = np.add(rows, offset, dtype=np.uint8, casting="unsafe")
+    else:
+        V = (rows.astype(np.int64) + offset).astype(np.uint32)
     order = np.argsort(V, axis=1, kind="stable")
     sv = np.take_along_axis(V, order, 1).ravel()
     spos = order.ravel().astype(np.int64, copy=False)
@@ -235,8 +262,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     implicit_run = key == best[run_row]
     implicit_off = run_val[implicit_run]
     explicit_run = ~implicit_run
-    run_id = np.cumsum(new) - 1
-    member = explicit_run[run_id]
+    member = np.repeat(explicit_run, run_len)
 
     if bits > _FREE_BITMAP_MAX_BITS:
         # Index among free slots: position minus the members of smaller values before it.
@@ -255,7 +281,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     else:
         group_in_block = np.cumsum(explicit_run) - 1 - _explicit_runs_before_row(run_row, explicit_run, R)
         run_slot = np.where(implicit_run, -1, group_in_block)
-        index_free = _free_indices_by_bitmap(spos, run_id, run_row, run_slot, member, R, L)
+        index_free = _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R, L)
     first_in_block = np.ones(len(g_row), dtype=bool)
     first_in_block[1:] = g_row[1:] != g_row[:-1]
     return dict(
@@ -268,7 +294,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
         domain_all=np.full(len(g_row), L),
         domain_free=L - (g_excl - g_base[g_row]),
         first_in_block=first_in_block,
-        group=np.cumsum(explicit_run)[run_id[member]] - 1,
+        group=np.repeat(np.arange(len(g_row)), g_count),
         index_all=e_pos,
         index_free=index_free,
     )
@@ -277,7 +303,9 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
 def analyze(q: np.ndarray, bits: int, block_bits: int) -> Groups:
     """Cut the integers ``q`` (any shape, row-major) into blocks and list their groups."""
     check_params(bits, block_bits)
-    q = np.asarray(q).ravel().astype(np.int64)
+    q = np.asarray(q).ravel()
+    if q.dtype.kind not in "iu":
+        q = q.astype(np.int64)
     n = 1 << block_bits
     full = len(q) // n
     parts = []
@@ -344,18 +372,37 @@ def _rice_symbol_map() -> tuple[int, int, np.ndarray]:
     return top_bias, quotient_limit, symbol + np.arange(len(RICE_BIASES)) * MAX_SYMBOLS
 
 
-def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
+@functools.lru_cache(maxsize=None)
+def _rice_hist_index(quotients: int) -> np.ndarray:
+    """Where each (class, k0 class, quotient at the top bias, bias) of :func:`_huffman_search`'s
+    joint histogram lands in the histogram (class, bias, symbol), flattened (see
+    :func:`_rice_symbol_map`); read-only, shared between calls."""
+    finest = max(TABLE_COUNTS)
+    index = (np.arange(finest)[:, None, None, None] * (len(RICE_BIASES) * MAX_SYMBOLS)
+             + _rice_symbol_map()[2][None, :, :quotients]).ravel()
+    index.flags.writeable = False
+    return index
+
+
+def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     """Search Rice bias and table count for the fewest bits, from histograms (no packing).
+
+    Returns ``(bias, histograms, bound)``: the chosen bias, the symbol histogram of each of its
+    tables, and a lower bound on the member bits of any codes for them (their extra bits plus
+    each histogram's entropy, which no prefix code beats). Cached per slot counting and code
+    length limit (sizing bounds and table building share it).
 
     Table classes nest: with T tables the octave is cut at multiples of 1/T, so the classes of 2
     and 1 tables are unions of those of 4, and one histogram per bias serves every table count.
     """
+    cache = groups.__dict__.setdefault("_huffman_search_cache", {})
+    if (slots, max_code_length) in cache:
+        return cache[slots, max_code_length]
     domain = groups.domain(slots)
     finest = max(TABLE_COUNTS)
     k0, group_class = rice_context(domain, groups.count, 0, finest)
     escape_bits = bit_length(domain - 1)
     member_group = groups.group
-    members_per_group = np.bincount(member_group, minlength=len(domain))
     d = groups.distances(slots)
     cap = MAX_SYMBOLS - 1
     # One pass over the members for every bias. With the largest bias B, a member's quotient at
@@ -363,24 +410,22 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
     # max(0, k0 - b) minus max(0, k0 - B)). So a histogram over (class, min(k0, B), quotient at B)
     # gives every bias's histogram; quotients at B are clipped at (cap + 1) << B - 1, which still
     # lands on the escape symbol after any shift of B bits or fewer.
-    top_bias, quotient_limit, symbol_index = _rice_symbol_map()
+    top_bias, quotient_limit, _ = _rice_symbol_map()
     top_shift = np.maximum(0, k0 - top_bias)                            # per group
     largest_top_quotient = int((groups.max_distance(slots) >> top_shift).max(initial=0))
-    top_quotient = d >> top_shift[member_group]
+    top_quotient = d >> groups.per_member(top_shift)
     if largest_top_quotient > quotient_limit:
         top_quotient = np.minimum(top_quotient, quotient_limit)
     quotients = min(largest_top_quotient, quotient_limit) + 1            # only the quotients that occur
     group_key = (group_class * (top_bias + 1) + np.minimum(k0, top_bias)) * quotients
-    joint = np.bincount(group_key[member_group] + top_quotient, minlength=finest * (top_bias + 1) * quotients)
+    joint = np.bincount(groups.per_member(group_key) + top_quotient, minlength=finest * (top_bias + 1) * quotients)
     # hist[bias, class, symbol]
     biases = np.asarray(RICE_BIASES)
-    index = (np.arange(finest)[:, None, None, None] * (len(biases) * MAX_SYMBOLS)
-             + symbol_index[None, :, :quotients])
-    hist = np.bincount(index.ravel(), weights=np.repeat(joint, len(biases)),
+    hist = np.bincount(_rice_hist_index(quotients), weights=np.repeat(joint, len(biases)),
                        minlength=finest * len(biases) * MAX_SYMBOLS)
     hist = hist.astype(np.int64).reshape(finest, len(biases), MAX_SYMBOLS).transpose(1, 0, 2)
     group_k = np.maximum(0, k0[None, :] - biases[:, None])              # per bias and group
-    extra = (members_per_group * group_k).sum(axis=1)
+    extra = (groups.count * group_k).sum(axis=1)
     # Members that may escape at some bias (a quotient never exceeds its value at the top bias).
     maybe_escaped = np.flatnonzero(top_quotient >= cap) if largest_top_quotient >= cap else ()
     if len(maybe_escaped):
@@ -398,25 +443,36 @@ def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: i
     used_counts = candidates[used]
     terms = -(used_counts * np.log2(used_counts / np.repeat(candidates.sum(axis=1), used_per_table)))
     used_per_table, used_end = used_per_table.tolist(), used_end.tolist()
+    entropies = [float(np.add.reduce(terms[end - n : end])) for n, end in zip(used_per_table, used_end)]
     best, row = None, 0
     for bias, bias_extra in zip(RICE_BIASES, extra.tolist()):
         for num_tables in TABLE_COUNTS:
             # Score with ideal (entropy) code lengths; build the real codes only for the winner.
             cost = bias_extra
+            entropy = 0.0
             for _ in range(num_tables):
                 used_n = used_per_table[row]
-                cost += float(np.add.reduce(terms[used_end[row] - used_n : used_end[row]])) + 6 * used_n \
-                    + 7 * max_code_length
+                table_entropy = entropies[row]
+                cost += table_entropy + 6 * used_n + 7 * max_code_length
+                entropy += table_entropy
                 row += 1
             if best is None or cost < best[0]:
-                best = (cost, bias, candidates[row - num_tables : row])
+                best = (cost, bias, candidates[row - num_tables : row], bias_extra + entropy)
     # A table's alphabet ends one past its last used symbol (escape included), at most MAX_SYMBOLS.
     hists = []
     for h in best[2]:
         used_symbols = np.flatnonzero(h)
         hists.append(h[: int(min(MAX_SYMBOLS, (used_symbols[-1] if len(used_symbols) else 0) + 2))])
+    # The entropy is a float sum: a bit less keeps the bound below the true one despite rounding.
+    cache[slots, max_code_length] = (best[1], hists, max(0, math.floor(best[3] * (1 - 1e-9)) - 1))
+    return cache[slots, max_code_length]
+
+
+def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
+    """The searched Rice bias and the length-limited codes of its tables' histograms."""
+    bias, hists, _ = _huffman_search(groups, slots, max_code_length)
     tables = [HuffmanTable.from_lengths(code_lengths(h, max_code_length)) for h in hists]
-    return PositionParams(count_k=count_k, rice_bias=best[1], tables=tables)
+    return PositionParams(count_k=count_k, rice_bias=bias, tables=tables)
 
 
 def choose_params(groups: Groups, mode: str, slots: str, max_code_length: int = MAX_CODE_LENGTH) -> PositionParams:
@@ -433,8 +489,8 @@ def _distance_widths(groups: Groups, slots: str) -> np.ndarray:
 
 def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
     """Per group: Rice shift, escape symbol and the first entry of its table in one flat code list
-    over all tables; the flat (codes, lengths); per member: its symbol; and whether any member
-    escapes. Cached per slot counting and parameters (sizing and packing share it)."""
+    over all tables; the flat (codes, lengths); per member: its symbol; and the members that
+    escape. Cached per slot counting and parameters (sizing and packing share it)."""
     cache = groups.__dict__.setdefault("_huffman_codes_cache", {})
     key = (slots, params.rice_bias, tuple(params.tables))
     if key not in cache:
@@ -444,13 +500,15 @@ def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
         group_escape = np.asarray(sizes)[group_table] - 1
         group_offset = np.cumsum([0] + sizes[:-1])[group_table]
         codes, lengths = (np.concatenate(part) for part in zip(*(t.codes() for t in tables)))
-        symbol = groups.distances(slots) >> group_k[groups.group]
+        symbol = groups.distances(slots) >> groups.per_member(group_k)
         # A group's quotients are at most its largest distance's, so most layers need no escape test.
-        escapes = bool(((groups.max_distance(slots) >> group_k) >= group_escape).any())
-        if escapes:
-            symbol = np.minimum(symbol, group_escape[groups.group])
+        escaped = np.zeros(0, dtype=np.int64)
+        if ((groups.max_distance(slots) >> group_k) >= group_escape).any():
+            escape = groups.per_member(group_escape)
+            escaped = np.flatnonzero(symbol >= escape)
+            symbol[escaped] = escape[escaped]
         cache.clear()                             # one parameter set per slot counting is enough
-        cache[key] = (group_k, group_escape, group_offset, codes, lengths, symbol, escapes)
+        cache[key] = (group_k, group_escape, group_offset, codes, lengths, symbol, escaped)
     return cache[key]
 
 
@@ -458,23 +516,31 @@ def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams
     """(value, nbits) of each group member's position field, and the per-group width field."""
     domain = groups.domain(slots)
     if mode == "repeat":
-        return groups.index(slots).astype(np.uint64), bit_length(domain - 1)[groups.group], None
+        return groups.index(slots).astype(np.uint64), groups.per_member(bit_length(domain - 1)), None
     d = groups.distances(slots)
     if mode == "distance":
         width = _distance_widths(groups, slots)
-        return d.astype(np.uint64), width[groups.group], width
-    group_k, group_escape, group_offset, codes, lengths, s, escapes = _huffman_codes(groups, slots, params)
-    k = group_k[groups.group]
-    flat = group_offset[groups.group] + s
-    remainder = d & ((1 << k) - 1)
-    if escapes:
-        escaped = s == group_escape[groups.group]
-        extra_bits = np.where(escaped, bit_length(domain - 1)[groups.group], k)
-        extra = np.where(escaped, d, remainder)
-    else:
-        extra_bits, extra = k, remainder
-    nbits = lengths[flat] + extra_bits
-    return (codes[flat] << extra_bits.astype(np.uint64)) | extra.astype(np.uint64), nbits, None
+        return d.astype(np.uint64), groups.per_member(width), width
+    group_k, group_escape, group_offset, codes, lengths, s, escaped = _huffman_codes(groups, slots, params)
+    # A member's field is its symbol's code, then the remainder d - (s << k) in k bits: the sum of
+    # (code - s) << k (uint64, wrapping) and d. One table per Rice shift k and flat code gives that
+    # term and the width length + k, so each member needs one lookup and one addition.
+    num_codes = len(codes)
+    symbol_of_code = np.concatenate([np.arange(t.num_symbols, dtype=np.uint64) for t in params.tables])
+    shifts = np.arange(int(group_k.max(initial=0)) + 1)[:, None]
+    term = ((codes - symbol_of_code) << shifts.astype(np.uint64)).ravel()
+    width = (lengths + shifts).ravel()
+    at = groups.per_member(group_k * num_codes + group_offset) + s
+    value = term[at] + d.view(np.uint64)              # distances are non-negative int64
+    nbits = width[at]
+    if len(escaped):
+        # The escape code is followed by the whole distance in bit_length(domain - 1) bits.
+        g = groups.group[escaped]
+        flat = group_offset[g] + s[escaped]
+        extra_bits = bit_length(domain - 1)[g]
+        value[escaped] = (codes[flat] << extra_bits.astype(np.uint64)) | d[escaped].astype(np.uint64)
+        nbits[escaped] = lengths[flat] + extra_bits
+    return value, nbits, None
 
 
 def _member_bits_per_block(groups: Groups, mode: str, slots: str, params: PositionParams) -> np.ndarray:
@@ -491,12 +557,12 @@ def _member_bits_per_block(groups: Groups, mode: str, slots: str, params: Positi
     else:
         # Every member has its group's Rice shift of extra bits, except escaped members, which
         # have bit_length(domain - 1) instead.
-        group_k, group_escape, group_offset, _, lengths, symbol, escapes = _huffman_codes(groups, slots, params)
+        group_k, group_escape, group_offset, _, lengths, symbol, escaped = _huffman_codes(groups, slots, params)
         per_group = groups.count * group_k
-        if escapes:
-            escaped = np.bincount(groups.group[symbol == group_escape[groups.group]], minlength=G)
-            per_group = per_group + escaped * (bit_length(domain - 1) - group_k)
-        code_index = (groups.block * len(lengths) + group_offset)[groups.group] + symbol
+        if len(escaped):
+            escaped_per_group = np.bincount(groups.group[escaped], minlength=G)
+            per_group = per_group + escaped_per_group * (bit_length(domain - 1) - group_k)
+        code_index = groups.per_member(groups.block * len(lengths) + group_offset) + symbol
         code_bits = np.bincount(code_index, minlength=B * len(lengths)).reshape(B, len(lengths)) @ lengths
     return code_bits + np.bincount(groups.block, weights=per_group, minlength=B).astype(np.int64)
 
@@ -534,7 +600,7 @@ def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
         values[group_off + 2], nbits[group_off + 2] = width.astype(np.uint64), DISTANCE_WIDTH_BITS
     # Member i of the layer is member i - first_member[g] of its group g.
     first_member = np.cumsum(groups.count) - groups.count
-    dest = np.arange(E) + (group_off + header - first_member)[groups.group]
+    dest = np.arange(E) + groups.per_member(group_off + header - first_member)
     values[dest], nbits[dest] = member_value, member_bits
 
     pad_at = block_off + block_fields_n - 1
@@ -590,6 +656,21 @@ def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams |
     per_block = block_bits + np.bincount(groups.block, weights=group_bits, minlength=B).astype(np.int64)
     per_block += _member_bits_per_block(groups, mode, slots, params)
     return _preamble_bytes(mode, params) + BLOCK_OFFSET_BYTES * B + int(((per_block + 7) // 8).sum())
+
+
+def huffman_size_bound(groups: Groups, slots: str, max_code_length: int = MAX_CODE_LENGTH) -> int:
+    """Bytes that the Huffman mode's ``payload_size`` is never below, without building its codes.
+
+    From the parameter search alone: the member bits are at least its entropy bound, each table
+    takes at least the preamble bits of a code of one-bit lengths, and the blocks take at least
+    their total bits in whole bytes.
+    """
+    _, hists, member_bits = _huffman_search(groups, slots, max_code_length)
+    block_bits, group_bits = _header_bits(groups, "huffman", PositionParams(count_k=_count_k(groups)))
+    preamble = COUNT_K_BITS + RICE_BIAS_BITS + TABLES_LOG2_BITS + sum(
+        SYMBOL_BITS + LENGTH_BITS + COUNT_BITS + SYMBOL_BITS * int(np.count_nonzero(h)) for h in hists)
+    stream = int(block_bits.sum()) + int(group_bits.sum()) + member_bits
+    return (preamble + 7) // 8 + BLOCK_OFFSET_BYTES * len(groups.block_size) + (stream + 7) // 8
 
 
 def encode_positions(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> bytes:
