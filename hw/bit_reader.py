@@ -55,6 +55,8 @@ class BitReader(wiring.Component):
     count : ``Out(range(window_bits + 1))``
         Number of valid bits in ``window``, from the MSB down. Equals ``window_bits`` unless the
         reader is waiting for words or the stream has ended.
+    full : ``Out(1)``
+        ``count == window_bits``, as a register of its own.
     ahead : ``Out(ahead_bits)``, ahead_count : ``Out(range(ahead_bits + 1))``
         The same from a wider view of the buffer (``window`` is its top ``window_bits``): for a
         consumer that decodes fields past the next one speculatively. Bits beyond
@@ -78,7 +80,8 @@ class BitReader(wiring.Component):
     Latency and backpressure
     ------------------------
     A word accepted at a clock edge is visible in ``window``/``count`` right after that edge
-    (one cycle, registered). ``window``, ``count``, ``ended``, ``error`` are registered outputs.
+    (one cycle, registered). ``window``, ``count``, ``full``, ``ahead``, ``ahead_count``,
+    ``ended``, ``error`` are registered outputs.
     ``i.ready`` depends only on internal state and ``clear``, never on ``consume``: it is high when
     the buffer (``2 * window_bits + word_bits`` bits) has room for a whole word, i.e. while at most
     ``2 * window_bits`` bits are buffered. That margin keeps ``count == window_bits`` when the
@@ -109,6 +112,7 @@ class BitReader(wiring.Component):
             "i":       In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1}))),
             "window":  Out(window_bits),
             "count":   Out(range(window_bits + 1)),
+            "full":    Out(1),
             "ahead":   Out(ahead_bits),
             "ahead_count": Out(range(ahead_bits + 1)),
             "ended":   Out(1),
@@ -138,11 +142,17 @@ class BitReader(wiring.Component):
         ended  = Signal()
         error  = Signal()
 
+        # `count`, `ahead_count` and `full` are min(level, ...) kept in registers of their own, so
+        # that a consumer's `count >= n` test starts at a flip-flop, not behind a comparison.
+        count = Signal(range(W + 1))
+        ahead_count = Signal(range(A + 1))
+        full = Signal()
         m.d.comb += [
             self.window.eq(buffer[B - W:]),
-            self.count.eq(Mux(level >= W, W, level)),
+            self.count.eq(count),
+            self.full.eq(full),
             self.ahead.eq(buffer[B - A:]),
-            self.ahead_count.eq(Mux(level >= A, A, level)),
+            self.ahead_count.eq(ahead_count),
             self.ended.eq(ended),
             self.error.eq(error),
             self.i.ready.eq((level <= B - Wd) & ~ended & ~self.clear),
@@ -197,13 +207,21 @@ class BitReader(wiring.Component):
             m.d.sync += [
                 buffer.eq(0),
                 level.eq(0),
+                count.eq(0),
+                ahead_count.eq(0),
+                full.eq(0),
                 ended.eq(0),
                 error.eq(0),
             ]
         with m.Else():
+            kept_level = Signal.like(level)
+            m.d.comb += kept_level.eq(kept)
             m.d.sync += [
                 buffer.eq(shifted),
-                level.eq(kept),
+                level.eq(kept_level),
+                count.eq(Mux(kept_level >= W, W, kept_level)),
+                ahead_count.eq(Mux(kept_level >= A, A, kept_level)),
+                full.eq(kept_level >= W),
             ]
             with m.If(accept & self.i.payload.last):
                 m.d.sync += ended.eq(1)

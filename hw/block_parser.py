@@ -123,10 +123,11 @@ class BlockParser(wiring.Component):
     bits), and a member passes two more stages (distance, then index check) before it is
     written to the FIFO. Block and group headers take a few cycles each (an Exp-Golomb code 2
     when it fits the window, else 3 or more; a Huffman group's Rice context and table select 4,
-    then 1 before its first field is decoded). A Huffman member's consume amount is a register;
-    in the other states it is a width (a constant or a register) gated by a ``count >= width``
-    compare and picked by the multiplexer over the FSM states, which is now the longest path to
-    the bit reader's shifter. Nothing is consumed from the stream while ``o`` is stalled.
+    then 1 before its first field is decoded). Every consume amount is a register: a Huffman
+    member's comes from the decoder, a repeat/distance member's is the group's ``width``, and a
+    header state's is ``read_bits``, set when the FSM enters the state. It is gated by
+    ``count >= amount`` (both registers) and by the state, so no multiplexer over the states'
+    widths sits before the bit reader's shifter. Nothing is consumed while ``o`` is stalled.
     """
 
     def __init__(self, *, weight_bits, block_bits, word_bits=32, max_code_len=15, num_tables=4,
@@ -250,7 +251,6 @@ class BlockParser(wiring.Component):
         eg_k     = Signal(range(max_eg_k + 1))
         eg_zeros = Signal(range(MAX_EXP_GOLOMB_PREFIX + W + 1))
         eg_need  = Signal(range(eg_value_bits + 1))
-        eg_chunk = Signal(range(W + 1))           # min(eg_need, W)
         eg_acc   = Signal(eg_value_bits)          # y = x + 2**k once done
         eg_ret   = Signal(2)
         eg_leading = Signal(range(W + 1))         # EG_SCAN's view of the window
@@ -317,16 +317,40 @@ class BlockParser(wiring.Component):
                     m.next = "ERROR"
                 return self_.ctx.__exit__(*exc)
 
+        # The width of the field a header state reads is a register, `read_bits`, set when the
+        # FSM enters the state (`goto`): the consume amount is then `read_bits` gated by
+        # `count >= read_bits` (registers both) and by `read_now` (the state and its condition),
+        # not a multiplexer over the states' widths.
+        read_bits = Signal(range(W + 1))
+        read_now = Signal()
+        read_fits = Signal()
+        m.d.comb += [
+            read_fits.eq(count >= read_bits),
+            consume.eq(Mux(read_now & read_fits, read_bits, 0)),
+        ]
+        READ_BITS = {"COUNT_K": COUNT_K_BITS, "RICE_BIAS": RICE_BIAS_BITS,
+                     "TABLES_LOG2": TABLES_LOG2_BITS, "TABLE_SYMBOLS": SYMBOL_BITS,
+                     "TABLE_MAX_LEN": LENGTH_BITS, "TABLE_COUNT": COUNT_BITS,
+                     "TABLE_SYMBOL": SYMBOL_BITS, "RAW_MEMBER": b, "IMPLICIT": b, "GROUP": b,
+                     "WIDTH": DISTANCE_WIDTH_BITS}
+
+        def goto(name):
+            """``m.next = name``, and the width of the field that state reads."""
+            m.next = name
+            if name in READ_BITS:
+                m.d.sync += read_bits.eq(READ_BITS[name])
+
         def read(nbits, when=C(1)):
             """`with read(n) as v:` runs its body when `n` bits are there (and `when`),
-            consuming them; fails TRUNCATED if the stream ended short."""
+            consuming them; fails TRUNCATED if the stream ended short. `n` must equal
+            `read_bits` (the state was entered with `goto`)."""
             class _Read:
                 def __enter__(self_):
-                    self_.outer = m.If(count >= nbits)
+                    m.d.comb += read_now.eq(when)
+                    self_.outer = m.If(read_fits)
                     self_.outer.__enter__()
                     self_.inner = m.If(when)
                     self_.inner.__enter__()
-                    m.d.comb += consume.eq(nbits)
                     return peek(nbits)
 
                 def __exit__(self_, *exc):
@@ -396,8 +420,7 @@ class BlockParser(wiring.Component):
         # being emitted (the bit reader refuses an overrun, so nothing is consumed). The
         # decoder's outputs are registers (the field's decode is made a cycle ahead), so the
         # consume path is registers -> bit reader shift.
-        full = Signal()
-        m.d.comb += full.eq(count == W)
+        full = reader.full
         with m.If(self.mode == Mode.HUFFMAN):
             m.d.comb += [
                 field_bits.eq(huffman.consume),
@@ -452,21 +475,21 @@ class BlockParser(wiring.Component):
                 with m.Elif(self.mode == Mode.RAW):
                     m.next = "BLOCK_CMD"
                 with m.Else():
-                    m.next = "COUNT_K"
+                    goto("COUNT_K")
 
             # --- Preamble ---
             with state("COUNT_K"):
                 with read(COUNT_K_BITS) as v:
                     m.d.sync += count_k.eq(v)
                     with m.If(self.mode == Mode.HUFFMAN):
-                        m.next = "RICE_BIAS"
+                        goto("RICE_BIAS")
                     with m.Else():
                         m.next = "ALIGN"
 
             with state("RICE_BIAS"):
                 with read(RICE_BIAS_BITS) as v:
                     m.d.sync += rice_bias.eq(v)
-                    m.next = "TABLES_LOG2"
+                    goto("TABLES_LOG2")
 
             with state("TABLES_LOG2"):
                 with read(TABLES_LOG2_BITS) as v:
@@ -474,7 +497,7 @@ class BlockParser(wiring.Component):
                     with m.If((1 << v) > self._num_tables):
                         fail(ParserError.BAD_TABLE)
                     with m.Else():
-                        m.next = "TABLE_SYMBOLS"
+                        goto("TABLE_SYMBOLS")
 
             with state("TABLE_SYMBOLS"):
                 with read(SYMBOL_BITS) as v:
@@ -483,7 +506,7 @@ class BlockParser(wiring.Component):
                         huffman.load_table.eq(table_i),
                         huffman.load_num_symbols.eq(v + 1),
                     ]
-                    m.next = "TABLE_MAX_LEN"
+                    goto("TABLE_MAX_LEN")
 
             with state("TABLE_MAX_LEN"):
                 with read(LENGTH_BITS) as v:
@@ -491,7 +514,7 @@ class BlockParser(wiring.Component):
                     with m.If((v == 0) | (v > self._max_code_len)):
                         fail(ParserError.BAD_TABLE)
                     with m.Else():
-                        m.next = "TABLE_COUNT"
+                        goto("TABLE_COUNT")
 
             with state("TABLE_COUNT"):
                 with read(COUNT_BITS) as v:
@@ -508,7 +531,7 @@ class BlockParser(wiring.Component):
                 with m.Elif(huffman.load_total == 0):
                     m.next = "TABLE_DONE"
                 with m.Else():
-                    m.next = "TABLE_SYMBOL"
+                    goto("TABLE_SYMBOL")
 
             with state("TABLE_SYMBOL"):
                 with read(SYMBOL_BITS) as v:
@@ -524,7 +547,7 @@ class BlockParser(wiring.Component):
                     m.next = "ALIGN"
                 with m.Else():
                     m.d.sync += table_i.eq(table_i + 1)
-                    m.next = "TABLE_SYMBOLS"
+                    goto("TABLE_SYMBOLS")
 
             with state("ALIGN"):
                 m.d.comb += align.eq(1)
@@ -547,7 +570,7 @@ class BlockParser(wiring.Component):
             with state("RAW_BLOCK"):
                 with m.If(can_emit):
                     emit(TokenKind.BLOCK, 0, n)
-                    m.next = "RAW_MEMBER"
+                    goto("RAW_MEMBER")
 
             with state("RAW_MEMBER"):
                 with read(b, when=can_emit) as v:
@@ -569,17 +592,22 @@ class BlockParser(wiring.Component):
                 for i in reversed(range(W)):     # the first one bit from the MSB wins
                     with m.If(window[W - 1 - i]):
                         m.d.comb += leading.eq(i)
+                one = window != 0                # bits past `count` read as zero
+                total = 2 * leading + eg_k + 1
+                # The usual case: the whole code (zeros, then as many value bits plus k) is in
+                # this window, and is read in one go.
+                whole = one & (eg_zeros == 0) & (total <= W)
                 m.d.sync += [
                     eg_leading.eq(leading),
-                    eg_one.eq(window != 0),      # bits past `count` read as zero
+                    eg_one.eq(one),
                     eg_count.eq(count),
                     eg_ended.eq(ended),
-                    eg_too_long.eq(eg_zeros + Mux(window != 0, leading, count)
-                                   > MAX_EXP_GOLOMB_PREFIX),
-                    # The usual case: the whole code (zeros, then as many value bits plus k)
-                    # is in this window, and is read in one go.
-                    eg_total.eq(2 * leading + eg_k + 1),
-                    eg_whole.eq((window != 0) & (eg_zeros == 0) & (2 * leading + eg_k + 1 <= W)),
+                    eg_too_long.eq(eg_zeros + Mux(one, leading, count) > MAX_EXP_GOLOMB_PREFIX),
+                    eg_total.eq(total),
+                    eg_whole.eq(whole),
+                    # What EG_ZEROS takes: the whole code, else the zeros before the one bit,
+                    # else every bit there is (all zeros).
+                    read_bits.eq(Mux(whole, total, Mux(one, leading, count))),
                 ]
                 m.next = "EG_ZEROS"
 
@@ -604,11 +632,11 @@ class BlockParser(wiring.Component):
                     with m.If(eg_too_long):
                         fail(ParserError.EG_TOO_LONG)
                     with m.Else():
-                        m.d.comb += consume.eq(eg_leading)
+                        m.d.comb += read_now.eq(1)       # the zeros: read_bits = eg_leading
                         need = zeros + eg_k + 1
                         m.d.sync += [
                             eg_need.eq(need),
-                            eg_chunk.eq(Mux(need > W, W, need)),
+                            read_bits.eq(Mux(need > W, W, need)),
                             eg_acc.eq(0),
                         ]
                         m.next = "EG_VALUE"
@@ -616,22 +644,21 @@ class BlockParser(wiring.Component):
                     with m.If(eg_too_long):
                         fail(ParserError.EG_TOO_LONG)
                     with m.Else():
-                        m.d.comb += consume.eq(eg_count)
+                        m.d.comb += read_now.eq(1)       # all zeros: read_bits = eg_count
                         m.d.sync += eg_zeros.eq(eg_zeros + eg_count)
                 with m.Elif(eg_ended):
                     fail(ParserError.TRUNCATED)
 
             with state("EG_VALUE"):
-                # The bits read this cycle, at most a window's worth: a register, so that the
-                # consume path is only `count >= eg_chunk`.
-                with read(eg_chunk) as v:
-                    rest = eg_need - eg_chunk
+                # The bits read this cycle, at most a window's worth: read_bits = min(eg_need, W).
+                with read(read_bits) as v:
+                    rest = eg_need - read_bits
                     m.d.sync += [
-                        eg_acc.eq((eg_acc << eg_chunk) | v),
+                        eg_acc.eq((eg_acc << read_bits) | v),
                         eg_need.eq(rest),
-                        eg_chunk.eq(Mux(rest > W, W, rest)),
+                        read_bits.eq(Mux(rest > W, W, rest)),
                     ]
-                    with m.If(eg_need == eg_chunk):
+                    with m.If(eg_need == read_bits):
                         eg_return()
 
             with state("GOT_M"):
@@ -640,7 +667,7 @@ class BlockParser(wiring.Component):
                     fail(ParserError.TOO_MANY_VALUES)
                 with m.Else():
                     m.d.sync += [groups_left.eq(eg_acc - 1), first_group.eq(1), prev_count.eq(0)]
-                    m.next = "IMPLICIT"
+                    goto("IMPLICIT")
 
             with state("IMPLICIT"):
                 with read(b, when=can_emit) as v:
@@ -649,7 +676,7 @@ class BlockParser(wiring.Component):
                     with m.If(groups_left == 0):
                         m.next = "BLOCK_END"
                     with m.Else():
-                        m.next = "GROUP"
+                        goto("GROUP")
 
             with state("GROUP"):
                 with m.If(first_group):
@@ -698,7 +725,7 @@ class BlockParser(wiring.Component):
                     k0_raw.eq(d_len - c_len),
                 ]
                 with m.If(self.mode == Mode.DISTANCE):
-                    m.next = "WIDTH"
+                    goto("WIDTH")
                 with m.Elif(self.mode == Mode.HUFFMAN):
                     m.next = "GROUP_K"
                 with m.Else():
