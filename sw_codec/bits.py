@@ -42,6 +42,14 @@ def exp_golomb_length(x: np.ndarray, k) -> np.ndarray:
     return 2 * bit_length(np.asarray(x, dtype=np.int64) + np.left_shift(1, k)) - 1 - k
 
 
+def run_starts(key: np.ndarray) -> np.ndarray:
+    """Indices where a run of equal values of the 1-D, non-empty ``key`` starts (0 first)."""
+    start = np.empty(len(key), dtype=bool)
+    start[0] = True
+    np.not_equal(key[1:], key[:-1], out=start[1:])
+    return np.flatnonzero(start)
+
+
 def disjoint_or_reduceat(x: np.ndarray, first: np.ndarray) -> np.ndarray:
     """``np.bitwise_or.reduceat(x, first)`` for uint64 ``x`` whose values share no bit within a
     segment; ``first`` starts at 0 and increases strictly (no empty segments).
@@ -84,10 +92,7 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     head = aligned >> offset
     # One spare word: a field of width 0 may start at the very end of the stream.
     words = np.zeros(total // 64 + 1, dtype=np.uint64)
-    first_of_word = np.empty(len(word), dtype=bool)
-    first_of_word[0] = True
-    np.not_equal(word[1:], word[:-1], out=first_of_word[1:])
-    first_of_word = np.flatnonzero(first_of_word)
+    first_of_word = run_starts(word)
     words[word[first_of_word]] = disjoint_or_reduceat(head, first_of_word)   # fields do not overlap
     # At most one field crosses each word boundary, so the spilled tails land in distinct words.
     spills = np.flatnonzero(offset + width > np.uint64(64))

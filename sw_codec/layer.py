@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from .bits import BitReader, BitWriter, bit_length, disjoint_or_reduceat, exp_golomb_fields, exp_golomb_length, \
-    pack_fields
+    pack_fields, run_starts
 from .distance import SLOTS, DistanceAccumulator
 from .errors import FormatError
 from .huffman import (
@@ -214,10 +214,7 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
         key = np.repeat(plane * words_per_block, run_len[runs]) + (pos >> 6)
         bit = _BIT[pos & 63]
         # A run's positions increase, so the slots of each (table row, block, word) are consecutive.
-        first = np.empty(len(key), dtype=bool)
-        first[0] = True
-        np.not_equal(key[1:], key[:-1], out=first[1:])
-        first = np.flatnonzero(first)
+        first = run_starts(key)
         free = np.zeros((table_rows, blocks, words_per_block), dtype=np.uint64)
         free.ravel()[key[first]] = disjoint_or_reduceat(bit, first)     # a slot's bit is its own
         if blocks * words_per_block < _ROW_BY_ROW_WORDS:
