@@ -304,17 +304,22 @@ class BlockParser(wiring.Component):
                 m.d.sync += [error.eq(1), error_code.eq(code)]
                 m.next = "ERROR"
 
+        in_state = [None]                        # the state being described (for `read`)
+
         class state:
             """``m.State(name)`` that moves to ERROR once ``error`` is set (by stage 3)."""
             def __init__(self_, name):
+                self_.name = name
                 self_.ctx = m.State(name)
 
             def __enter__(self_):
+                in_state[0] = self_.name
                 return self_.ctx.__enter__()
 
             def __exit__(self_, *exc):
                 with m.If(error):
                     m.next = "ERROR"
+                in_state[0] = None
                 return self_.ctx.__exit__(*exc)
 
         # The width of the field a header state reads is a register, `read_bits`, set when the
@@ -340,10 +345,13 @@ class BlockParser(wiring.Component):
             if name in READ_BITS:
                 m.d.sync += read_bits.eq(READ_BITS[name])
 
-        def read(nbits, when=C(1)):
-            """`with read(n) as v:` runs its body when `n` bits are there (and `when`),
-            consuming them; fails TRUNCATED if the stream ended short. `n` must equal
-            `read_bits` (the state was entered with `goto`)."""
+        def read(nbits=None, when=C(1)):
+            """`with read() as v:` runs its body when the state's field is there (and `when`),
+            consuming it; fails TRUNCATED if the stream ended short. The field is READ_BITS of
+            the state (which was entered with `goto`), or `nbits`, equal to `read_bits`, in the
+            Exp-Golomb states."""
+            if nbits is None:
+                nbits = READ_BITS[in_state[0]]
             class _Read:
                 def __enter__(self_):
                     m.d.comb += read_now.eq(when)
@@ -479,7 +487,7 @@ class BlockParser(wiring.Component):
 
             # --- Preamble ---
             with state("COUNT_K"):
-                with read(COUNT_K_BITS) as v:
+                with read() as v:
                     m.d.sync += count_k.eq(v)
                     with m.If(self.mode == Mode.HUFFMAN):
                         goto("RICE_BIAS")
@@ -487,12 +495,12 @@ class BlockParser(wiring.Component):
                         m.next = "ALIGN"
 
             with state("RICE_BIAS"):
-                with read(RICE_BIAS_BITS) as v:
+                with read() as v:
                     m.d.sync += rice_bias.eq(v)
                     goto("TABLES_LOG2")
 
             with state("TABLES_LOG2"):
-                with read(TABLES_LOG2_BITS) as v:
+                with read() as v:
                     m.d.sync += [tables_log2.eq(v), table_i.eq(0)]
                     with m.If((1 << v) > self._num_tables):
                         fail(ParserError.BAD_TABLE)
@@ -500,7 +508,7 @@ class BlockParser(wiring.Component):
                         goto("TABLE_SYMBOLS")
 
             with state("TABLE_SYMBOLS"):
-                with read(SYMBOL_BITS) as v:
+                with read() as v:
                     m.d.comb += [
                         huffman.load_begin.eq(1),
                         huffman.load_table.eq(table_i),
@@ -509,7 +517,7 @@ class BlockParser(wiring.Component):
                     goto("TABLE_MAX_LEN")
 
             with state("TABLE_MAX_LEN"):
-                with read(LENGTH_BITS) as v:
+                with read() as v:
                     m.d.sync += lengths_left.eq(v)
                     with m.If((v == 0) | (v > self._max_code_len)):
                         fail(ParserError.BAD_TABLE)
@@ -517,7 +525,7 @@ class BlockParser(wiring.Component):
                         goto("TABLE_COUNT")
 
             with state("TABLE_COUNT"):
-                with read(COUNT_BITS) as v:
+                with read() as v:
                     m.d.comb += [huffman.load_count_en.eq(1), huffman.load_count.eq(v)]
                     m.d.sync += lengths_left.eq(lengths_left - 1)
                     with m.If(lengths_left == 1):
@@ -534,7 +542,7 @@ class BlockParser(wiring.Component):
                     goto("TABLE_SYMBOL")
 
             with state("TABLE_SYMBOL"):
-                with read(SYMBOL_BITS) as v:
+                with read() as v:
                     m.d.comb += [huffman.load_symbol_en.eq(1), huffman.load_symbol.eq(v)]
                     m.d.sync += symbols_left.eq(symbols_left - 1)
                     with m.If(symbols_left == 1):
@@ -573,7 +581,7 @@ class BlockParser(wiring.Component):
                     goto("RAW_MEMBER")
 
             with state("RAW_MEMBER"):
-                with read(b, when=can_emit) as v:
+                with read(when=can_emit) as v:
                     emit(TokenKind.MEMBER, v.as_signed(), last_index, first=1, absolute=1)
                     m.d.sync += last_index.eq(last_index + 1)
                     with m.If(last_index == n - 1):
@@ -670,7 +678,7 @@ class BlockParser(wiring.Component):
                     goto("IMPLICIT")
 
             with state("IMPLICIT"):
-                with read(b, when=can_emit) as v:
+                with read(when=can_emit) as v:
                     m.d.sync += implicit.eq(v.as_signed())
                     emit(TokenKind.BLOCK, v.as_signed(), n)
                     with m.If(groups_left == 0):
@@ -680,7 +688,7 @@ class BlockParser(wiring.Component):
 
             with state("GROUP"):
                 with m.If(first_group):
-                    with read(b) as v:
+                    with read() as v:
                         m.d.sync += value.eq(v.as_signed())
                         with m.If(v.as_signed() == implicit):
                             fail(ParserError.VALUE_RANGE)
@@ -753,7 +761,7 @@ class BlockParser(wiring.Component):
                 m.next = "MEMBERS"
 
             with state("WIDTH"):
-                with read(DISTANCE_WIDTH_BITS) as v:
+                with read() as v:
                     m.d.sync += width.eq(v)
                     with m.If(v > n_bits):
                         fail(ParserError.WIDTH_RANGE)
