@@ -70,7 +70,7 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
         raise ValueError(f"integers outside the {bits}-bit range [{lo}, {hi}]")
     modes = POSITION_MODES if mode == "auto" else ((mode,) if mode != "raw" else ())
     sizes = {"raw": (q.size * bits + 7) // 8}
-    best = ("raw", "all", None, sizes["raw"])
+    best = ("raw", "all", None, sizes["raw"], None)
     groups = None
     if modes and q.size:
         groups = analyze(q, bits, block_bits)
@@ -82,21 +82,25 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
             for m, s in candidates:
                 params = choose_params(groups, m, s)
                 sizes[f"{m}/{s}"] = size = payload_size(groups, m, s, params)
-                best = (m, s, params, size)
+                best = (m, s, params, size, None)
         if best[0] != "raw":
-            m, s, params, _ = best
-            return EncodedLayer(m, s, encode_positions(groups, m, s, params), sizes, groups)
+            m, s, params, _, payload = best
+            payload = payload if payload is not None else encode_positions(groups, m, s, params)
+            return EncodedLayer(m, s, payload, sizes, groups)
     return EncodedLayer("raw", "all", encode_raw(q, bits), sizes, groups)
 
 
 def _smallest(groups, candidates, sizes: dict, raw: tuple) -> tuple:
-    """``(mode, slots, params, size)`` of the smallest of ``raw`` and ``candidates``, the first of
-    equal ones, recording each measured size in ``sizes``.
+    """``(mode, slots, params, size, payload)`` of the smallest of ``raw`` and ``candidates``, the
+    first of equal ones, recording each measured size in ``sizes``; ``payload`` is the packed
+    candidate when measuring it packed it, else None.
 
     The repeat and distance modes are cheap to size and always measured; a Huffman candidate gets
     a lower bound first (:func:`~sw_codec.layer.huffman_size_bound`). Candidates are taken from the
     lowest bound (or size) up; one whose bound exceeds the best size so far, or equals it and comes
-    after the best in order, is never picked, so is not measured.
+    after the best in order, is never picked, so is not measured. A Huffman candidate that is
+    measured is packed (its size is the payload's length): one is picked far more often than not,
+    and its payload is then not built twice.
     """
     bounds = []
     for m, s in candidates:
@@ -111,11 +115,13 @@ def _smallest(groups, candidates, sizes: dict, raw: tuple) -> tuple:
             continue
         m, s = candidates[i]
         params = choose_params(groups, m, s)
-        if f"{m}/{s}" not in sizes:
-            sizes[f"{m}/{s}"] = payload_size(groups, m, s, params)
+        payload = None
+        if m == "huffman":
+            payload = encode_positions(groups, m, s, params)
+            sizes[f"{m}/{s}"] = len(payload)
         size = sizes[f"{m}/{s}"]
         if size < best[3] or (size == best[3] and i < best_at):
-            best, best_at = (m, s, params, size), i
+            best, best_at = (m, s, params, size, payload), i
     return best
 
 
