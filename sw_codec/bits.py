@@ -20,8 +20,8 @@ _BIT_LENGTH_TABLE = np.array([0] + [int(i).bit_length() for i in range(1, 1 << 1
 def bit_length(x: np.ndarray) -> np.ndarray:
     """Element-wise ``int.bit_length`` for non-negative integers below 2**53."""
     x = np.asarray(x, dtype=np.int64)
-    if x.size and 0 <= x.min() and x.max() < len(_BIT_LENGTH_TABLE):
-        return _BIT_LENGTH_TABLE[x]
+    if x.size and x.max() < len(_BIT_LENGTH_TABLE):
+        return _BIT_LENGTH_TABLE.take(x, mode="clip")      # clipping maps x < 0 to entry 0 (0 bits)
     _, exponent = np.frexp(x.astype(np.float64))
     return np.where(x > 0, exponent, 0).astype(np.int64)
 
