@@ -13,7 +13,7 @@ from .container import LayerRecord, payload_of, read_table, write_container
 from .distance import SLOTS
 from .errors import FormatError
 from .layer import MODES, POSITION_MODES, analyze, check_params, choose_params, decode_layer, \
-    encode_positions, encode_raw, huffman_size_bound, payload_size
+    encode_positions, encode_raw, huffman_size_bounds, payload_size
 from .quantize import GRANULARITIES, dequantize, quantize
 
 DEFAULT_BLOCK_BITS = 14
@@ -96,16 +96,18 @@ def _smallest(groups, candidates, sizes: dict, raw: tuple) -> tuple:
     candidate when measuring it packed it, else None.
 
     The repeat and distance modes are cheap to size and always measured; a Huffman candidate gets
-    a lower bound first (:func:`~sw_codec.layer.huffman_size_bound`). Candidates are taken from the
-    lowest bound (or size) up; one whose bound exceeds the best size so far, or equals it and comes
+    a lower bound first (:func:`~sw_codec.layer.huffman_size_bounds`, all of them in one pass).
+    Candidates are taken from the lowest bound (or size) up; one whose bound exceeds the best size so far, or equals it and comes
     after the best in order, is never picked, so is not measured. A Huffman candidate that is
     measured is packed (its size is the payload's length): one is picked far more often than not,
     and its payload is then not built twice.
     """
+    huffman = [s for m, s in candidates if m == "huffman"]
+    huffman_bounds = dict(zip(huffman, huffman_size_bounds(groups, huffman))) if huffman else {}
     bounds = []
     for m, s in candidates:
         if m == "huffman":
-            bounds.append(huffman_size_bound(groups, s))
+            bounds.append(huffman_bounds[s])
         else:
             sizes[f"{m}/{s}"] = payload_size(groups, m, s)
             bounds.append(sizes[f"{m}/{s}"])

@@ -370,12 +370,12 @@ def _rice_symbol_map() -> tuple[int, int, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=None)
-def _rice_hist_index(quotients: int) -> np.ndarray:
-    """Where each (class, k0 class, quotient at the top bias, bias) of :func:`_huffman_search`'s
-    joint histogram lands in the histogram (class, bias, symbol), flattened (see
-    :func:`_rice_symbol_map`); read-only, shared between calls."""
+def _rice_hist_index(quotients: int, countings: int = 1) -> np.ndarray:
+    """Where each (slot counting, class, k0 class, quotient at the top bias, bias) of
+    :func:`_search_huffman`'s joint histogram lands in the histogram (slot counting, class, bias,
+    symbol), flattened (see :func:`_rice_symbol_map`); read-only, shared between calls."""
     finest = max(TABLE_COUNTS)
-    index = (np.arange(finest)[:, None, None, None] * (len(RICE_BIASES) * MAX_SYMBOLS)
+    index = (np.arange(countings * finest)[:, None, None, None] * (len(RICE_BIASES) * MAX_SYMBOLS)
              + _rice_symbol_map()[2][None, :, :quotients]).ravel()
     index.flags.writeable = False
     return index
@@ -387,20 +387,32 @@ def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     Returns ``(bias, histograms, bound)``: the chosen bias, the symbol histogram of each of its
     tables, and a lower bound on the member bits of any codes for them (their extra bits plus
     each histogram's entropy, which no prefix code beats). Cached per slot counting and code
-    length limit (sizing bounds and table building share it).
+    length limit (sizing bounds and table building share it); :func:`_search_huffman` fills it.
+    """
+    cache = groups.__dict__.setdefault("_huffman_search_cache", {})
+    if (slots, max_code_length) not in cache:
+        _search_huffman(groups, (slots,), max_code_length)
+    return cache[slots, max_code_length]
+
+
+def _search_huffman(groups: Groups, countings: tuple[str, ...], max_code_length: int) -> None:
+    """:func:`_huffman_search` for each slot counting of ``countings``, into its cache.
+
+    The countings are searched side by side, their groups stacked one counting after the other,
+    so that each numpy pass over groups, histograms and tables serves all of them (for small
+    layers those passes are most of the time); the passes over members run per counting. Each
+    counting's result is the same as searched alone (the same histograms, and each table's
+    entropy summed on its own).
 
     Table classes nest: with T tables the octave is cut at multiples of 1/T, so the classes of 2
     and 1 tables are unions of those of 4, and one histogram per bias serves every table count.
     """
-    cache = groups.__dict__.setdefault("_huffman_search_cache", {})
-    if (slots, max_code_length) in cache:
-        return cache[slots, max_code_length]
-    domain = groups.domain(slots)
+    S, G, E = len(countings), len(groups.count), len(groups.group)
+    domain = np.concatenate([groups.domain(s) for s in countings])          # per stacked group
+    count = np.tile(groups.count, S)
     finest = max(TABLE_COUNTS)
-    k0, group_class = rice_context(domain, groups.count, 0, finest)
+    k0, group_class = rice_context(domain, count, 0, finest)
     escape_bits = bit_length(domain - 1)
-    member_group = groups.group
-    d = groups.distances(slots)
     cap = MAX_SYMBOLS - 1
     # One pass over the members for every bias. With the largest bias B, a member's quotient at
     # bias b is its quotient at B shifted right by max(0, min(k0, B) - b) more bits (the shift
@@ -409,31 +421,40 @@ def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     # lands on the escape symbol after any shift of B bits or fewer.
     top_bias, quotient_limit, _ = _rice_symbol_map()
     top_shift = np.maximum(0, k0 - top_bias)                            # per group
-    largest_top_quotient = int((groups.max_distance(slots) >> top_shift).max(initial=0))
-    top_quotient = d >> groups.per_member(top_shift)
-    if largest_top_quotient > quotient_limit:
-        top_quotient = np.minimum(top_quotient, quotient_limit)
+    max_distance = np.concatenate([groups.max_distance(s) for s in countings])
+    largest_top_quotient = int((max_distance >> top_shift).max(initial=0))
     quotients = min(largest_top_quotient, quotient_limit) + 1            # only the quotients that occur
     group_key = (group_class * (top_bias + 1) + np.minimum(k0, top_bias)) * quotients
-    joint = np.bincount(groups.per_member(group_key) + top_quotient, minlength=finest * (top_bias + 1) * quotients)
-    # hist[bias, class, symbol]
     biases = np.asarray(RICE_BIASES)
-    hist = np.bincount(_rice_hist_index(quotients), weights=np.repeat(joint, len(biases)),
-                       minlength=finest * len(biases) * MAX_SYMBOLS)
-    hist = hist.astype(np.int64).reshape(finest, len(biases), MAX_SYMBOLS).transpose(1, 0, 2)
     group_k = np.maximum(0, k0[None, :] - biases[:, None])              # per bias and group
-    extra = (groups.count * group_k).sum(axis=1)
-    # Members that may escape at some bias (a quotient never exceeds its value at the top bias).
-    maybe_escaped = np.flatnonzero(top_quotient >= cap) if largest_top_quotient >= cap else ()
-    if len(maybe_escaped):
-        eg = member_group[maybe_escaped]
-        escaped = (d[maybe_escaped] >> group_k[:, eg]) >= cap
-        extra = extra + ((escape_bits[eg] - group_k[:, eg]) * escaped).sum(axis=1)
-    # Every candidate table's histogram, in the order (bias, table count, table), and the
+    extra = (count * group_k).reshape(len(biases), S, G).sum(axis=2)     # per bias and counting
+    # The passes over the members, one counting at a time (one histogram for all is slower):
+    # joint[counting, class, min(k0, B), quotient at B].
+    joint_size = finest * (top_bias + 1) * quotients
+    joint = np.empty(S * joint_size, dtype=np.int64)
+    for i, slots in enumerate(countings):
+        own = slice(i * G, (i + 1) * G)
+        d = groups.distances(slots)
+        top_quotient = d >> groups.per_member(top_shift[own])
+        if largest_top_quotient > quotient_limit:
+            top_quotient = np.minimum(top_quotient, quotient_limit)
+        joint[i * joint_size : (i + 1) * joint_size] = np.bincount(groups.per_member(group_key[own]) + top_quotient,
+                                                                   minlength=joint_size)
+        # Members that may escape at some bias (a quotient never exceeds its value at the top bias).
+        maybe_escaped = np.flatnonzero(top_quotient >= cap) if largest_top_quotient >= cap else ()
+        if len(maybe_escaped):
+            eg = groups.group[maybe_escaped] + i * G
+            escaped = (d[maybe_escaped] >> group_k[:, eg]) >= cap
+            extra[:, i] += ((escape_bits[eg] - group_k[:, eg]) * escaped).sum(axis=1)
+    # hist[counting, bias, class, symbol]
+    hist = np.bincount(_rice_hist_index(quotients, S), weights=np.repeat(joint, len(biases)),
+                       minlength=S * finest * len(biases) * MAX_SYMBOLS)
+    hist = hist.astype(np.int64).reshape(S, finest, len(biases), MAX_SYMBOLS).transpose(0, 2, 1, 3)
+    # Every candidate table's histogram, in the order (counting, bias, table count, table), and the
     # entropy terms of its used symbols, computed at once; each table's sum is taken on its own.
     candidates = np.concatenate(
-        [hist.reshape(len(biases), num_tables, finest // num_tables, MAX_SYMBOLS).sum(axis=2) for num_tables in TABLE_COUNTS],
-        axis=1).reshape(-1, MAX_SYMBOLS)
+        [hist.reshape(S, len(biases), num_tables, finest // num_tables, MAX_SYMBOLS).sum(axis=3)
+         for num_tables in TABLE_COUNTS], axis=2).reshape(-1, MAX_SYMBOLS)
     used = candidates > 0
     used_per_table = used.sum(axis=1)
     used_end = np.cumsum(used_per_table)
@@ -441,28 +462,30 @@ def _huffman_search(groups: Groups, slots: str, max_code_length: int):
     terms = -(used_counts * np.log2(used_counts / np.repeat(candidates.sum(axis=1), used_per_table)))
     used_per_table, used_end = used_per_table.tolist(), used_end.tolist()
     entropies = [float(np.add.reduce(terms[end - n : end])) for n, end in zip(used_per_table, used_end)]
-    best, row = None, 0
-    for bias, bias_extra in zip(RICE_BIASES, extra.tolist()):
-        for num_tables in TABLE_COUNTS:
-            # Score with ideal (entropy) code lengths; build the real codes only for the winner.
-            cost = bias_extra
-            entropy = 0.0
-            for _ in range(num_tables):
-                used_n = used_per_table[row]
-                table_entropy = entropies[row]
-                cost += table_entropy + 6 * used_n + 7 * max_code_length
-                entropy += table_entropy
-                row += 1
-            if best is None or cost < best[0]:
-                best = (cost, bias, candidates[row - num_tables : row], bias_extra + entropy)
-    # A table's alphabet ends one past its last used symbol (escape included), at most MAX_SYMBOLS.
-    hists = []
-    for h in best[2]:
-        used_symbols = np.flatnonzero(h)
-        hists.append(h[: int(min(MAX_SYMBOLS, (used_symbols[-1] if len(used_symbols) else 0) + 2))])
-    # The entropy is a float sum: a bit less keeps the bound below the true one despite rounding.
-    cache[slots, max_code_length] = (best[1], hists, max(0, math.floor(best[3] * (1 - 1e-9)) - 1))
-    return cache[slots, max_code_length]
+    cache = groups.__dict__.setdefault("_huffman_search_cache", {})
+    row = 0
+    for i, slots in enumerate(countings):
+        best = None
+        for bias, bias_extra in zip(RICE_BIASES, extra[:, i].tolist()):
+            for num_tables in TABLE_COUNTS:
+                # Score with ideal (entropy) code lengths; build the real codes only for the winner.
+                cost = bias_extra
+                entropy = 0.0
+                for _ in range(num_tables):
+                    used_n = used_per_table[row]
+                    table_entropy = entropies[row]
+                    cost += table_entropy + 6 * used_n + 7 * max_code_length
+                    entropy += table_entropy
+                    row += 1
+                if best is None or cost < best[0]:
+                    best = (cost, bias, candidates[row - num_tables : row], bias_extra + entropy)
+        # A table's alphabet ends one past its last used symbol (escape included), at most MAX_SYMBOLS.
+        hists = []
+        for h in best[2]:
+            used_symbols = np.flatnonzero(h)
+            hists.append(h[: int(min(MAX_SYMBOLS, (used_symbols[-1] if len(used_symbols) else 0) + 2))])
+        # The entropy is a float sum: a bit less keeps the bound below the true one despite rounding.
+        cache[slots, max_code_length] = (best[1], hists, max(0, math.floor(best[3] * (1 - 1e-9)) - 1))
 
 
 def _huffman_params(groups: Groups, slots: str, count_k: int, max_code_length: int) -> PositionParams:
@@ -653,6 +676,16 @@ def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams |
     per_block = block_bits + np.bincount(groups.block, weights=group_bits, minlength=B).astype(np.int64)
     per_block += _member_bits_per_block(groups, mode, slots, params)
     return _preamble_bytes(mode, params) + BLOCK_OFFSET_BYTES * B + int(((per_block + 7) // 8).sum())
+
+
+def huffman_size_bounds(groups: Groups, countings, max_code_length: int = MAX_CODE_LENGTH) -> list[int]:
+    """:func:`huffman_size_bound` of each slot counting of ``countings``, their parameter
+    searches done side by side (one pass for all, see :func:`_search_huffman`)."""
+    cache = groups.__dict__.get("_huffman_search_cache", {})
+    todo = tuple(s for s in dict.fromkeys(countings) if (s, max_code_length) not in cache)
+    if todo:
+        _search_huffman(groups, todo, max_code_length)
+    return [huffman_size_bound(groups, s, max_code_length) for s in countings]
 
 
 def huffman_size_bound(groups: Groups, slots: str, max_code_length: int = MAX_CODE_LENGTH) -> int:

@@ -7,7 +7,8 @@ from hypothesis import given, strategies as st
 from sw_codec import compress, compress_integers, decompress, encode_integers, inspect, quantize
 from sw_codec.codec import candidate_sizes, dominated_by_free
 from sw_codec.distance import SLOTS
-from sw_codec.layer import BITS, MODES, POSITION_MODES, analyze, decode_layer, huffman_size_bound, payload_size
+from sw_codec.layer import BITS, MODES, POSITION_MODES, analyze, choose_params, decode_layer, huffman_size_bound, \
+    huffman_size_bounds, payload_size
 
 DISTRIBUTIONS = ("laplace", "uniform", "single", "all_distinct", "sparse")
 
@@ -51,6 +52,11 @@ def test_every_mode_round_trips(shape, bits, block_bits, distribution, seed):
                 assert len(enc.payload) == payload_size(groups, mode, slots)
             if mode == "huffman":       # the bound auto uses to skip Huffman candidates
                 assert huffman_size_bound(groups, slots) <= len(enc.payload)
+    # Searching both slot countings side by side (as auto does) finds what each search alone finds.
+    side_by_side = analyze(q, bits, block_bits)
+    assert huffman_size_bounds(side_by_side, SLOTS) == [huffman_size_bound(groups, s) for s in SLOTS]
+    for slots in SLOTS:
+        assert choose_params(side_by_side, "huffman", slots) == choose_params(groups, "huffman", slots)
     # auto skips the candidates that free-slot counting dominates; that must never cost a byte
     for mode in POSITION_MODES:
         if dominated_by_free(mode, "all"):
