@@ -97,10 +97,10 @@ def _smallest(groups, candidates, sizes: dict, raw: tuple) -> tuple:
 
     The repeat and distance modes are cheap to size and always measured; a Huffman candidate gets
     a lower bound first (:func:`~sw_codec.layer.huffman_size_bounds`, all of them in one pass).
-    Candidates are taken from the lowest bound (or size) up; one whose bound exceeds the best size so far, or equals it and comes
-    after the best in order, is never picked, so is not measured. A Huffman candidate that is
-    measured is packed (its size is the payload's length): one is picked far more often than not,
-    and its payload is then not built twice.
+    Candidates are taken from the lowest bound (or size) up; one whose bound exceeds the best size
+    so far, or equals it and comes after the best in order, is never picked, so is not measured.
+    A Huffman candidate that is measured is packed (its size is the payload's length): one is
+    picked far more often than not, and its payload is then not built twice.
     """
     huffman = [s for m, s in candidates if m == "huffman"]
     huffman_bounds = dict(zip(huffman, huffman_size_bounds(groups, huffman))) if huffman else {}
