@@ -58,7 +58,7 @@ def disjoint_or_reduceat(x: np.ndarray, first: np.ndarray) -> np.ndarray:
     than ``reduceat`` over many short segments.
     """
     total = np.cumsum(x)
-    sums = total[np.append(first[1:], len(x)) - 1]
+    sums = total[np.concatenate((first[1:], [len(x)])) - 1]
     sums[1:] -= total[first[1:] - 1]
     return sums
 

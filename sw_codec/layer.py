@@ -250,7 +250,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     np.not_equal(sv[1:], sv[:-1], out=new[1:])
     new[::L] = True
     run_start = np.flatnonzero(new)
-    run_len = np.diff(np.append(run_start, R * L))
+    run_len = np.diff(run_start, append=R * L)
     run_val = sv[run_start].astype(np.int64)
     run_row = run_start // L
     row_first_run = np.searchsorted(run_row, np.arange(R))
@@ -271,7 +271,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     g_count = run_len[explicit_run]
     g_excl = np.cumsum(g_count) - g_count
     first_group_of_row = np.searchsorted(g_row, np.arange(R))
-    g_base = np.append(g_excl, g_count.sum())[first_group_of_row]
+    g_base = np.concatenate((g_excl, [g_count.sum()]))[first_group_of_row]
     e_pos = spos[member]
     if bits > _FREE_BITMAP_MAX_BITS:
         index_free = e_pos - smaller_before[np.flatnonzero(member) // L, e_pos]
@@ -283,7 +283,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     first_in_block[1:] = g_row[1:] != g_row[:-1]
     return dict(
         block_size=np.full(R, L),
-        num_values=np.diff(np.append(row_first_run, len(run_start))),
+        num_values=np.diff(row_first_run, append=len(run_start)),
         implicit=implicit_off - offset,
         block=g_row,
         value=run_val[explicit_run] - offset,
@@ -350,7 +350,8 @@ def _count_k(groups: Groups) -> int:
     cache = groups.__dict__
     if "_count_k" not in cache:
         z, order = count_codes(groups.count, groups.first_in_block, 0)
-        cache["_count_k"] = int(np.argmin([exp_golomb_length(z, order + k).sum() for k in range(4)]))
+        offsets = np.arange(4)[:, None]
+        cache["_count_k"] = int(np.argmin(exp_golomb_length(z[None, :], order[None, :] + offsets).sum(axis=1)))
     return cache["_count_k"]
 
 
@@ -461,7 +462,9 @@ def _search_huffman(groups: Groups, countings: tuple[str, ...], max_code_length:
     used_counts = candidates[used]
     terms = -(used_counts * np.log2(used_counts / np.repeat(candidates.sum(axis=1), used_per_table)))
     used_per_table, used_end = used_per_table.tolist(), used_end.tolist()
-    entropies = [float(np.add.reduce(terms[end - n : end])) for n, end in zip(used_per_table, used_end)]
+    # (A sum of one term is that term, of none 0.0: no numpy call for those.)
+    entropies = [float(np.add.reduce(terms[end - n : end])) if n > 1 else float(terms[end - 1]) if n else 0.0
+                 for n, end in zip(used_per_table, used_end)]
     cache = groups.__dict__.setdefault("_huffman_search_cache", {})
     row = 0
     for i, slots in enumerate(countings):
@@ -597,7 +600,7 @@ def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
     block_off = np.cumsum(block_fields_n) - block_fields_n
     cg = np.cumsum(group_fields) - group_fields
     first_group = np.searchsorted(groups.block, np.arange(B))
-    row_base = np.append(cg, group_fields.sum())[first_group]
+    row_base = np.concatenate((cg, [group_fields.sum()]))[first_group]
     group_off = block_off[groups.block] + 2 + cg - row_base[groups.block]
 
     total = int(block_fields_n.sum())
@@ -625,7 +628,7 @@ def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
 
     pad_at = block_off + block_fields_n - 1
     ends = np.cumsum(nbits)
-    block_bits_n = ends[pad_at] - np.append(0, ends[pad_at[:-1]]) if B else np.zeros(0, np.int64)
+    block_bits_n = ends[pad_at] - np.concatenate(([0], ends[pad_at[:-1]])) if B else np.zeros(0, np.int64)
     nbits[pad_at] = -block_bits_n % 8
     return values, nbits, (block_bits_n + nbits[pad_at]) // 8
 
