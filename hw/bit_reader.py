@@ -44,6 +44,13 @@ class BitReader(wiring.Component):
     ahead_bits : int
         Width of ``ahead``, ``window_bits <= ahead_bits <= 2 * window_bits + word_bits`` (the
         buffer). Default ``window_bits``.
+    late_take : bool
+        Default False. True adds the ``take`` input: the reader then consumes ``consume`` bits (or
+        aligns, with ``align``) only in cycles where ``take`` is high. ``consume`` and ``align``
+        drive the shifters and should come from registers; ``take`` may arrive late in the cycle,
+        because it only chooses between the buffer moved by the take and the buffer left in
+        place (both computed without it). ``align`` then skips to the next byte boundary
+        *instead of* consuming (``consume`` is ignored).
 
     Members
     -------
@@ -64,7 +71,10 @@ class BitReader(wiring.Component):
     ended : ``Out(1)``
         The word with ``last`` has been accepted; ``count`` will not grow any more.
     consume : ``In(range(window_bits + 1))``
-        Number of bits taken this cycle; must be ``<= count``.
+        Number of bits taken this cycle; must be ``<= count``. With ``late_take``: the number
+        taken if ``take`` is high.
+    take : ``In(1)``, only with ``late_take``
+        The consumer takes ``consume`` bits (or aligns, with ``align``) at this clock edge.
     align : ``In(1)``
         Skip to the next byte boundary of the stream, applied *after* ``consume`` in the same
         cycle (a no-op when already aligned). Never runs out of bits, because the reader only
@@ -89,7 +99,7 @@ class BitReader(wiring.Component):
     """
 
     def __init__(self, *, word_bits, window_bits=32, guard_overrun=True, align_alone=False,
-                 ahead_bits=None, place_after_shift=False):
+                 ahead_bits=None, place_after_shift=False, late_take=False):
         if word_bits not in (32, 64, 128):
             raise ValueError(f"word_bits must be 32, 64 or 128, not {word_bits!r}")
         if not isinstance(window_bits, int) or not 1 <= window_bits <= word_bits:
@@ -107,6 +117,7 @@ class BitReader(wiring.Component):
                              f"not {ahead_bits!r}")
         self._ahead_bits = ahead_bits
         self._place_after_shift = bool(place_after_shift)
+        self._late_take = bool(late_take)
 
         super().__init__({
             "i":       In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1}))),
@@ -120,6 +131,7 @@ class BitReader(wiring.Component):
             "align":   In(1),
             "error":   Out(1),
             "clear":   In(1),
+            **({"take": In(1)} if self._late_take else {}),
         })
 
     @property
@@ -163,14 +175,21 @@ class BitReader(wiring.Component):
         # exactly (level - consume) mod 8.
         overrun = Signal()
         shift   = Signal(range(W + 8))
-        m.d.comb += overrun.eq(self.consume > self.count)
-        if self._align_alone:
-            m.d.comb += shift.eq(self.consume | Mux(self.align, level[:3], 0))
+        if self._late_take:
+            # `align` replaces the consume amount: (level - 0) mod 8, never past `count`.
+            m.d.comb += [
+                shift.eq(Mux(self.align, level[:3], self.consume)),
+                overrun.eq(self.take & ~self.align & (self.consume > self.count)),
+            ]
         else:
-            with m.If(self.align):
-                m.d.comb += shift.eq(self.consume + (level[:3] - self.consume[:3])[:3])
-            with m.Else():
-                m.d.comb += shift.eq(self.consume)
+            m.d.comb += overrun.eq(self.consume > self.count)
+            if self._align_alone:
+                m.d.comb += shift.eq(self.consume | Mux(self.align, level[:3], 0))
+            else:
+                with m.If(self.align):
+                    m.d.comb += shift.eq(self.consume + (level[:3] - self.consume[:3])[:3])
+                with m.Else():
+                    m.d.comb += shift.eq(self.consume)
 
         # Bytes of the word in stream order: byte 0 in the most significant position.
         word_msb_first = Cat(*(self.i.payload.data.word_select(k, 8)
@@ -180,11 +199,40 @@ class BitReader(wiring.Component):
         filled = Signal(range(B + 1))
         m.d.comb += filled.eq(level + Mux(accept, Wd, 0))
         word = Cat(C(0, B - Wd), word_msb_first)
-        if not self._place_after_shift:
-            # An accepted word goes right after the buffered bits *before* the shift: its place
-            # depends only on registers, so the consume amount drives nothing but one shifter.
-            merged = Signal(B)
-            m.d.comb += merged.eq(buffer | Mux(accept, word >> level, 0))
+        # The incoming word right after the buffered bits, before any shift: its place depends
+        # only on registers.
+        merged = Signal(B)
+        m.d.comb += merged.eq(buffer | Mux(accept, word >> level, 0))
+        if self._late_take:
+            # Both outcomes are computed from `consume`/`align` and registers; the late `take`
+            # (and the overrun guard beside it) only selects one of them.
+            go = Signal()
+            m.d.comb += go.eq(self.take & ~overrun if self._guard_overrun else self.take)
+            # `keep`: else Yosys shares the word's two placement shifters behind a multiplexer
+            # of their amounts, which puts `take` in front of a shifter again.
+            moved = Signal(B, attrs={"keep": 1})
+            if self._place_after_shift:
+                word_at = Signal(range(B + 1))
+                m.d.comb += [
+                    word_at.eq(level - shift),
+                    moved.eq((buffer << shift)[:B] | Mux(accept, word >> word_at, 0)),
+                ]
+            else:
+                m.d.comb += moved.eq((merged << shift)[:B])
+            merged.attrs["keep"] = 1
+            moved_level = Signal.like(level)
+            m.d.comb += moved_level.eq(filled - shift)
+            shifted = Mux(go, moved, merged)
+            kept = Mux(go, moved_level, filled)
+            def clamped(limit):
+                """min(kept, limit), the late `take` at the last multiplexer."""
+                return Mux(go, Mux(moved_level >= limit, limit, moved_level),
+                           Mux(filled >= limit, limit, filled))
+
+            def reaches(limit):
+                return Mux(go, moved_level >= limit, filled >= limit)
+        elif not self._place_after_shift:
+            # The consume amount drives nothing but one shifter.
             # On an overrun nothing is consumed (the comparison runs beside the shifter).
             if self._guard_overrun:
                 shifted = Mux(overrun, merged, (merged << shift)[:B])
@@ -216,12 +264,18 @@ class BitReader(wiring.Component):
         with m.Else():
             kept_level = Signal.like(level)
             m.d.comb += kept_level.eq(kept)
+            if not self._late_take:
+                def clamped(limit):
+                    return Mux(kept_level >= limit, limit, kept_level)
+
+                def reaches(limit):
+                    return kept_level >= limit
             m.d.sync += [
                 buffer.eq(shifted),
                 level.eq(kept_level),
-                count.eq(Mux(kept_level >= W, W, kept_level)),
-                ahead_count.eq(Mux(kept_level >= A, A, kept_level)),
-                full.eq(kept_level >= W),
+                count.eq(clamped(W)),
+                ahead_count.eq(clamped(A)),
+                full.eq(reaches(W)),
             ]
             with m.If(accept & self.i.payload.last):
                 m.d.sync += ended.eq(1)

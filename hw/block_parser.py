@@ -125,9 +125,11 @@ class BlockParser(wiring.Component):
     when it fits the window, else 3 or more; a Huffman group's Rice context and table select 4,
     then 1 before its first field is decoded). Every consume amount is a register: a Huffman
     member's comes from the decoder, a repeat/distance member's is the group's ``width``, and a
-    header state's is ``read_bits``, set when the FSM enters the state. It is gated by
-    ``count >= amount`` (both registers) and by the state, so no multiplexer over the states'
-    widths sits before the bit reader's shifter. Nothing is consumed while ``o`` is stalled.
+    header state's is ``read_bits``, set when the FSM enters the state. The bit reader shifts by
+    that amount (chosen by the state alone) whether or not it is taken; the gates (``count >=
+    amount``, both registers, the state's condition, the member pipeline's room, ``error``) only
+    decide at the end of the cycle whether the shifted or the unshifted buffer is kept (the
+    reader's ``late_take``). Nothing is consumed while ``o`` is stalled.
     """
 
     def __init__(self, *, weight_bits, block_bits, word_bits=32, max_code_len=15, num_tables=4,
@@ -190,25 +192,24 @@ class BlockParser(wiring.Component):
         ahead = max(W, 2 * self._max_code_len + P)
         m.submodules.reader = reader = BitReader(word_bits=self._word_bits, window_bits=W,
                                                  guard_overrun=False, align_alone=True,
-                                                 ahead_bits=ahead, place_after_shift=True)
+                                                 ahead_bits=ahead, place_after_shift=True,
+                                                 late_take=True)
         m.submodules.huffman = huffman = CanonicalHuffmanDecoder(
             max_code_len=self._max_code_len, num_tables=self._num_tables, window_bits=ahead,
             max_extra_bits=P)
         wiring.connect(m, wiring.flipped(self.i), reader.i)
 
         window, count, ended = reader.window, reader.count, reader.ended
-        consume = Signal(range(W + 1))
         align = Signal()
         error = Signal()
         member_gate = Signal()                   # MEMBERS may consume `member_bits`
-        member_bits = Signal(range(W + 1))
-        m.d.comb += [
-            reader.clear.eq(self.clear),
-            # Nothing is consumed once an error is flagged (a pipeline stage may flag it while
-            # the FSM is in any state). Member fields bypass the FSM's multiplexer.
-            reader.consume.eq(Mux(error, 0, consume) | Mux(member_gate, member_bits, 0)),
-            reader.align.eq(align & ~error),
-        ]
+        member_bits = Signal(range(W + 1))       # ... that many bits
+        member_fits = Signal()                   # ... if the field is there
+        # The reader's amount (`consume`, or `align` to the byte boundary) comes from registers
+        # and the state; whether it is taken this cycle (`take`) is decided late, from the gates
+        # below, and only selects between the reader's moved and unmoved buffer. Nothing is
+        # consumed once an error is flagged (a pipeline stage may flag it in any state).
+        m.d.comb += reader.clear.eq(self.clear)
 
         def peek(nbits):
             """The next `nbits` stream bits (an int or a signal <= W) as an unsigned value."""
@@ -261,6 +262,16 @@ class BlockParser(wiring.Component):
         eg_total = Signal(range(2 * W + max_eg_k + 2))
         eg_whole = Signal()
         RET_M, RET_DELTA, RET_COUNT = 0, 1, 2
+        # A count's range check and value, prepared by EG_SCAN (see GOT_COUNT).
+        cnt_even_min = Signal(signed(max_eg_k + P + 4))
+        cnt_even_max = Signal.like(cnt_even_min)
+        cnt_odd_min = Signal.like(cnt_even_min)
+        cnt_odd_max = Signal.like(cnt_even_min)
+        cnt_base_even = Signal(P + 1)
+        cnt_base_odd = Signal(P + 1)
+        # A value delta's range check, prepared by EG_SCAN (see GOT_DELTA).
+        value_room = Signal(signed(b + 2))
+        value_to_implicit = Signal(signed(b + 2))
 
         # --- Output register ---
         # Members leave through a two-stage pipeline after the field is consumed (S2: the
@@ -302,7 +313,7 @@ class BlockParser(wiring.Component):
             # index check first. No state fails while consuming, so waiting loses nothing.
             with m.If(pipe_empty & ~error):
                 m.d.sync += [error.eq(1), error_code.eq(code)]
-                m.next = "ERROR"
+                goto("ERROR")
 
         in_state = [None]                        # the state being described (for `read`)
 
@@ -318,7 +329,7 @@ class BlockParser(wiring.Component):
 
             def __exit__(self_, *exc):
                 with m.If(error):
-                    m.next = "ERROR"
+                    goto("ERROR")
                 in_state[0] = None
                 return self_.ctx.__exit__(*exc)
 
@@ -329,21 +340,26 @@ class BlockParser(wiring.Component):
         read_bits = Signal(range(W + 1))
         read_now = Signal()
         read_fits = Signal()
-        m.d.comb += [
-            read_fits.eq(count >= read_bits),
-            consume.eq(Mux(read_now & read_fits, read_bits, 0)),
-        ]
+        m.d.comb += read_fits.eq(count >= read_bits)
         READ_BITS = {"COUNT_K": COUNT_K_BITS, "RICE_BIAS": RICE_BIAS_BITS,
                      "TABLES_LOG2": TABLES_LOG2_BITS, "TABLE_SYMBOLS": SYMBOL_BITS,
                      "TABLE_MAX_LEN": LENGTH_BITS, "TABLE_COUNT": COUNT_BITS,
                      "TABLE_SYMBOL": SYMBOL_BITS, "RAW_MEMBER": b, "IMPLICIT": b, "GROUP": b,
                      "WIDTH": DISTANCE_WIDTH_BITS}
 
+        # Every transition goes through `goto`, so these flags always tell the state the FSM
+        # is in as registers of their own (they choose the bit reader's amount, whose path to
+        # the buffer should not start with a state decode).
+        in_members = Signal()                    # MEMBERS: the reader takes `member_bits`
+        in_align = Signal()                      # ALIGN, BLOCK_END: the reader aligns
+
         def goto(name):
-            """``m.next = name``, and the width of the field that state reads."""
+            """``m.next = name``, the width of the field that state reads, and the flags."""
             m.next = name
             if name in READ_BITS:
                 m.d.sync += read_bits.eq(READ_BITS[name])
+            m.d.sync += [in_members.eq(name == "MEMBERS"),
+                         in_align.eq(name in ("ALIGN", "BLOCK_END"))]
 
         def read(nbits=None, when=C(1)):
             """`with read() as v:` runs its body when the state's field is there (and `when`),
@@ -370,7 +386,7 @@ class BlockParser(wiring.Component):
 
         def start_eg(k, ret):
             m.d.sync += [eg_k.eq(k), eg_ret.eq(ret), eg_zeros.eq(0)]
-            m.next = "EG_SCAN"
+            goto("EG_SCAN")
 
         # --- Datapath of the group header: domain, Rice context, widths ---
         n_bits = _bit_length(m, n - 1, "n_bits")                  # bitlen(n - 1)
@@ -434,13 +450,15 @@ class BlockParser(wiring.Component):
                 field_bits.eq(huffman.consume),
                 field_ready.eq(huffman.valid & (full | ended)),
                 field_bad_code.eq(huffman.invalid),
-                member_bits.eq(Mux(huffman.valid, huffman.consume, 0)),
+                member_bits.eq(huffman.consume),
+                member_fits.eq(huffman.valid),
             ]
         with m.Else():
             m.d.comb += [
                 field_bits.eq(width),
                 field_ready.eq(count >= width),
-                member_bits.eq(Mux(count >= width, width, 0)),
+                member_bits.eq(width),
+                member_fits.eq(count >= width),
             ]
 
         # Stage 2: the field (the Huffman decoder's distance, or the raw field).
@@ -481,7 +499,7 @@ class BlockParser(wiring.Component):
                 with m.If((self.layer_block_bits < MIN_BLOCK_BITS) | (self.layer_block_bits > P)):
                     fail(ParserError.BAD_BLOCK_BITS)
                 with m.Elif(self.mode == Mode.RAW):
-                    m.next = "BLOCK_CMD"
+                    goto("BLOCK_CMD")
                 with m.Else():
                     goto("COUNT_K")
 
@@ -492,7 +510,7 @@ class BlockParser(wiring.Component):
                     with m.If(self.mode == Mode.HUFFMAN):
                         goto("RICE_BIAS")
                     with m.Else():
-                        m.next = "ALIGN"
+                        goto("ALIGN")
 
             with state("RICE_BIAS"):
                 with read() as v:
@@ -529,7 +547,7 @@ class BlockParser(wiring.Component):
                     m.d.comb += [huffman.load_count_en.eq(1), huffman.load_count.eq(v)]
                     m.d.sync += lengths_left.eq(lengths_left - 1)
                     with m.If(lengths_left == 1):
-                        m.next = "TABLE_COUNTS_DONE"
+                        goto("TABLE_COUNTS_DONE")
 
             with state("TABLE_COUNTS_DONE"):
                 # Over-subscribed or more codes than symbols: stop before reading the symbols.
@@ -537,7 +555,7 @@ class BlockParser(wiring.Component):
                 with m.If(huffman.load_error):
                     fail(ParserError.BAD_TABLE)
                 with m.Elif(huffman.load_total == 0):
-                    m.next = "TABLE_DONE"
+                    goto("TABLE_DONE")
                 with m.Else():
                     goto("TABLE_SYMBOL")
 
@@ -546,20 +564,20 @@ class BlockParser(wiring.Component):
                     m.d.comb += [huffman.load_symbol_en.eq(1), huffman.load_symbol.eq(v)]
                     m.d.sync += symbols_left.eq(symbols_left - 1)
                     with m.If(symbols_left == 1):
-                        m.next = "TABLE_DONE"
+                        goto("TABLE_DONE")
 
             with state("TABLE_DONE"):
                 with m.If(huffman.load_error | huffman.load_incomplete):
                     fail(ParserError.BAD_TABLE)
                 with m.Elif(table_i == (1 << tables_log2) - 1):
-                    m.next = "ALIGN"
+                    goto("ALIGN")
                 with m.Else():
                     m.d.sync += table_i.eq(table_i + 1)
                     goto("TABLE_SYMBOLS")
 
             with state("ALIGN"):
                 m.d.comb += align.eq(1)
-                m.next = "BLOCK_CMD"
+                goto("BLOCK_CMD")
 
             # --- Blocks ---
             with state("BLOCK_CMD"):
@@ -570,7 +588,7 @@ class BlockParser(wiring.Component):
                     with m.If((size == 0) | (size > (1 << self.layer_block_bits))):
                         fail(ParserError.BAD_BLOCK_BITS)
                     with m.Elif(self.mode == Mode.RAW):
-                        m.next = "RAW_BLOCK"
+                        goto("RAW_BLOCK")
                     with m.Else():
                         start_eg(0, RET_M)
 
@@ -585,12 +603,12 @@ class BlockParser(wiring.Component):
                     emit(TokenKind.MEMBER, v.as_signed(), last_index, first=1, absolute=1)
                     m.d.sync += last_index.eq(last_index + 1)
                     with m.If(last_index == n - 1):
-                        m.next = "RAW_END"
+                        goto("RAW_END")
 
             with state("RAW_END"):
                 with m.If(can_emit):
                     emit(TokenKind.END)
-                    m.next = "BLOCK_CMD"
+                    goto("BLOCK_CMD")
 
             # Exp-Golomb subroutine. EG_SCAN registers where the first one bit of the window
             # is (and how many bits are valid); EG_ZEROS consumes the zeros from those
@@ -617,20 +635,37 @@ class BlockParser(wiring.Component):
                     # else every bit there is (all zeros).
                     read_bits.eq(Mux(whole, total, Mux(one, leading, count))),
                 ]
-                m.next = "EG_ZEROS"
+                # For a count (GOT_COUNT), from p, K and free, which the code does not change:
+                # 1 <= c < free holds for y in [K + 2 - 2p, 2 free - 2p + K) if z is even and
+                # in (2p + K - 1 - 2 free, 2p + K - 3] if z is odd, and c = base + y >> 1 or
+                # base - y >> 1 (mod 2**(P + 1), exact when in range).
+                K = Signal(max_eg_k + 1)
+                m.d.comb += K.eq(1 << eg_k)
+                m.d.sync += [
+                    cnt_even_min.eq(K + 2 - (prev_count << 1)),
+                    cnt_even_max.eq((free << 1) - (prev_count << 1) + K),
+                    cnt_odd_min.eq((prev_count << 1) + K - 1 - (free << 1)),
+                    cnt_odd_max.eq((prev_count << 1) + K - 3),
+                    cnt_base_even.eq(prev_count - (K >> 1)),
+                    cnt_base_odd.eq(prev_count + (K >> 1) - (eg_k != 0)),
+                    # For a value delta (GOT_DELTA), from the previous value and the implicit.
+                    value_room.eq(hi - value),
+                    value_to_implicit.eq(implicit - value),
+                ]
+                goto("EG_ZEROS")
 
             def eg_return():
                 with m.Switch(eg_ret):
                     with m.Case(RET_M):
-                        m.next = "GOT_M"
+                        goto("GOT_M")
                     with m.Case(RET_DELTA):
-                        m.next = "GOT_DELTA"
+                        goto("GOT_DELTA")
                     with m.Default():
-                        m.next = "GOT_COUNT"
+                        goto("GOT_COUNT")
 
             with state("EG_ZEROS"):
                 zeros = eg_zeros + eg_leading
-                m.next = "EG_SCAN"
+                goto("EG_SCAN")
                 with m.If(eg_whole):
                     # The leading zeros add nothing to the value: y is the code read as a number.
                     with read(eg_total) as v:
@@ -647,7 +682,7 @@ class BlockParser(wiring.Component):
                             read_bits.eq(Mux(need > W, W, need)),
                             eg_acc.eq(0),
                         ]
-                        m.next = "EG_VALUE"
+                        goto("EG_VALUE")
                 with m.Elif(eg_count != 0):
                     with m.If(eg_too_long):
                         fail(ParserError.EG_TOO_LONG)
@@ -682,7 +717,7 @@ class BlockParser(wiring.Component):
                     m.d.sync += implicit.eq(v.as_signed())
                     emit(TokenKind.BLOCK, v.as_signed(), n)
                     with m.If(groups_left == 0):
-                        m.next = "BLOCK_END"
+                        goto("BLOCK_END")
                     with m.Else():
                         goto("GROUP")
 
@@ -700,21 +735,28 @@ class BlockParser(wiring.Component):
             with state("GOT_DELTA"):
                 # eg_acc = (value - previous - 1) + 1
                 with m.If(pipe_empty):     # the member pipeline uses value/domain
-                    new_value = value + eg_acc
-                    with m.If((new_value > hi) | (new_value == implicit)):
+                    new_value = (value + eg_acc[:b])[:b].as_signed()
+                    # value + eg_acc > hi, or == implicit, against thresholds from EG_SCAN.
+                    with m.If((eg_acc > value_room) | (eg_acc == value_to_implicit)):
                         fail(ParserError.VALUE_RANGE)
                     with m.Else():
                         m.d.sync += value.eq(new_value)
                         start_eg(count_k + (prev_count_len >> 1), RET_COUNT)
 
             with state("GOT_COUNT"):
-                # eg_acc = z + 2**k_c; z is the zigzag of r = c - p: 2r (r >= 0), -2r - 1 (r < 0).
+                # eg_acc = y = z + K, K = 2**k_c; z is the zigzag of r = c - p: 2r (r >= 0),
+                # -2r - 1 (r < 0). So c = p + (y - K) / 2 when z is even, p - (y - K + 1) / 2
+                # when z is odd, and 1 <= c < free is a range of y (see EG_SCAN).
+                # From y = eg_acc and the thresholds EG_SCAN registered: the range check is
+                # two comparisons of y, and c a (P + 1)-bit add, side by side.
+                z_odd = eg_acc[0] ^ (eg_k == 0)
+                half = eg_acc[1:]                                       # y >> 1
+                c_bad = Mux(z_odd, (eg_acc > cnt_odd_max) | (eg_acc <= cnt_odd_min),
+                            (eg_acc < cnt_even_min) | (eg_acc >= cnt_even_max))
+                c = Signal(range(2 ** P + 1))
+                m.d.comb += c.eq(Mux(z_odd, cnt_base_odd - half, cnt_base_even + half))
                 with m.If(pipe_empty):     # the member pipeline uses value/domain
-                    z = Signal(eg_value_bits)
-                    c = Signal(signed(eg_value_bits + 2))
-                    m.d.comb += z.eq(eg_acc - (C(1, max_eg_k + 1) << eg_k))
-                    m.d.comb += c.eq(Mux(z[0], prev_count - (z >> 1) - 1, prev_count + (z >> 1)))
-                    with m.If((c < 1) | (c >= free)):
+                    with m.If(c_bad):
                         fail(ParserError.COUNT_RANGE)
                     with m.Else():
                         m.d.sync += [
@@ -724,7 +766,7 @@ class BlockParser(wiring.Component):
                             first_member.eq(1),
                             domain.eq(Mux(self.slots == Slots.FREE, free, n)),
                         ]
-                        m.next = "GROUP_SETUP"
+                        goto("GROUP_SETUP")
 
             with state("GROUP_SETUP"):
                 m.d.sync += [
@@ -735,20 +777,20 @@ class BlockParser(wiring.Component):
                 with m.If(self.mode == Mode.DISTANCE):
                     goto("WIDTH")
                 with m.Elif(self.mode == Mode.HUFFMAN):
-                    m.next = "GROUP_K"
+                    goto("GROUP_K")
                 with m.Else():
-                    m.next = "MEMBERS"
+                    goto("MEMBERS")
 
             with state("GROUP_K"):
                 m.d.sync += [
                     x_reg.eq(x),
                     rice_k.eq(Mux(k0 > rice_bias, k0 - rice_bias, 0)),
                 ]
-                m.next = "GROUP_TABLE"
+                goto("GROUP_TABLE")
 
             with state("GROUP_TABLE"):
                 m.d.sync += rice_table_reg.eq(rice_table)
-                m.next = "GROUP_SELECT"
+                goto("GROUP_SELECT")
 
             with state("GROUP_SELECT"):
                 # The Huffman decoder copies the group's table into its registers.
@@ -758,7 +800,7 @@ class BlockParser(wiring.Component):
                     huffman.rice_k.eq(rice_k),
                     huffman.escape_bits.eq(escape_bits),
                 ]
-                m.next = "MEMBERS"
+                goto("MEMBERS")
 
             with state("WIDTH"):
                 with read() as v:
@@ -766,7 +808,7 @@ class BlockParser(wiring.Component):
                     with m.If(v > n_bits):
                         fail(ParserError.WIDTH_RANGE)
                     with m.Else():
-                        m.next = "MEMBERS"
+                        goto("MEMBERS")
 
             with state("MEMBERS"):
                 # The consume path: the decoder's registered code length + extra bits -> reader,
@@ -787,7 +829,7 @@ class BlockParser(wiring.Component):
                                 first_group.eq(0),
                             ]
                             with m.If(groups_left == 1):
-                                m.next = "BLOCK_END"
+                                goto("BLOCK_END")
                             with m.Else():
                                 start_eg(0, RET_DELTA)      # the next group's value delta
                 with m.Elif(field_bad_code):
@@ -801,10 +843,19 @@ class BlockParser(wiring.Component):
                 with m.If(can_emit):
                     emit(TokenKind.END)
                     m.d.comb += align.eq(1)
-                    m.next = "BLOCK_CMD"
+                    goto("BLOCK_CMD")
 
             with m.State("ERROR"):
                 pass
+
+        # The reader: members take the field's size (the decoder's registered code length plus
+        # extra bits, or the group's width), header states `read_bits`, the align states the
+        # bits to the next byte boundary.
+        m.d.comb += [
+            reader.consume.eq(Mux(in_members, member_bits, read_bits)),
+            reader.align.eq(in_align),
+            reader.take.eq(~error & ((read_now & read_fits) | (member_gate & member_fits) | align)),
+        ]
 
         # Stage 3 (after the FSM: its error is the earlier one in the stream and wins).
         with m.If(s3_valid & ~error):

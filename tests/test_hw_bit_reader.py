@@ -257,3 +257,71 @@ def test_parser_variant_bit_exact(word_bits, place_after_shift):
 
     run(dut, producer, consumer, max_cycles=5000)
     assert got
+
+
+@pytest.mark.parametrize("guard_overrun", [False, True])
+@pytest.mark.parametrize("word_bits", WORD_BITS)
+def test_late_take_consumes_only_when_taken(word_bits, guard_overrun):
+    """late_take=True (the BlockParser's reader): `consume` and `align` are offered every cycle
+    with random values, and only cycles with `take` move the stream; with the guard, an
+    offered overrun without `take` is no error."""
+    rng = random.Random(word_bits + 11)
+    data = padded(bytes(rng.randrange(256) for _ in range(200)), word_bits)
+    dut = BitReader(word_bits=word_bits, window_bits=32, guard_overrun=guard_overrun,
+                    ahead_bits=44, place_after_shift=True, late_take=True)
+    got = []
+
+    async def producer(ctx):
+        await make_producer(dut, data, random.Random(1), stall=0.2)(ctx)
+
+    async def consumer(ctx):
+        bits = "".join(format(x, "08b") for x in data)
+        pos = 0
+        while pos < len(bits):
+            count = ctx.get(dut.count)
+            window = format(ctx.get(dut.window), "032b")
+            ahead, ahead_count = format(ctx.get(dut.ahead), "044b"), ctx.get(dut.ahead_count)
+            assert count == min(32, ahead_count)
+            assert window[:count] == bits[pos:pos + count]
+            assert ahead[:ahead_count] == bits[pos:pos + ahead_count]
+            assert ahead[ahead_count:] == "0" * (44 - ahead_count)
+            align = rng.random() < 0.1
+            take = rng.random() < 0.6
+            amount = rng.randint(0, min(count, 32)) if take or not guard_overrun else rng.randint(0, 32)
+            ctx.set(dut.align, align)
+            ctx.set(dut.consume, amount)
+            ctx.set(dut.take, take)
+            if take:
+                pos = (pos + 7) // 8 * 8 if align else pos + amount
+            await ctx.tick()
+            ctx.set(dut.take, 0)
+            assert not ctx.get(dut.error)
+        got.append(pos)
+
+    run(dut, producer, consumer, max_cycles=5000)
+    assert got
+
+
+def test_late_take_overrun_sets_error():
+    """With late_take and the guard, a taken overrun flags the sticky error and moves nothing."""
+    dut = BitReader(word_bits=32, window_bits=32, late_take=True)
+    flagged = []
+
+    async def producer(ctx):
+        await make_producer(dut, bytes([0xA5, 0x3C, 0x0F, 0xF0]), random.Random(0))(ctx)
+
+    async def consumer(ctx):
+        await ctx.tick().until(dut.ended)
+        count, window = ctx.get(dut.count), ctx.get(dut.window)
+        ctx.set(dut.consume, count + 1)
+        await ctx.tick()
+        assert not ctx.get(dut.error), "an overrun that is not taken is no error"
+        ctx.set(dut.take, 1)
+        await ctx.tick()
+        ctx.set(dut.take, 0)
+        assert ctx.get(dut.error), "error not flagged"
+        assert (ctx.get(dut.count), ctx.get(dut.window)) == (count, window), "bits were consumed"
+        flagged.append(True)
+
+    run(dut, producer, consumer, max_cycles=200)
+    assert flagged

@@ -327,6 +327,79 @@ def test_error_codes():
     assert run.error == ParserError.BAD_BLOCK_BITS
 
 
+def _two_group_block(count_k, z1, z2, n=32, value2=5, implicit=0):
+    """A distance/free stream of one block of `n` (FORMAT.md "Block") with `implicit`, values
+    3 and `value2` with count codes z1 and z2 (zigzag residuals against the previous count),
+    members of width 0."""
+    from sw_codec.bits import BitWriter
+
+    c1 = z1 // 2 if z1 % 2 == 0 else -(z1 + 1) // 2
+    w = BitWriter()
+    w.write(count_k, 4)
+    w.align()
+    w.write_exp_golomb(3 - 1, 0)                       # m = 3
+    w.write(implicit & 0xFF, 8)
+    w.write(3, 8)                                      # value 3
+    w.write_exp_golomb(z1, count_k)                    # k_c = count_k + bitlen(0) >> 1
+    w.write(0, 5)                                      # width 0: every distance is 0
+    w.write_exp_golomb(value2 - 3 - 1, 0)              # value2 > 3
+    w.write_exp_golomb(z2, count_k + (max(c1, 0).bit_length() >> 1))
+    w.write(0, 5)
+    w.align()
+    return w.getvalue()
+
+
+def _zigzag(r):
+    return 2 * r if r >= 0 else -2 * r - 1
+
+
+@pytest.mark.parametrize("count_k", [0, 3])
+def test_count_range_boundaries(count_k):
+    """Counts at and around the edges of 1 <= c <= free - 1, from both signs of the residual:
+    COUNT_RANGE exactly where sw_codec fails, the same tokens elsewhere."""
+    n = 32
+    cases = [(_zigzag(c1), 0) for c1 in (-1, 0, 1, n - 1, n)]        # the first group, p = 0
+    for c1 in (1, 6, 20):
+        free = n - c1
+        cases += [(_zigzag(c1), _zigzag(c2 - c1)) for c2 in (-1, 0, 1, 2, free - 2, free - 1, free)]
+    bad = 0
+    for z1, z2 in cases:
+        stream = _two_group_block(count_k, z1, z2, n)
+        try:
+            expected = contiguous_trace(pad_to_words(stream, 32), n, 8, "distance", "free", 5)
+        except FormatError:
+            expected = None
+        dut = parser(weight_bits=8, block_bits=5)
+        run = Run(dut, stream, [n], mode=2, slots=1, block_bits=5).run(max_cycles=2000)
+        if expected is None:
+            assert run.error == ParserError.COUNT_RANGE, (z1, z2, run.error)
+            bad += 1
+        else:
+            assert run.error is None, (z1, z2, run.error)
+            assert_tokens(run.tokens, expected)
+    assert 0 < bad < len(cases)
+
+
+@pytest.mark.parametrize("value2, implicit, ok", [(127, 0, True), (128, 0, False), (300, 0, False),
+                                                  (10, 10, False), (10, -1, True), (4, 4, False)])
+def test_value_range_boundaries(value2, implicit, ok):
+    """A value delta up to the top of the b-bit range is taken; past it, or onto the implicit
+    value, it is VALUE_RANGE, as in sw_codec."""
+    stream = _two_group_block(0, _zigzag(4), _zigzag(0), 32, value2=value2, implicit=implicit)
+    try:
+        expected = contiguous_trace(pad_to_words(stream, 32), 32, 8, "distance", "free", 5)
+    except FormatError:
+        expected = None
+    assert (expected is not None) == ok
+    dut = parser(weight_bits=8, block_bits=5)
+    run = Run(dut, stream, [32], mode=2, slots=1, block_bits=5).run(max_cycles=2000)
+    if ok:
+        assert run.error is None
+        assert_tokens(run.tokens, expected)
+    else:
+        assert run.error == ParserError.VALUE_RANGE
+
+
 @pytest.mark.parametrize("kwargs, name", [
     ({"weight_bits": 6, "block_bits": 5}, "weight_bits"),
     ({"weight_bits": 8, "block_bits": 17}, "block_bits"),
