@@ -282,7 +282,12 @@ class DistanceAccumulator(wiring.Component):
 
         # Stage B: per-byte popcount of the word read, the byte holding the `a_rank`-th free slot.
         m.submodules.byte_select = byte_select = _ByteSelect(W, GB)
-        m.d.comb += [byte_select.bits.eq(~cur), byte_select.rank.eq(a_rank)]
+        # (The epoch test goes beside the popcounts: a stale word is all free.)
+        m.d.comb += [
+            byte_select.bits.eq(~rp.data.claims),
+            byte_select.all_ones.eq(rp.data.epoch != epoch),
+            byte_select.rank.eq(a_rank),
+        ]
         # Stage C: the slot inside the byte.
         m.submodules.bit_select = bit_select = _BitSelect(GB)
         m.d.comb += [bit_select.bits.eq(c_bits), bit_select.rank.eq(c_rank)]
@@ -523,12 +528,15 @@ class DistanceAccumulator(wiring.Component):
 class _ByteSelect(Elaboratable):
     """First half of the select: ``bits`` in groups ("bytes") of ``group`` bits, popcounted in
     parallel; ``byte`` is the group holding the ``rank``-th one (from 0), ``byte_bits`` its bits
-    and ``byte_rank`` the rank inside it (meaningful if ``rank`` < the number of ones)."""
+    and ``byte_rank`` the rank inside it (meaningful if ``rank`` < the number of ones).
+    ``all_ones`` reads ``bits`` as all ones: it is applied to the popcounts, beside them, not in
+    front of them."""
 
     def __init__(self, width, group):
         self.width = width
         self.group = group
         self.bits      = Signal(width)
+        self.all_ones  = Signal()
         self.rank      = Signal(range(width))
         self.byte      = Signal(range(max(2, width // group)))
         self.byte_bits = Signal(group)
@@ -538,10 +546,11 @@ class _ByteSelect(Elaboratable):
         m = Module()
         W, G = self.width, self.group
         K = W // G
-        groups = [self.bits[k * G:(k + 1) * G] for k in range(K)]
+        groups = [Mux(self.all_ones, C(2 ** G - 1, G), self.bits[k * G:(k + 1) * G])
+                  for k in range(K)]
         group_count = [Signal(range(G + 1), name=f"group_count{k}") for k in range(K)]
         for k in range(K):
-            m.d.comb += group_count[k].eq(sum(groups[k]))
+            m.d.comb += group_count[k].eq(Mux(self.all_ones, G, sum(self.bits[k * G:(k + 1) * G])))
         # Ones in the groups below group k, as balanced sums.
         below = [Signal(range(W + 1), name=f"below{k}") for k in range(K)]
         for k in range(K):
