@@ -216,6 +216,18 @@ def test_parameters_checked(kwargs):
         BitReader(**kwargs)
 
 
+def check_view(ctx, dut, bits, pos):
+    """Check the 44-bit `ahead` view (and that `count` agrees with it) against the stream `bits`
+    read from `pos`; returns `count` and `window` (as a bit string)."""
+    count = ctx.get(dut.count)
+    window = format(ctx.get(dut.window), "032b")
+    ahead, ahead_count = format(ctx.get(dut.ahead), "044b"), ctx.get(dut.ahead_count)
+    assert count == min(32, ahead_count)
+    assert ahead[:ahead_count] == bits[pos:pos + ahead_count]
+    assert ahead[ahead_count:] == "0" * (44 - ahead_count)
+    return count, window
+
+
 @pytest.mark.parametrize("place_after_shift", [False, True])
 @pytest.mark.parametrize("word_bits", WORD_BITS)
 def test_parser_variant_bit_exact(word_bits, place_after_shift):
@@ -235,11 +247,7 @@ def test_parser_variant_bit_exact(word_bits, place_after_shift):
         bits = "".join(format(x, "08b") for x in data)
         pos = 0
         while pos < len(bits):
-            count = ctx.get(dut.count)
-            window = format(ctx.get(dut.window), "032b")
-            ahead, ahead_count = format(ctx.get(dut.ahead), "044b"), ctx.get(dut.ahead_count)
-            assert ahead[:ahead_count] == bits[pos:pos + ahead_count]
-            assert ahead[ahead_count:] == "0" * (44 - ahead_count)
+            count, window = check_view(ctx, dut, bits, pos)
             if rng.random() < 0.1:
                 ctx.set(dut.align, 1)
                 ctx.set(dut.consume, 0)
@@ -278,13 +286,8 @@ def test_late_take_consumes_only_when_taken(word_bits, guard_overrun):
         bits = "".join(format(x, "08b") for x in data)
         pos = 0
         while pos < len(bits):
-            count = ctx.get(dut.count)
-            window = format(ctx.get(dut.window), "032b")
-            ahead, ahead_count = format(ctx.get(dut.ahead), "044b"), ctx.get(dut.ahead_count)
-            assert count == min(32, ahead_count)
+            count, window = check_view(ctx, dut, bits, pos)
             assert window[:count] == bits[pos:pos + count]
-            assert ahead[:ahead_count] == bits[pos:pos + ahead_count]
-            assert ahead[ahead_count:] == "0" * (44 - ahead_count)
             align = rng.random() < 0.1
             take = rng.random() < 0.6
             amount = rng.randint(0, min(count, 32)) if take or not guard_overrun else rng.randint(0, 32)
