@@ -222,8 +222,12 @@ class DistanceAccumulator(wiring.Component):
         clear_addr = Signal(range(NW))
 
         # The word on the read port, as claims of this block.
+        stale = Signal()                        # the word is from an earlier block: all free
         cur = Signal(W)
-        m.d.comb += cur.eq(Mux(rp.data.epoch == epoch, rp.data.claims, 0))
+        m.d.comb += [
+            stale.eq(rp.data.epoch != epoch),
+            cur.eq(Mux(stale, 0, rp.data.claims)),
+        ]
 
         # The member's index in its domain.
         idx = Signal(P + 2)
@@ -285,7 +289,7 @@ class DistanceAccumulator(wiring.Component):
         # (The epoch test goes beside the popcounts: a stale word is all free.)
         m.d.comb += [
             byte_select.bits.eq(~rp.data.claims),
-            byte_select.all_ones.eq(rp.data.epoch != epoch),
+            byte_select.all_ones.eq(stale),
             byte_select.rank.eq(a_rank),
         ]
         # Stage C: the slot inside the byte.
@@ -546,11 +550,11 @@ class _ByteSelect(Elaboratable):
         m = Module()
         W, G = self.width, self.group
         K = W // G
-        groups = [Mux(self.all_ones, C(2 ** G - 1, G), self.bits[k * G:(k + 1) * G])
-                  for k in range(K)]
+        read = [self.bits[k * G:(k + 1) * G] for k in range(K)]
+        groups = [Mux(self.all_ones, C(2 ** G - 1, G), read[k]) for k in range(K)]
         group_count = [Signal(range(G + 1), name=f"group_count{k}") for k in range(K)]
         for k in range(K):
-            m.d.comb += group_count[k].eq(Mux(self.all_ones, G, sum(self.bits[k * G:(k + 1) * G])))
+            m.d.comb += group_count[k].eq(Mux(self.all_ones, G, sum(read[k])))
         # Ones in the groups below group k, as balanced sums.
         below = [Signal(range(W + 1), name=f"below{k}") for k in range(K)]
         for k in range(K):
