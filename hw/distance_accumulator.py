@@ -39,8 +39,9 @@ class DistanceAccumulator(wiring.Component):
     (``base``: free slots in the words before), A sums the counts of the next ``skip_words``
     words and picks the first word whose running total exceeds ``index - base``; the member is
     accepted and that word is read (sync read port). If the window holds too few free slots,
-    A moves ``base`` past it in one cycle and the member waits. Stage B popcounts the word
-    read per byte and picks the byte holding the ``rank``-th free slot; stage C selects the
+    A moves ``base`` past it in one cycle and the member waits. Each bitmap word also holds
+    its per-byte free counts, written with its claims, so stage B reads them instead of
+    counting: it sums them and picks the byte holding the ``rank``-th free slot; stage C selects the
     slot inside that byte (registered between them, so the select is two short paths), and
     keeps the group's claims in that word pending; when the group moves to another word they
     are written back and the word's count drops by their number. A slot at or past ``n`` is
@@ -157,8 +158,17 @@ class DistanceAccumulator(wiring.Component):
         WB = W.bit_length() - 1                 # position = Cat(bit in word, word index)
         CW = W.bit_length()                     # width of a word's free count (0..W)
 
-        entry = data.StructLayout({"claims": W, "epoch": G})
-        m.submodules.bitmap = bitmap = Memory(shape=entry, depth=NW, init=[])
+        GB = min(8, W)                          # slots per byte
+        NB = W // GB                            # bytes per word
+        FB = GB.bit_length()                    # width of a byte's free count (0..GB)
+        # `free`: the free slots (zero claim bits) of each byte, FB bits per byte, kept beside
+        # the claims and written with them (every write keeps free == popcounts of ~claims),
+        # so that stage B does not count them.
+        entry = data.StructLayout({"claims": W, "free": NB * FB, "epoch": G})
+        all_free = Cat(*(C(GB, FB) for _ in range(NB)))
+        empty = {"claims": 0, "free": sum(GB << (k * FB) for k in range(NB)), "epoch": 0}
+        m.submodules.bitmap = bitmap = Memory(shape=entry, depth=NW, init=[empty] * NW)
+        self._bitmap = bitmap                   # for white-box tests
         wp = bitmap.write_port()
         rp = bitmap.read_port(transparent_for=(wp,))
 
@@ -193,11 +203,11 @@ class DistanceAccumulator(wiring.Component):
         # Free mode, stage C: the member with its byte of the word found (stage B counts the
         # free slots per byte and picks the byte holding the `a_rank`-th one); C selects the
         # slot inside the byte, checks it against `n` and claims it.
-        GB = min(8, W)                          # slots per byte
         c_valid   = Signal()
         c_value   = Signal(self._weight_bits)
         c_word    = Signal(range(NW))
         c_cur     = Signal(W)                   # the word's claims as read
+        c_counts  = Signal(NB * FB)             # and its per-byte free counts
         c_byte    = Signal(range(max(2, W // GB)))
         c_bits    = Signal(GB)                  # the byte's free slots
         c_rank    = Signal(range(GB))
@@ -208,6 +218,7 @@ class DistanceAccumulator(wiring.Component):
         pend_word   = Signal(range(NW))
         pend_claims = Signal(W)
         pend_count  = Signal(range(W + 1))
+        pend_free   = Signal(NB * FB)           # per-byte free counts of `pend_claims`
         # Output register. `b_bad`: a free member placed past `n` (flagged, never emitted).
         b_valid   = Signal()
         b_bad     = Signal()
@@ -252,6 +263,7 @@ class DistanceAccumulator(wiring.Component):
         flush_word  = Signal(range(NW))
         flush_claims = Signal(W)
         flush_count = Signal(range(W + 1))
+        flush_free  = Signal(NB * FB)
         restart_wait = Signal()
         restart_flush = Signal()
         start = Signal(range(NW))
@@ -284,14 +296,19 @@ class DistanceAccumulator(wiring.Component):
         m.d.comb += target.eq(start + hop)
         past_end = start + K >= NW               # nothing left beyond the window
 
-        # Stage B: per-byte popcount of the word read, the byte holding the `a_rank`-th free slot.
+        # Stage B: the byte holding the `a_rank`-th free slot, from the word's stored per-byte
+        # free counts. (The epoch test goes beside the counts: a stale word is all free.)
         m.submodules.byte_select = byte_select = _ByteSelect(W, GB)
-        # (The epoch test goes beside the popcounts: a stale word is all free.)
         m.d.comb += [
             byte_select.bits.eq(~rp.data.claims),
+            byte_select.counts.eq(rp.data.free),
             byte_select.all_ones.eq(stale),
             byte_select.rank.eq(a_rank),
         ]
+
+        def claim_one(free, byte):
+            """The per-byte free counts `free` with one slot of byte `byte` claimed."""
+            return Cat(*((free[k * FB:(k + 1) * FB] - (byte == k))[:FB] for k in range(NB)))
         # Stage C: the slot inside the byte.
         m.submodules.bit_select = bit_select = _BitSelect(GB)
         m.d.comb += [bit_select.bits.eq(c_bits), bit_select.rank.eq(c_rank)]
@@ -306,6 +323,8 @@ class DistanceAccumulator(wiring.Component):
             flush_word.eq(Mux(c_valid, c_word, pend_word)),
             flush_claims.eq(Mux(c_valid, Mux(c_same, pend_claims, c_cur) | hit, pend_claims)),
             flush_count.eq(Mux(c_valid, Mux(c_same, pend_count, 0) + 1, pend_count)),
+            flush_free.eq(Mux(c_valid, claim_one(Mux(c_same, pend_free, c_counts), c_byte),
+                              pend_free)),
         ]
 
         # Output register: o.valid is masked the cycle a duplicate is found (`all` mode: the
@@ -353,11 +372,12 @@ class DistanceAccumulator(wiring.Component):
             with m.Elif(count_dec & (dec_word == w)):
                 m.d.sync += count[w].eq(count[w] - dec_count)
 
-        def write_back(word=pend_word, claims=pend_claims, count=pend_count):
+        def write_back(word=pend_word, claims=pend_claims, count=pend_count, free=pend_free):
             """Write the group's claims in `word` to the bitmap (default: the pending ones)."""
             m.d.comb += [
                 wp.addr.eq(word),
                 wp.data.claims.eq(claims),
+                wp.data.free.eq(free),
                 wp.data.epoch.eq(epoch),
                 wp.en.eq(1),
                 count_dec.eq(1),
@@ -419,7 +439,7 @@ class DistanceAccumulator(wiring.Component):
                             m.d.sync += error.eq(1)
                     with m.Else():
                         with m.If(restart & flush_any):
-                            write_back(flush_word, flush_claims, flush_count)
+                            write_back(flush_word, flush_claims, flush_count, flush_free)
                             m.d.comb += restart_flush.eq(1)
                         with m.If(~found):
                             # Skip the window's words; the member waits.
@@ -456,6 +476,7 @@ class DistanceAccumulator(wiring.Component):
                 m.d.sync += [
                     pend_claims.eq(pend_claims | hit),
                     pend_count.eq(pend_count + 1),
+                    pend_free.eq(claim_one(pend_free, c_byte)),
                 ]
             with m.Else():
                 with m.If(pend_any):
@@ -465,6 +486,7 @@ class DistanceAccumulator(wiring.Component):
                     pend_word.eq(c_word),
                     pend_claims.eq(c_cur | hit),
                     pend_count.eq(1),
+                    pend_free.eq(claim_one(c_counts, c_byte)),
                 ]
         with m.If(restart_flush):
             m.d.sync += pend_any.eq(0)      # written back by the restart (C's slot included)
@@ -476,6 +498,7 @@ class DistanceAccumulator(wiring.Component):
                 c_value.eq(a_value),
                 c_word.eq(a_word),
                 c_cur.eq(cur),
+                c_counts.eq(Mux(stale, all_free, rp.data.free)),
                 c_byte.eq(byte_select.byte),
                 c_bits.eq(byte_select.byte_bits),
                 c_rank.eq(byte_select.byte_rank),
@@ -501,7 +524,9 @@ class DistanceAccumulator(wiring.Component):
         with m.Elif(clearing):
             m.d.comb += [
                 wp.addr.eq(clear_addr),
-                wp.data.eq(0),
+                wp.data.claims.eq(0),
+                wp.data.free.eq(all_free),
+                wp.data.epoch.eq(0),
                 wp.en.eq(1),
             ]
             m.d.sync += clear_addr.eq(clear_addr + 1)
@@ -510,9 +535,11 @@ class DistanceAccumulator(wiring.Component):
 
         # Writes from the output register: an `all` member claims its slot; END zeroes one word.
         with m.If(o_fire & (b.kind == TokenKind.MEMBER) & ~free_mode):
+            claimed = cur | (C(1, W) << b_bit)
             m.d.comb += [
                 wp.addr.eq(b_word),
-                wp.data.claims.eq(cur | (C(1, W) << b_bit)),
+                wp.data.claims.eq(claimed),
+                wp.data.free.eq(Cat(*(sum(~claimed[k * GB:(k + 1) * GB])[:FB] for k in range(NB)))),
                 wp.data.epoch.eq(epoch),
                 wp.en.eq(1),
             ]
@@ -520,6 +547,7 @@ class DistanceAccumulator(wiring.Component):
             m.d.comb += [
                 wp.addr.eq(scrub),
                 wp.data.claims.eq(0),
+                wp.data.free.eq(all_free),
                 wp.data.epoch.eq(epoch),
                 wp.en.eq(1),
             ]
@@ -530,16 +558,18 @@ class DistanceAccumulator(wiring.Component):
 
 
 class _ByteSelect(Elaboratable):
-    """First half of the select: ``bits`` in groups ("bytes") of ``group`` bits, popcounted in
-    parallel; ``byte`` is the group holding the ``rank``-th one (from 0), ``byte_bits`` its bits
-    and ``byte_rank`` the rank inside it (meaningful if ``rank`` < the number of ones).
-    ``all_ones`` reads ``bits`` as all ones: it is applied to the popcounts, beside them, not in
-    front of them."""
+    """First half of the select: ``bits`` in groups ("bytes") of ``group`` bits, with ``counts``
+    the number of ones of each group (``bitlen(group)`` bits per group, given, not counted here:
+    the caller keeps them beside the bits); ``byte`` is the group holding the ``rank``-th one
+    (from 0), ``byte_bits`` its bits and ``byte_rank`` the rank inside it (meaningful if
+    ``rank`` < the number of ones). ``all_ones`` reads ``bits`` as all ones (and each count as
+    ``group``)."""
 
     def __init__(self, width, group):
         self.width = width
         self.group = group
         self.bits      = Signal(width)
+        self.counts    = Signal((width // group) * group.bit_length())
         self.all_ones  = Signal()
         self.rank      = Signal(range(width))
         self.byte      = Signal(range(max(2, width // group)))
@@ -550,11 +580,12 @@ class _ByteSelect(Elaboratable):
         m = Module()
         W, G = self.width, self.group
         K = W // G
+        FB = G.bit_length()
         read = [self.bits[k * G:(k + 1) * G] for k in range(K)]
         groups = [Mux(self.all_ones, C(2 ** G - 1, G), read[k]) for k in range(K)]
         group_count = [Signal(range(G + 1), name=f"group_count{k}") for k in range(K)]
         for k in range(K):
-            m.d.comb += group_count[k].eq(Mux(self.all_ones, G, sum(read[k])))
+            m.d.comb += group_count[k].eq(Mux(self.all_ones, G, self.counts[k * FB:(k + 1) * FB]))
         # Ones in the groups below group k, as balanced sums.
         below = [Signal(range(W + 1), name=f"below{k}") for k in range(K)]
         for k in range(K):

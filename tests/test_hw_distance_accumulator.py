@@ -266,3 +266,32 @@ def test_errors(slots, tokens, emitted):
 def test_parameters_checked(kwargs, name):
     with pytest.raises(ValueError, match=name):
         DistanceAccumulator(**kwargs)
+
+
+@pytest.mark.parametrize("slots", ["all", "free"])
+def test_bitmap_free_counts_match_claims(slots):
+    """White-box: after several blocks (some words claimed, some scrubbed), every bitmap word's
+    per-byte free counts equal the unclaimed slots of its bytes, the counts stage B reads
+    instead of popcounting."""
+    rng = random.Random(slots)
+    nprng = np.random.default_rng(7)
+    dut = DistanceAccumulator(weight_bits=8, block_bits=7, scan_bits=32)
+    _, trace = layer_case(nprng, "laplace", 3 * 128 - 5, 8, "huffman", slots, 7)
+    result = {}
+
+    async def config(ctx):
+        ctx.set(dut.slots, SLOTS[slots])
+
+    async def check_bitmap(ctx):
+        while "done" not in result:
+            await ctx.tick()
+        bitmap = dut._bitmap
+        for w in range(bitmap.depth):
+            word = ctx.get(bitmap.data[w])
+            claims, free = int(word.claims), int(word.free)
+            for k in range(32 // 8):
+                unclaimed = 8 - bin((claims >> (8 * k)) & 0xFF).count("1")
+                assert (free >> (4 * k)) & 0xF == unclaimed, f"word {w} byte {k}"
+
+    run(dut, config, make_producer(dut, trace.members, rng, 0.2),
+        make_consumer(dut, trace.writes, rng, result, 0.2), check_bitmap)
