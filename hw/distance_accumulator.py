@@ -82,8 +82,9 @@ class DistanceAccumulator(wiring.Component):
         >= n``, or in ``free`` mode an index past the block's free slots), when indices of a
         group do not increase, when in ``all`` mode a slot is claimed twice in a block, and on
         malformed framing (``MEMBER`` outside a block, ``BLOCK`` inside one, ``n`` not in
-        ``1..2**P``). The offending token is not emitted; from then on ``i.ready`` and
-        ``o.valid`` stay low (the error is flagged within a bounded number of cycles, see
+        ``1..2**P``). The offending token is not emitted; once ``error`` is up, ``i.ready`` and
+        ``o.valid`` stay low (in the cycle an ``all``-mode duplicate is found, ``i`` may still
+        take one token: the stages do not wait for that check) (the error is flagged within a bounded number of cycles, see
         below, so the stage never hangs).
 
     Latency, throughput and backpressure
@@ -338,7 +339,11 @@ class DistanceAccumulator(wiring.Component):
         b_member = b_valid & (b.kind == TokenKind.MEMBER)
         duplicate = b_member & ~free_mode & cur.bit_select(b_bit, 1)
         o_fire = self.o.valid & self.o.ready
-        b_free = ~b_valid | o_fire
+        # `b` empties when `o.ready`, whatever its checks say: a duplicate or a slot past `n`
+        # sets `error`, which stops every stage from the next cycle on, so the stages need not
+        # wait for the checks (the 64-to-1 duplicate select stays off their enables; only `o`
+        # and the bitmap write see it).
+        b_free = ~b_valid | self.o.ready
         m.d.comb += restart_wait.eq(a_valid | (c_valid & ~(b_free & (c_same | ~pend_any))))
         load_b = Signal()
         m.d.comb += [
@@ -520,7 +525,7 @@ class DistanceAccumulator(wiring.Component):
 
         with m.If(load_b):
             m.d.sync += b_valid.eq(1)
-        with m.Elif(o_fire):
+        with m.Elif(self.o.ready):
             m.d.sync += b_valid.eq(0)
 
         with m.If(clearing & ~open_block):

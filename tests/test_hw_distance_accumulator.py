@@ -191,6 +191,10 @@ def feed_and_expect_error(dut, slots, tokens, *, emitted, max_cycles=200):
             if ctx.get(dut.error):
                 break
         ctx.set(dut.i.valid, 1)                     # keep offering: nothing more is taken
+        for _ in range(4):                          # once the flag is up (one more token may
+            if ctx.get(dut.error):                  # be taken in the cycle it is found)
+                break
+            await ctx.tick()
         for _ in range(8):
             *_, ready = await ctx.tick().sample(dut.i.ready)
             assert not ready, "input accepted after the error"
