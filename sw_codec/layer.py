@@ -165,8 +165,9 @@ def _smaller_before(values: np.ndarray, bits: int) -> np.ndarray:
 #: (:func:`_free_indices_by_bitmap`, at most 2**bits + 1 groups a block); wider values from
 #: :func:`_smaller_before`.
 _FREE_BITMAP_MAX_BITS = 8
-#: Bitmap words a chunk of blocks may use (16 MB of uint64).
-_FREE_BITMAP_WORDS = 1 << 21
+#: Bitmap words a chunk of blocks may use (512 KB of uint64): the table of a chunk and the
+#: per-slot arrays of its blocks stay in cache, and one table buffer serves every chunk.
+_FREE_BITMAP_WORDS = 1 << 16
 #: Table rows of at least this many words are OR-accumulated one numpy call per row (numpy's
 #: accumulate along the table is slow on long rows; per-row calls cost too much on short ones).
 _ROW_BY_ROW_WORDS = 256
@@ -195,18 +196,25 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
     value's first and then the groups from the last; an OR-accumulation down the table turns each
     table row into its group's free slots. A member's index is the free slots up to the end of its
     word (a running popcount) minus those from its own slot on. Blocks are done in chunks of
-    bounded table size.
+    bounded table size (``_FREE_BITMAP_WORDS``, one block at least); the chunks share one table
+    buffer and its popcount buffers, allocated once (fresh memory for every chunk costs more in
+    page faults than the work on it).
     """
     words_per_block = (L + 63) // 64
     table_rows = int(np.bincount(run_row, minlength=R).max(initial=1))   # the most runs of a block
-    blocks_per_chunk = max(1, _FREE_BITMAP_WORDS // (table_rows * words_per_block))
+    blocks_per_chunk = min(R, max(1, _FREE_BITMAP_WORDS // (table_rows * words_per_block)))
     table_row_of_run = np.where(run_slot < 0, 0, table_rows - 1 - run_slot)
     first_run_of_row = np.searchsorted(run_row, np.arange(R + 1))
     out = np.empty(np.count_nonzero(member), dtype=np.int64)
+    chunk_words = table_rows * blocks_per_chunk * words_per_block
+    table = np.empty(chunk_words, dtype=np.uint64)
+    word_counts = np.empty(chunk_words, dtype=np.uint8)
+    counts_through = np.empty(chunk_words, dtype=np.int32)
     done = 0
     for first_block in range(0, R, blocks_per_chunk):
         last_block = min(R, first_block + blocks_per_chunk)
         blocks = last_block - first_block
+        words = table_rows * blocks * words_per_block
         pos = spos[first_block * L : last_block * L]                 # the chunk's slots ...
         runs = slice(first_run_of_row[first_block], first_run_of_row[last_block])   # ... and runs
         # The table is (table row, block, word), so that each table row's bitmaps are contiguous.
@@ -215,20 +223,23 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
         bit = _BIT[pos & 63]
         # A run's positions increase, so the slots of each (table row, block, word) are consecutive.
         first = run_starts(key)
-        free = np.zeros((table_rows, blocks, words_per_block), dtype=np.uint64)
-        free.ravel()[key[first]] = disjoint_or_reduceat(bit, first)     # a slot's bit is its own
+        free = table[:words].reshape(table_rows, blocks * words_per_block)
+        free.fill(0)
+        table[key[first]] = disjoint_or_reduceat(bit, first)     # a slot's bit is its own
         if blocks * words_per_block < _ROW_BY_ROW_WORDS:
             np.bitwise_or.accumulate(free, axis=0, out=free)
         else:                                   # long rows: contiguous, cache-friendly passes
             for table_row in range(1, table_rows):
                 np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
         # Free slots up to the end of each word (a running popcount along each table row) ...
-        free_through_word = np.cumsum(np.bitwise_count(free.reshape(-1, words_per_block)), axis=1,
-                                      dtype=np.int32).ravel()
+        np.bitwise_count(table[:words], out=word_counts[:words])
+        free_through_word = counts_through[:words]
+        np.cumsum(word_counts[:words].reshape(-1, words_per_block), axis=1, dtype=np.int32,
+                  out=free_through_word.reshape(-1, words_per_block))
         explicit = member[first_block * L : last_block * L]
         at = key[explicit]
         # ... minus those from the member's own slot on (free for its own group) to the word's end.
-        from_slot = free.ravel()[at] & (np.uint64(0) - bit[explicit])
+        from_slot = table[at] & (np.uint64(0) - bit[explicit])
         out[done : done + len(at)] = free_through_word[at] - np.bitwise_count(from_slot)
         done += len(at)
     return out

@@ -150,6 +150,19 @@ def test_model_breakdown_is_the_weighted_mean_of_its_layers():
         breakdown_model({"bias": tensors["bias"]})
 
 
+def reference_free_indices(q: np.ndarray, g, block_bits: int) -> list[int]:
+    """Free-slot index of every member of the analysis ``g`` of ``q``, straight from its definition."""
+    blocks = [q[i : i + (1 << block_bits)] for i in range(0, len(q), 1 << block_bits)]
+    expected = []
+    for b, block in enumerate(blocks):
+        for value in g.value[g.block == b]:
+            # Slots holding a smaller explicit value are taken; the others (the implicit value's too) are free.
+            taken = (block < value) & (block != g.implicit[b])
+            positions = np.flatnonzero(block == value)
+            expected.extend(positions - np.cumsum(taken)[positions] + taken[positions])
+    return expected
+
+
 @pytest.mark.parametrize("bits", BITS)
 @pytest.mark.parametrize("distribution", DISTRIBUTIONS)
 def test_free_index_is_the_position_among_slots_smaller_values_left(bits, distribution, monkeypatch):
@@ -161,12 +174,28 @@ def test_free_index_is_the_position_among_slots_smaller_values_left(bits, distri
     block_bits = 7
     q = make_integers(np.random.default_rng(bits), (5 * (1 << block_bits) + 37,), bits, distribution)
     g = analyze(q, bits, block_bits)
-    blocks = [q[i : i + (1 << block_bits)] for i in range(0, len(q), 1 << block_bits)]
-    expected = []
-    for b, block in enumerate(blocks):
-        for value in g.value[g.block == b]:
-            # Slots holding a smaller explicit value are taken; the others (the implicit value's too) are free.
-            taken = (block < value) & (block != g.implicit[b])
-            positions = np.flatnonzero(block == value)
-            expected.extend(positions - np.cumsum(taken)[positions] + taken[positions])
-    np.testing.assert_array_equal(g.index_free, expected)
+    np.testing.assert_array_equal(g.index_free, reference_free_indices(q, g, block_bits))
+
+
+@given(
+    length=st.integers(1, 3000),
+    bits=st.sampled_from((4, 8)),
+    block_bits=st.integers(4, 9),
+    distribution=st.sampled_from(DISTRIBUTIONS),
+    chunk_words=st.sampled_from((1, 40, 300, 2000, 1 << 16)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_bitmap_free_indices_match_the_definition_for_any_chunking(length, bits, block_bits, distribution,
+                                                                   chunk_words, seed):
+    """The bitmap free-slot indices, with chunks of one or more blocks (the last one shorter) sharing
+    one table buffer, against the definition."""
+    from sw_codec import layer
+
+    saved = layer._FREE_BITMAP_WORDS
+    layer._FREE_BITMAP_WORDS = chunk_words
+    try:
+        q = make_integers(np.random.default_rng(seed), (length,), bits, distribution)
+        g = analyze(q, bits, block_bits)
+    finally:
+        layer._FREE_BITMAP_WORDS = saved
+    np.testing.assert_array_equal(g.index_free, reference_free_indices(q, g, block_bits))
