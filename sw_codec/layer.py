@@ -168,15 +168,36 @@ _FREE_BITMAP_MAX_BITS = 8
 #: Bitmap words a chunk of blocks may use (512 KB of uint64): the table of a chunk and the
 #: per-slot arrays of its blocks stay in cache, and one table buffer serves every chunk.
 _FREE_BITMAP_WORDS = 1 << 16
-#: Table rows of at least this many words are OR-accumulated one numpy call per row (numpy's
-#: accumulate along the table is slow on long rows; per-row calls cost too much on short ones).
-_ROW_BY_ROW_WORDS = 256
+#: Table rows of at least this many words are OR-accumulated by doubling (numpy's accumulate
+#: along the table is slow on long rows; the doubling's whole-table passes cost more on short ones).
+_DOUBLING_WORDS = 256
 
 
 def _explicit_runs_before_row(run_row: np.ndarray, explicit_run: np.ndarray, R: int) -> np.ndarray:
     """Per run: how many explicit runs the rows before its row hold."""
     explicit_per_row = np.bincount(run_row[explicit_run], minlength=R)
     return (np.cumsum(explicit_per_row) - explicit_per_row)[run_row]
+
+
+def _or_accumulate_rows(table: np.ndarray, spare: np.ndarray) -> np.ndarray:
+    """Row ``i`` of the result is the OR of rows ``0..i`` of the 2-D uint64 ``table``.
+
+    Short rows: numpy's accumulate, in place (``table`` is returned). Long rows: by doubling
+    (after the pass of step ``s``, each row holds the OR of up to ``2 s`` rows ending at it), a
+    few whole-table passes instead of one numpy call per row; the passes alternate between
+    ``table`` and ``spare`` (same shape), and the one holding the result is returned.
+    """
+    rows, row_words = table.shape
+    if row_words < _DOUBLING_WORDS:
+        np.bitwise_or.accumulate(table, axis=0, out=table)
+        return table
+    step = 1
+    while step < rows:
+        spare[:step] = table[:step]
+        np.bitwise_or(table[step:], table[:-step], out=spare[step:])
+        table, spare = spare, table
+        step *= 2
+    return table
 
 
 #: ``_BIT[i]``: the uint64 with only bit ``i`` set.
@@ -197,8 +218,8 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
     table row into its group's free slots. A member's index is the free slots up to the end of its
     word (a running popcount) minus those from its own slot on. Blocks are done in chunks of
     bounded table size (``_FREE_BITMAP_WORDS``, one block at least); the chunks share one table
-    buffer and its popcount buffers, allocated once (fresh memory for every chunk costs more in
-    page faults than the work on it).
+    buffer, a spare one for the accumulation and the popcount buffers, allocated once (fresh
+    memory for every chunk costs more in page faults than the work on it).
     """
     words_per_block = (L + 63) // 64
     table_rows = int(np.bincount(run_row, minlength=R).max(initial=1))   # the most runs of a block
@@ -208,6 +229,7 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
     out = np.empty(np.count_nonzero(member), dtype=np.int64)
     chunk_words = table_rows * blocks_per_chunk * words_per_block
     table = np.empty(chunk_words, dtype=np.uint64)
+    spare = np.empty(chunk_words, dtype=np.uint64)
     word_counts = np.empty(chunk_words, dtype=np.uint8)
     counts_through = np.empty(chunk_words, dtype=np.int32)
     done = 0
@@ -226,20 +248,16 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
         free = table[:words].reshape(table_rows, blocks * words_per_block)
         free.fill(0)
         table[key[first]] = disjoint_or_reduceat(bit, first)     # a slot's bit is its own
-        if blocks * words_per_block < _ROW_BY_ROW_WORDS:
-            np.bitwise_or.accumulate(free, axis=0, out=free)
-        else:                                   # long rows: contiguous, cache-friendly passes
-            for table_row in range(1, table_rows):
-                np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
+        free = _or_accumulate_rows(free, spare[:words].reshape(free.shape)).ravel()
         # Free slots up to the end of each word (a running popcount along each table row) ...
-        np.bitwise_count(table[:words], out=word_counts[:words])
+        np.bitwise_count(free, out=word_counts[:words])
         free_through_word = counts_through[:words]
         np.cumsum(word_counts[:words].reshape(-1, words_per_block), axis=1, dtype=np.int32,
                   out=free_through_word.reshape(-1, words_per_block))
         explicit = member[first_block * L : last_block * L]
         at = key[explicit]
         # ... minus those from the member's own slot on (free for its own group) to the word's end.
-        from_slot = table[at] & (np.uint64(0) - bit[explicit])
+        from_slot = free[at] & (np.uint64(0) - bit[explicit])
         out[done : done + len(at)] = free_through_word[at] - np.bitwise_count(from_slot)
         done += len(at)
     return out

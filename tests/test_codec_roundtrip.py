@@ -199,3 +199,20 @@ def test_bitmap_free_indices_match_the_definition_for_any_chunking(length, bits,
     finally:
         layer._FREE_BITMAP_WORDS = saved
     np.testing.assert_array_equal(g.index_free, reference_free_indices(q, g, block_bits))
+
+
+@given(rows=st.integers(1, 300), row_words=st.sampled_from((1, 3, 64, 255, 256, 257, 300)),
+       seed=st.integers(0, 2**32 - 1))
+def test_or_accumulation_of_table_rows_matches_numpy_accumulate(rows, row_words, seed):
+    """Each row of the result is the OR of the table's rows up to it, by numpy's accumulate (short
+    rows) or by doubling (long rows), whichever buffer holds the result."""
+    from sw_codec.layer import _or_accumulate_rows
+
+    rng = np.random.default_rng(seed)
+    # Sparse words, as in the free-slot tables (dense ones OR to all ones after a few rows): a third
+    # of the words hold one random bit.
+    one_bit = np.left_shift(np.uint64(1), rng.integers(0, 64, (rows, row_words)).astype(np.uint64))
+    table = np.where(rng.random((rows, row_words)) < 1 / 3, one_bit, np.uint64(0))
+    expected = np.bitwise_or.accumulate(table, axis=0)
+    result = _or_accumulate_rows(table.copy(), np.empty_like(table))
+    np.testing.assert_array_equal(result, expected)
