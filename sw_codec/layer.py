@@ -263,6 +263,29 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
     return out
 
 
+def _value_runs_of_sorted(sorted_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(run_row, run_val, run_len)`` (int64): the runs of equal values of each row of
+    ``sorted_rows`` (R x L, each row sorted), in order of row, then value."""
+    R, L = sorted_rows.shape
+    sv = sorted_rows.ravel()
+    new = np.empty(R * L, dtype=bool)             # a run (row and value) starts here
+    np.not_equal(sv[1:], sv[:-1], out=new[1:])
+    new[::L] = True
+    run_start = np.flatnonzero(new)
+    return run_start // L, sv[run_start].astype(np.int64), np.diff(run_start, append=R * L)
+
+
+def _value_runs_by_histogram(V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_value_runs_of_sorted` of the rows of ``V`` (uint8, R x L) sorted, from a histogram
+    of each row instead (no sorted copy): a run per value that occurs, of its count."""
+    R = V.shape[0]
+    hist = np.empty((R, 256), dtype=np.int64)
+    for row in range(R):
+        hist[row] = np.bincount(V[row], minlength=256)
+    occurring = np.flatnonzero(hist)                # row * 256 + value, in order
+    return occurring >> 8, occurring & 255, hist.ravel()[occurring]
+
+
 def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     """Group analysis of equal-length blocks ``rows`` (R x L signed ints)."""
     R, L = rows.shape
@@ -273,15 +296,11 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     else:
         V = (rows.astype(np.int64) + offset).astype(np.uint32)
     order = np.argsort(V, axis=1, kind="stable")
-    sv = np.take_along_axis(V, order, 1).ravel()
     spos = order.ravel().astype(np.int64, copy=False)
-    new = np.empty(R * L, dtype=bool)             # a run (row and value) starts here
-    np.not_equal(sv[1:], sv[:-1], out=new[1:])
-    new[::L] = True
-    run_start = np.flatnonzero(new)
-    run_len = np.diff(run_start, append=R * L)
-    run_val = sv[run_start].astype(np.int64)
-    run_row = run_start // L
+    if bits <= 8:
+        run_row, run_val, run_len = _value_runs_by_histogram(V)
+    else:
+        run_row, run_val, run_len = _value_runs_of_sorted(np.take_along_axis(V, order, 1))
     row_first_run = np.searchsorted(run_row, np.arange(R))
     key = run_len * (1 << 18) + ((1 << 18) - 1 - run_val)
     best = np.maximum.reduceat(key, row_first_run)
@@ -312,7 +331,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     first_in_block[1:] = g_row[1:] != g_row[:-1]
     return dict(
         block_size=np.full(R, L),
-        num_values=np.diff(row_first_run, append=len(run_start)),
+        num_values=np.diff(row_first_run, append=len(run_len)),
         implicit=implicit_off - offset,
         block=g_row,
         value=run_val[explicit_run] - offset,

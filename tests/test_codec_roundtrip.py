@@ -216,3 +216,16 @@ def test_or_accumulation_of_table_rows_matches_numpy_accumulate(rows, row_words,
     expected = np.bitwise_or.accumulate(table, axis=0)
     result = _or_accumulate_rows(table.copy(), np.empty_like(table))
     np.testing.assert_array_equal(result, expected)
+
+
+@given(rows=st.integers(0, 5), length=st.integers(1, 300), top=st.sampled_from((1, 16, 256)),
+       seed=st.integers(0, 2**32 - 1))
+def test_value_runs_by_histogram_match_the_runs_of_the_sorted_rows(rows, length, top, seed):
+    """The analysis' runs of equal values (row, value, length) of uint8 blocks, from per-row
+    histograms, against the runs found in the sorted rows."""
+    from sw_codec.layer import _value_runs_by_histogram, _value_runs_of_sorted
+
+    V = np.random.default_rng(seed).integers(0, top, (rows, length)).astype(np.uint8)
+    for got, expected in zip(_value_runs_by_histogram(V), _value_runs_of_sorted(np.sort(V, axis=1))):
+        assert got.dtype == expected.dtype == np.int64
+        np.testing.assert_array_equal(got, expected)
