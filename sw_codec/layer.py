@@ -15,8 +15,7 @@ import math
 
 import numpy as np
 
-from .bits import BitReader, BitWriter, bit_length, disjoint_or_reduceat, exp_golomb_fields, exp_golomb_length, \
-    pack_fields, run_starts
+from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, pack_fields
 from .distance import SLOTS, DistanceAccumulator
 from .errors import FormatError
 from .huffman import (
@@ -243,11 +242,10 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
         plane = table_row_of_run[runs] * blocks + (run_row[runs] - first_block)
         key = np.repeat(plane * words_per_block, run_len[runs]) + (pos >> 6)
         bit = _BIT[pos & 63]
-        # A run's positions increase, so the slots of each (table row, block, word) are consecutive.
-        first = run_starts(key)
         free = table[:words].reshape(table_rows, blocks * words_per_block)
         free.fill(0)
-        table[key[first]] = disjoint_or_reduceat(bit, first)     # a slot's bit is its own
+        # A slot's bit is its own (a block's slots have distinct positions), so adding ORs them.
+        np.add.at(table, key, bit)
         free = _or_accumulate_rows(free, spare[:words].reshape(free.shape)).ravel()
         # Free slots up to the end of each word (a running popcount along each table row) ...
         np.bitwise_count(free, out=word_counts[:words])
