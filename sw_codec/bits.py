@@ -71,8 +71,8 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
 
     Vectorized per field: the stream is built as big-endian 64-bit words. A field lies in the word
     of its first bit, or straddles it and the next; each word is the OR of the fields that start
-    in it (each shifted to its place), one ``reduceat`` over the fields in stream order, plus the
-    tail of the one field that may spill in from the word before.
+    in it (each shifted to its place; they share no bit, so one ``np.add.at`` over the fields
+    sums them), plus the tail of the one field that may spill in from the word before.
     """
     values = np.asarray(values, dtype=np.uint64)
     width = np.asarray(nbits).astype(np.uint64)
@@ -92,8 +92,7 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     head = aligned >> offset
     # One spare word: a field of width 0 may start at the very end of the stream.
     words = np.zeros(total // 64 + 1, dtype=np.uint64)
-    first_of_word = run_starts(word)
-    words[word[first_of_word]] = disjoint_or_reduceat(head, first_of_word)   # fields do not overlap
+    np.add.at(words, word, head)                  # fields do not overlap
     # At most one field crosses each word boundary, so the spilled tails land in distinct words.
     spills = np.flatnonzero(offset + width > np.uint64(64))
     words[word[spills] + np.uint64(1)] |= aligned[spills] << (np.uint64(64) - offset[spills])
