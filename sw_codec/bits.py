@@ -84,7 +84,7 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     start = np.cumsum(width)
     start -= width
     word = start >> np.uint64(6)
-    offset = start & np.uint64(63)
+    offset = np.bitwise_and(start, np.uint64(63), out=start)
     # The field's bits at the top of a 64-bit word (the bits above its width shift out; numpy
     # shifts of 64 or more give 0, so a field of width 0 contributes nothing) ...
     aligned = values << (np.uint64(64) - width)

@@ -482,11 +482,14 @@ def _search_huffman(groups: Groups, countings: tuple[str, ...], max_code_length:
     for i, slots in enumerate(countings):
         own = slice(i * G, (i + 1) * G)
         d = groups.distances(slots)
-        top_quotient = d >> groups.per_member(top_shift[own])
+        # (In place where they can be: fresh member-sized arrays cost page faults.)
+        top_quotient = groups.per_member(top_shift[own])
+        np.right_shift(d, top_quotient, out=top_quotient)
         if largest_top_quotient > quotient_limit:
-            top_quotient = np.minimum(top_quotient, quotient_limit)
-        joint[i * joint_size : (i + 1) * joint_size] = np.bincount(groups.per_member(group_key[own]) + top_quotient,
-                                                                   minlength=joint_size)
+            np.minimum(top_quotient, quotient_limit, out=top_quotient)
+        member_key = groups.per_member(group_key[own])
+        member_key += top_quotient
+        joint[i * joint_size : (i + 1) * joint_size] = np.bincount(member_key, minlength=joint_size)
         # Members that may escape at some bias (a quotient never exceeds its value at the top bias).
         maybe_escaped = np.flatnonzero(top_quotient >= cap) if largest_top_quotient >= cap else ()
         if len(maybe_escaped):
@@ -569,7 +572,8 @@ def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
         group_escape = np.asarray(sizes)[group_table] - 1
         group_offset = np.cumsum([0] + sizes[:-1])[group_table]
         codes, lengths = (np.concatenate(part) for part in zip(*(t.codes() for t in tables)))
-        symbol = groups.distances(slots) >> groups.per_member(group_k)
+        symbol = groups.per_member(group_k)
+        np.right_shift(groups.distances(slots), symbol, out=symbol)
         # A group's quotients are at most its largest distance's, so most layers need no escape test.
         escaped = np.zeros(0, dtype=np.int64)
         if ((groups.max_distance(slots) >> group_k) >= group_escape).any():
@@ -599,8 +603,10 @@ def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams
     shifts = np.arange(int(group_k.max(initial=0)) + 1)[:, None]
     term = ((codes - symbol_of_code) << shifts.astype(np.uint64)).ravel()
     width = (lengths + shifts).ravel()
-    at = groups.per_member(group_k * num_codes + group_offset) + s
-    value = term[at] + d.view(np.uint64)              # distances are non-negative int64
+    at = groups.per_member(group_k * num_codes + group_offset)
+    at += s
+    value = term[at]
+    value += d.view(np.uint64)                        # distances are non-negative int64
     nbits = width[at]
     if len(escaped):
         # The escape code is followed by the whole distance in bit_length(domain - 1) bits.
