@@ -15,7 +15,8 @@ import math
 
 import numpy as np
 
-from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, pack_fields
+from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, pack_fields, \
+    place_fields
 from .distance import SLOTS, DistanceAccumulator
 from .errors import FormatError
 from .huffman import (
@@ -685,6 +686,63 @@ def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
     return values, nbits, (block_bits_n + nbits[pad_at]) // 8
 
 
+def _pack_blocks(groups: Groups, mode: str, slots: str, params: PositionParams) -> tuple[bytes, np.ndarray]:
+    """The blocks of a position mode packed: (their bytes, per-block byte lengths), the same as
+    ``pack_fields`` of :func:`block_fields`.
+
+    Instead of listing every field in stream order first, each kind of field (block headers, group
+    headers, members) gets its stream position from the bit counts (per block, per group, and a
+    running sum over the members) and is written there with :func:`place_fields`; the padding
+    fields are zero bits and need no writing.
+    """
+    bits = groups.bits
+    B, G = len(groups.block_size), len(groups.count)
+    mask = (1 << bits) - 1
+    first = groups.first_in_block
+    num_values_field, num_values_bits = exp_golomb_fields(groups.num_values - 1, 0)
+    prev = np.empty_like(groups.value)
+    prev[1:] = groups.value[:-1]
+    delta_v, delta_n = exp_golomb_fields(np.where(first, 0, groups.value - prev - 1), 0)
+    value_field = np.where(first, (groups.value & mask).astype(np.uint64), delta_v)
+    value_bits = np.where(first, bits, delta_n)
+    z, k = count_codes(groups.count, first, params.count_k)
+    group_count_field, group_count_bits = exp_golomb_fields(z, k)
+    member_value, member_bits, width = _member_fields(groups, mode, slots, params)
+    header_bits = value_bits + group_count_bits + (DISTANCE_WIDTH_BITS if width is not None else 0)
+
+    # Bits of each group (header and members) and of each block (header and groups), unpadded.
+    member_end = np.cumsum(member_bits)                                   # per member, inclusive
+    first_member = np.cumsum(groups.count) - groups.count
+    member_bits_before = np.where(first_member > 0, member_end[first_member - 1], 0) if G else first_member
+    member_bits_through = np.concatenate((member_bits_before[1:], member_end[-1:])) if G else member_bits_before
+    group_bits = header_bits + (member_bits_through - member_bits_before)
+    group_bits_before = np.concatenate(([0], np.cumsum(group_bits)))     # G + 1
+    first_group = np.searchsorted(groups.block, np.arange(B + 1))
+    block_header_bits = num_values_bits + bits
+    block_bits_n = block_header_bits + (group_bits_before[first_group[1:]] - group_bits_before[first_group[:-1]])
+    block_bytes = (block_bits_n + 7) // 8                                 # with the padding field
+    block_start = 8 * (np.cumsum(block_bytes) - block_bytes)
+    total_bits = 8 * int(block_bytes.sum())
+    words = np.zeros(total_bits // 64 + 1, dtype=np.uint64)   # a spare word for fields of no bits
+
+    # Where each field starts in the stream.
+    group_start = (block_start + block_header_bits - group_bits_before[first_group[:-1]])[groups.block] \
+        + group_bits_before[:-1]
+    members_start = group_start + header_bits                             # per group
+    member_start = np.subtract(member_end, member_bits, out=member_end)   # per member, running ...
+    member_start += groups.per_member(members_start - member_bits_before)  # ... from its group's start
+
+    place_fields(words, block_start, num_values_field, num_values_bits)
+    place_fields(words, block_start + num_values_bits, (groups.implicit & mask).astype(np.uint64), bits)
+    place_fields(words, group_start, value_field, value_bits)
+    place_fields(words, group_start + value_bits, group_count_field, group_count_bits)
+    if width is not None:
+        place_fields(words, group_start + value_bits + group_count_bits, width.astype(np.uint64),
+                     DISTANCE_WIDTH_BITS)
+    place_fields(words, member_start, member_value, member_bits)
+    return words.astype(">u8").tobytes()[: total_bits // 8], block_bytes
+
+
 def _preamble(mode: str, params: PositionParams) -> bytes:
     w = BitWriter()
     w.write(params.count_k, COUNT_K_BITS)
@@ -760,9 +818,9 @@ def huffman_size_bound(groups: Groups, slots: str, max_code_length: int = MAX_CO
 
 def encode_positions(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> bytes:
     params = params or choose_params(groups, mode, slots)
-    values, nbits, block_bytes = block_fields(groups, mode, slots, params)
+    blocks, block_bytes = _pack_blocks(groups, mode, slots, params)
     offsets = (np.cumsum(block_bytes) - block_bytes).astype("<u4")
-    return _preamble(mode, params) + offsets.tobytes() + pack_fields(values, nbits)
+    return _preamble(mode, params) + offsets.tobytes() + blocks
 
 
 def encode_raw(q: np.ndarray, bits: int) -> bytes:

@@ -229,3 +229,28 @@ def test_value_runs_by_histogram_match_the_runs_of_the_sorted_rows(rows, length,
     for got, expected in zip(_value_runs_by_histogram(V), _value_runs_of_sorted(np.sort(V, axis=1))):
         assert got.dtype == expected.dtype == np.int64
         np.testing.assert_array_equal(got, expected)
+
+
+@given(
+    length=st.integers(1, 2000),
+    bits=st.sampled_from(BITS),
+    block_bits=st.integers(4, 9),
+    distribution=st.sampled_from(DISTRIBUTIONS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_payload_is_the_packed_field_list(length, bits, block_bits, distribution, seed):
+    """``encode_positions`` (each kind of field placed at its computed stream position) gives the
+    bytes of the straightforward way: every field listed in stream order (``block_fields``), then
+    packed one after the other (``pack_fields``), behind the preamble and the block offsets."""
+    from sw_codec.bits import pack_fields
+    from sw_codec.layer import _preamble, block_fields, encode_positions
+
+    q = make_integers(np.random.default_rng(seed), (length,), bits, distribution)
+    g = analyze(q, bits, block_bits)
+    for mode in POSITION_MODES:
+        for slots in SLOTS:
+            params = choose_params(g, mode, slots)
+            values, nbits, block_bytes = block_fields(g, mode, slots, params)
+            offsets = (np.cumsum(block_bytes) - block_bytes).astype("<u4")
+            expected = _preamble(mode, params) + offsets.tobytes() + pack_fields(values, nbits)
+            assert encode_positions(g, mode, slots, params) == expected
