@@ -498,7 +498,11 @@ def _search_huffman(groups: Groups, countings: tuple[str, ...], max_code_length:
             escaped = (d[maybe_escaped] >> group_k[:, eg]) >= cap
             extra[:, i] += ((escape_bits[eg] - group_k[:, eg]) * escaped).sum(axis=1)
     # hist[counting, bias, class, symbol]
-    hist = np.bincount(_rice_hist_index(quotients, S), weights=np.repeat(joint, len(biases)),
+    # Only the joint entries that occur (most do not) are spread; leaving out weights of 0 leaves
+    # every sum the same.
+    occurring = np.flatnonzero(joint)
+    hist = np.bincount(_rice_hist_index(quotients, S).reshape(-1, len(biases))[occurring].ravel(),
+                       weights=np.repeat(joint[occurring], len(biases)),
                        minlength=S * finest * len(biases) * MAX_SYMBOLS)
     hist = hist.astype(np.int64).reshape(S, finest, len(biases), MAX_SYMBOLS).transpose(0, 2, 1, 3)
     # Every candidate table's histogram, in the order (counting, bias, table count, table), and the
