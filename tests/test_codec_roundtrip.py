@@ -254,3 +254,31 @@ def test_payload_is_the_packed_field_list(length, bits, block_bits, distribution
             offsets = (np.cumsum(block_bytes) - block_bytes).astype("<u4")
             expected = _preamble(mode, params) + offsets.tobytes() + pack_fields(values, nbits)
             assert encode_positions(g, mode, slots, params) == expected
+
+
+@given(
+    length=st.integers(1, 3000),
+    bits=st.sampled_from(BITS),
+    block_bits=st.integers(4, 10),
+    distribution=st.sampled_from(DISTRIBUTIONS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_searched_huffman_histograms_count_the_members_symbols(length, bits, block_bits, distribution, seed):
+    """The symbol histograms the Huffman search returns for its chosen Rice bias and table count
+    (spread from one joint histogram) against counting each member's symbol directly: its
+    distance shifted right by the group's Rice shift, the escape symbol if that is not below it."""
+    from sw_codec.huffman import MAX_SYMBOLS, rice_context
+    from sw_codec.layer import MAX_CODE_LENGTH, _huffman_search
+
+    q = make_integers(np.random.default_rng(seed), (length,), bits, distribution)
+    g = analyze(q, bits, block_bits)
+    for slots in SLOTS:
+        bias, hists, _ = _huffman_search(g, slots, MAX_CODE_LENGTH)
+        k, table = rice_context(g.domain(slots), g.count, bias, len(hists))
+        symbol = np.minimum(g.distances(slots) >> np.repeat(k, g.count), MAX_SYMBOLS - 1)
+        member_table = np.repeat(table, g.count)
+        for t, h in enumerate(hists):
+            expected = np.bincount(symbol[member_table == t], minlength=MAX_SYMBOLS)
+            used = np.flatnonzero(expected)
+            expected = expected[: min(MAX_SYMBOLS, (used[-1] if len(used) else 0) + 2)]
+            np.testing.assert_array_equal(h, expected)
