@@ -330,7 +330,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     first_in_block[1:] = g_row[1:] != g_row[:-1]
     return dict(
         block_size=np.full(R, L),
-        num_values=np.diff(row_first_run, append=len(run_len)),
+        num_values=np.diff(np.append(row_first_run, len(run_len))),
         implicit=implicit_off - offset,
         block=g_row,
         value=run_val[explicit_run] - offset,
@@ -457,7 +457,7 @@ def _search_huffman(groups: Groups, countings: tuple[str, ...], max_code_length:
     """
     S, G, E = len(countings), len(groups.count), len(groups.group)
     domain = np.concatenate([groups.domain(s) for s in countings])          # per stacked group
-    count = np.tile(groups.count, S)
+    count = np.concatenate([groups.count] * S)
     finest = max(TABLE_COUNTS)
     k0, group_class = rice_context(domain, count, 0, finest)
     escape_bits = bit_length(domain - 1)
