@@ -64,9 +64,9 @@ def disjoint_or_reduceat(x: np.ndarray, first: np.ndarray) -> np.ndarray:
 
 
 def _as_uint64(x) -> np.ndarray:
-    """``x`` (non-negative integers) as uint64; int64 arrays as a view, without a copy."""
+    """``x`` (non-negative integers) as uint64, without a copy for uint64 and int64 arrays (a view)."""
     x = np.asarray(x)
-    return x.view(np.uint64) if x.dtype == np.int64 else x.astype(np.uint64)
+    return x.view(np.uint64) if x.dtype == np.int64 else x.astype(np.uint64, copy=False)
 
 
 def place_fields(words: np.ndarray, start: np.ndarray, values: np.ndarray, nbits) -> None:
