@@ -63,18 +63,49 @@ def disjoint_or_reduceat(x: np.ndarray, first: np.ndarray) -> np.ndarray:
     return sums
 
 
+def _as_uint64(x) -> np.ndarray:
+    """``x`` (non-negative integers) as uint64, without a copy for uint64 and int64 arrays (a view)."""
+    x = np.asarray(x)
+    return x.view(np.uint64) if x.dtype == np.int64 else x.astype(np.uint64, copy=False)
+
+
+def place_fields(words: np.ndarray, start: np.ndarray, values: np.ndarray, nbits) -> None:
+    """Write fields into ``words``, a stream of big-endian 64-bit words (uint64, MSB first): field
+    ``i``, the low ``nbits[i]`` bits (0..64; a scalar or per field) of ``values[i]``, at stream bit
+    ``start[i]`` (non-negative integers).
+
+    The fields must not overlap each other or any bit already set, and ``words`` must hold the
+    word after the last field's first bit. A field lies in the word of its first bit, or
+    straddles it and the next; each word gets the fields that start in it (each shifted to its
+    place; they share no bit, so one ``np.add.at`` sums them), then the tail of the one field
+    that may spill in from the word before. (Few member-sized intermediates, reused in place:
+    fresh arrays cost page faults.)
+    """
+    values = _as_uint64(values)
+    start = _as_uint64(start)
+    word = start >> np.uint64(6)
+    offset = start & np.uint64(63)
+    # The field's bits at the top of a 64-bit word (the bits above its width shift out; numpy
+    # shifts of 64 or more give 0, so a field of width 0 contributes nothing) ...
+    aligned = np.subtract(np.uint64(64), _as_uint64(nbits), dtype=np.uint64)
+    aligned = np.broadcast_to(aligned, values.shape).copy() if aligned.shape != values.shape else aligned
+    spills = np.flatnonzero(offset > aligned)     # offset + width > 64: the field crosses its word's end
+    np.left_shift(values, aligned, out=aligned)
+    # At most one field crosses each word boundary, so the spilled tails land in distinct words.
+    tails = aligned[spills] << (np.uint64(64) - offset[spills])
+    # ... then moved to its offset in its first word; the bits that spill past the word drop out.
+    head = np.right_shift(aligned, offset, out=aligned)
+    np.add.at(words, word, head)
+    words[word[spills] + np.uint64(1)] |= tails
+
+
 def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
     """Concatenate fields (``values[i]`` in ``nbits[i]`` bits, MSB first) into bytes.
 
     The total must be a whole number of bytes (callers add padding fields). Fields are up to 64
-    bits; only the low ``nbits[i]`` bits of ``values[i]`` are written.
-
-    Vectorized per field: the stream is built as big-endian 64-bit words. A field lies in the word
-    of its first bit, or straddles it and the next; each word is the OR of the fields that start
-    in it (each shifted to its place), one ``reduceat`` over the fields in stream order, plus the
-    tail of the one field that may spill in from the word before.
+    bits; only the low ``nbits[i]`` bits of ``values[i]`` are written. Vectorized per field, see
+    :func:`place_fields`; each field starts where the ones before it end.
     """
-    values = np.asarray(values, dtype=np.uint64)
     width = np.asarray(nbits).astype(np.uint64)
     total = int(width.sum())
     if total % 8:
@@ -83,20 +114,9 @@ def pack_fields(values: np.ndarray, nbits: np.ndarray) -> bytes:
         return b""
     start = np.cumsum(width)
     start -= width
-    word = start >> np.uint64(6)
-    offset = start & np.uint64(63)
-    # The field's bits at the top of a 64-bit word (the bits above its width shift out; numpy
-    # shifts of 64 or more give 0, so a field of width 0 contributes nothing) ...
-    aligned = values << (np.uint64(64) - width)
-    # ... then moved to its offset in its first word; the bits that spill past the word drop out.
-    head = aligned >> offset
     # One spare word: a field of width 0 may start at the very end of the stream.
     words = np.zeros(total // 64 + 1, dtype=np.uint64)
-    first_of_word = run_starts(word)
-    words[word[first_of_word]] = disjoint_or_reduceat(head, first_of_word)   # fields do not overlap
-    # At most one field crosses each word boundary, so the spilled tails land in distinct words.
-    spills = np.flatnonzero(offset + width > np.uint64(64))
-    words[word[spills] + np.uint64(1)] |= aligned[spills] << (np.uint64(64) - offset[spills])
+    place_fields(words, start, values, width)
     return words.astype(">u8").tobytes()[: total // 8]
 
 

@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
-from .bits import BitReader, BitWriter, bit_length, disjoint_or_reduceat, exp_golomb_fields, exp_golomb_length, \
-    pack_fields, run_starts
+from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, pack_fields, \
+    place_fields
 from .distance import SLOTS, DistanceAccumulator
 from .errors import FormatError
 from .huffman import (
@@ -165,17 +165,39 @@ def _smaller_before(values: np.ndarray, bits: int) -> np.ndarray:
 #: (:func:`_free_indices_by_bitmap`, at most 2**bits + 1 groups a block); wider values from
 #: :func:`_smaller_before`.
 _FREE_BITMAP_MAX_BITS = 8
-#: Bitmap words a chunk of blocks may use (16 MB of uint64).
-_FREE_BITMAP_WORDS = 1 << 21
-#: Table rows of at least this many words are OR-accumulated one numpy call per row (numpy's
-#: accumulate along the table is slow on long rows; per-row calls cost too much on short ones).
-_ROW_BY_ROW_WORDS = 256
+#: Bitmap words a chunk of blocks may use (512 KB of uint64): the table of a chunk and the
+#: per-slot arrays of its blocks stay in cache, and one table buffer serves every chunk.
+_FREE_BITMAP_WORDS = 1 << 16
+#: Table rows of at least this many words are OR-accumulated by doubling (numpy's accumulate
+#: along the table is slow on long rows; the doubling's whole-table passes cost more on short ones).
+_DOUBLING_WORDS = 256
 
 
 def _explicit_runs_before_row(run_row: np.ndarray, explicit_run: np.ndarray, R: int) -> np.ndarray:
     """Per run: how many explicit runs the rows before its row hold."""
     explicit_per_row = np.bincount(run_row[explicit_run], minlength=R)
     return (np.cumsum(explicit_per_row) - explicit_per_row)[run_row]
+
+
+def _or_accumulate_rows(table: np.ndarray, spare: np.ndarray) -> np.ndarray:
+    """Row ``i`` of the result is the OR of rows ``0..i`` of the 2-D uint64 ``table``.
+
+    Short rows: numpy's accumulate, in place (``table`` is returned). Long rows: by doubling
+    (after the pass of step ``s``, each row holds the OR of up to ``2 s`` rows ending at it), a
+    few whole-table passes instead of one numpy call per row; the passes alternate between
+    ``table`` and ``spare`` (same shape), and the one holding the result is returned.
+    """
+    rows, row_words = table.shape
+    if row_words < _DOUBLING_WORDS:
+        np.bitwise_or.accumulate(table, axis=0, out=table)
+        return table
+    step = 1
+    while step < rows:
+        spare[:step] = table[:step]
+        np.bitwise_or(table[step:], table[:-step], out=spare[step:])
+        table, spare = spare, table
+        step *= 2
+    return table
 
 
 #: ``_BIT[i]``: the uint64 with only bit ``i`` set.
@@ -195,43 +217,72 @@ def _free_indices_by_bitmap(spos, member, run_len, run_row, run_slot, R: int, L:
     value's first and then the groups from the last; an OR-accumulation down the table turns each
     table row into its group's free slots. A member's index is the free slots up to the end of its
     word (a running popcount) minus those from its own slot on. Blocks are done in chunks of
-    bounded table size.
+    bounded table size (``_FREE_BITMAP_WORDS``, one block at least); the chunks share one table
+    buffer, a spare one for the accumulation and the popcount buffers, allocated once (fresh
+    memory for every chunk costs more in page faults than the work on it).
     """
     words_per_block = (L + 63) // 64
     table_rows = int(np.bincount(run_row, minlength=R).max(initial=1))   # the most runs of a block
-    blocks_per_chunk = max(1, _FREE_BITMAP_WORDS // (table_rows * words_per_block))
+    blocks_per_chunk = min(R, max(1, _FREE_BITMAP_WORDS // (table_rows * words_per_block)))
     table_row_of_run = np.where(run_slot < 0, 0, table_rows - 1 - run_slot)
     first_run_of_row = np.searchsorted(run_row, np.arange(R + 1))
     out = np.empty(np.count_nonzero(member), dtype=np.int64)
+    chunk_words = table_rows * blocks_per_chunk * words_per_block
+    table = np.empty(chunk_words, dtype=np.uint64)
+    spare = np.empty(chunk_words, dtype=np.uint64)
+    word_counts = np.empty(chunk_words, dtype=np.uint8)
+    counts_through = np.empty(chunk_words, dtype=np.int32)
     done = 0
     for first_block in range(0, R, blocks_per_chunk):
         last_block = min(R, first_block + blocks_per_chunk)
         blocks = last_block - first_block
+        words = table_rows * blocks * words_per_block
         pos = spos[first_block * L : last_block * L]                 # the chunk's slots ...
         runs = slice(first_run_of_row[first_block], first_run_of_row[last_block])   # ... and runs
         # The table is (table row, block, word), so that each table row's bitmaps are contiguous.
         plane = table_row_of_run[runs] * blocks + (run_row[runs] - first_block)
         key = np.repeat(plane * words_per_block, run_len[runs]) + (pos >> 6)
         bit = _BIT[pos & 63]
-        # A run's positions increase, so the slots of each (table row, block, word) are consecutive.
-        first = run_starts(key)
-        free = np.zeros((table_rows, blocks, words_per_block), dtype=np.uint64)
-        free.ravel()[key[first]] = disjoint_or_reduceat(bit, first)     # a slot's bit is its own
-        if blocks * words_per_block < _ROW_BY_ROW_WORDS:
-            np.bitwise_or.accumulate(free, axis=0, out=free)
-        else:                                   # long rows: contiguous, cache-friendly passes
-            for table_row in range(1, table_rows):
-                np.bitwise_or(free[table_row], free[table_row - 1], out=free[table_row])
+        free = table[:words].reshape(table_rows, blocks * words_per_block)
+        free.fill(0)
+        # A slot's bit is its own (a block's slots have distinct positions), so adding ORs them.
+        np.add.at(table, key, bit)
+        free = _or_accumulate_rows(free, spare[:words].reshape(free.shape)).ravel()
         # Free slots up to the end of each word (a running popcount along each table row) ...
-        free_through_word = np.cumsum(np.bitwise_count(free.reshape(-1, words_per_block)), axis=1,
-                                      dtype=np.int32).ravel()
+        np.bitwise_count(free, out=word_counts[:words])
+        free_through_word = counts_through[:words]
+        np.cumsum(word_counts[:words].reshape(-1, words_per_block), axis=1, dtype=np.int32,
+                  out=free_through_word.reshape(-1, words_per_block))
         explicit = member[first_block * L : last_block * L]
         at = key[explicit]
         # ... minus those from the member's own slot on (free for its own group) to the word's end.
-        from_slot = free.ravel()[at] & (np.uint64(0) - bit[explicit])
+        from_slot = free[at] & (np.uint64(0) - bit[explicit])
         out[done : done + len(at)] = free_through_word[at] - np.bitwise_count(from_slot)
         done += len(at)
     return out
+
+
+def _value_runs_of_sorted(sorted_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(run_row, run_val, run_len)`` (int64): the runs of equal values of each row of
+    ``sorted_rows`` (R x L, each row sorted), in order of row, then value."""
+    R, L = sorted_rows.shape
+    sv = sorted_rows.ravel()
+    new = np.empty(R * L, dtype=bool)             # a run (row and value) starts here
+    np.not_equal(sv[1:], sv[:-1], out=new[1:])
+    new[::L] = True
+    run_start = np.flatnonzero(new)
+    return run_start // L, sv[run_start].astype(np.int64), np.diff(run_start, append=R * L)
+
+
+def _value_runs_by_histogram(V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_value_runs_of_sorted` of the rows of ``V`` (uint8, R x L) sorted, from a histogram
+    of each row instead (no sorted copy): a run per value that occurs, of its count."""
+    R = V.shape[0]
+    hist = np.empty((R, 256), dtype=np.int64)
+    for row in range(R):
+        hist[row] = np.bincount(V[row], minlength=256)
+    occurring = np.flatnonzero(hist)                # row * 256 + value, in order
+    return occurring >> 8, occurring & 255, hist.ravel()[occurring]
 
 
 def _rows_groups(rows: np.ndarray, bits: int) -> dict:
@@ -244,15 +295,11 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     else:
         V = (rows.astype(np.int64) + offset).astype(np.uint32)
     order = np.argsort(V, axis=1, kind="stable")
-    sv = np.take_along_axis(V, order, 1).ravel()
     spos = order.ravel().astype(np.int64, copy=False)
-    new = np.empty(R * L, dtype=bool)             # a run (row and value) starts here
-    np.not_equal(sv[1:], sv[:-1], out=new[1:])
-    new[::L] = True
-    run_start = np.flatnonzero(new)
-    run_len = np.diff(run_start, append=R * L)
-    run_val = sv[run_start].astype(np.int64)
-    run_row = run_start // L
+    if bits <= 8:
+        run_row, run_val, run_len = _value_runs_by_histogram(V)
+    else:
+        run_row, run_val, run_len = _value_runs_of_sorted(np.take_along_axis(V, order, 1))
     row_first_run = np.searchsorted(run_row, np.arange(R))
     key = run_len * (1 << 18) + ((1 << 18) - 1 - run_val)
     best = np.maximum.reduceat(key, row_first_run)
@@ -283,7 +330,7 @@ def _rows_groups(rows: np.ndarray, bits: int) -> dict:
     first_in_block[1:] = g_row[1:] != g_row[:-1]
     return dict(
         block_size=np.full(R, L),
-        num_values=np.diff(row_first_run, append=len(run_start)),
+        num_values=np.diff(np.append(row_first_run, len(run_len))),
         implicit=implicit_off - offset,
         block=g_row,
         value=run_val[explicit_run] - offset,
@@ -410,7 +457,7 @@ def _search_huffman(groups: Groups, countings: tuple[str, ...], max_code_length:
     """
     S, G, E = len(countings), len(groups.count), len(groups.group)
     domain = np.concatenate([groups.domain(s) for s in countings])          # per stacked group
-    count = np.tile(groups.count, S)
+    count = np.concatenate([groups.count] * S)
     finest = max(TABLE_COUNTS)
     k0, group_class = rice_context(domain, count, 0, finest)
     escape_bits = bit_length(domain - 1)
@@ -436,11 +483,14 @@ def _search_huffman(groups: Groups, countings: tuple[str, ...], max_code_length:
     for i, slots in enumerate(countings):
         own = slice(i * G, (i + 1) * G)
         d = groups.distances(slots)
-        top_quotient = d >> groups.per_member(top_shift[own])
+        # (In place where they can be: fresh member-sized arrays cost page faults.)
+        top_quotient = groups.per_member(top_shift[own])
+        np.right_shift(d, top_quotient, out=top_quotient)
         if largest_top_quotient > quotient_limit:
-            top_quotient = np.minimum(top_quotient, quotient_limit)
-        joint[i * joint_size : (i + 1) * joint_size] = np.bincount(groups.per_member(group_key[own]) + top_quotient,
-                                                                   minlength=joint_size)
+            np.minimum(top_quotient, quotient_limit, out=top_quotient)
+        member_key = groups.per_member(group_key[own])
+        member_key += top_quotient
+        joint[i * joint_size : (i + 1) * joint_size] = np.bincount(member_key, minlength=joint_size)
         # Members that may escape at some bias (a quotient never exceeds its value at the top bias).
         maybe_escaped = np.flatnonzero(top_quotient >= cap) if largest_top_quotient >= cap else ()
         if len(maybe_escaped):
@@ -448,7 +498,11 @@ def _search_huffman(groups: Groups, countings: tuple[str, ...], max_code_length:
             escaped = (d[maybe_escaped] >> group_k[:, eg]) >= cap
             extra[:, i] += ((escape_bits[eg] - group_k[:, eg]) * escaped).sum(axis=1)
     # hist[counting, bias, class, symbol]
-    hist = np.bincount(_rice_hist_index(quotients, S), weights=np.repeat(joint, len(biases)),
+    # Only the joint entries that occur (most do not) are spread; leaving out weights of 0 leaves
+    # every sum the same.
+    occurring = np.flatnonzero(joint)
+    hist = np.bincount(_rice_hist_index(quotients, S).reshape(-1, len(biases))[occurring].ravel(),
+                       weights=np.repeat(joint[occurring], len(biases)),
                        minlength=S * finest * len(biases) * MAX_SYMBOLS)
     hist = hist.astype(np.int64).reshape(S, finest, len(biases), MAX_SYMBOLS).transpose(0, 2, 1, 3)
     # Every candidate table's histogram, in the order (counting, bias, table count, table), and the
@@ -523,7 +577,8 @@ def _huffman_codes(groups: Groups, slots: str, params: PositionParams):
         group_escape = np.asarray(sizes)[group_table] - 1
         group_offset = np.cumsum([0] + sizes[:-1])[group_table]
         codes, lengths = (np.concatenate(part) for part in zip(*(t.codes() for t in tables)))
-        symbol = groups.distances(slots) >> groups.per_member(group_k)
+        symbol = groups.per_member(group_k)
+        np.right_shift(groups.distances(slots), symbol, out=symbol)
         # A group's quotients are at most its largest distance's, so most layers need no escape test.
         escaped = np.zeros(0, dtype=np.int64)
         if ((groups.max_distance(slots) >> group_k) >= group_escape).any():
@@ -553,8 +608,10 @@ def _member_fields(groups: Groups, mode: str, slots: str, params: PositionParams
     shifts = np.arange(int(group_k.max(initial=0)) + 1)[:, None]
     term = ((codes - symbol_of_code) << shifts.astype(np.uint64)).ravel()
     width = (lengths + shifts).ravel()
-    at = groups.per_member(group_k * num_codes + group_offset) + s
-    value = term[at] + d.view(np.uint64)              # distances are non-negative int64
+    at = groups.per_member(group_k * num_codes + group_offset)
+    at += s
+    value = term[at]
+    value += d.view(np.uint64)                        # distances are non-negative int64
     nbits = width[at]
     if len(escaped):
         # The escape code is followed by the whole distance in bit_length(domain - 1) bits.
@@ -633,6 +690,63 @@ def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
     return values, nbits, (block_bits_n + nbits[pad_at]) // 8
 
 
+def _pack_blocks(groups: Groups, mode: str, slots: str, params: PositionParams) -> tuple[bytes, np.ndarray]:
+    """The blocks of a position mode packed: (their bytes, per-block byte lengths), the same as
+    ``pack_fields`` of :func:`block_fields`.
+
+    Instead of listing every field in stream order first, each kind of field (block headers, group
+    headers, members) gets its stream position from the bit counts (per block, per group, and a
+    running sum over the members) and is written there with :func:`place_fields`; the padding
+    fields are zero bits and need no writing.
+    """
+    bits = groups.bits
+    B, G = len(groups.block_size), len(groups.count)
+    mask = (1 << bits) - 1
+    first = groups.first_in_block
+    num_values_field, num_values_bits = exp_golomb_fields(groups.num_values - 1, 0)
+    prev = np.empty_like(groups.value)
+    prev[1:] = groups.value[:-1]
+    delta_v, delta_n = exp_golomb_fields(np.where(first, 0, groups.value - prev - 1), 0)
+    value_field = np.where(first, (groups.value & mask).astype(np.uint64), delta_v)
+    value_bits = np.where(first, bits, delta_n)
+    z, k = count_codes(groups.count, first, params.count_k)
+    group_count_field, group_count_bits = exp_golomb_fields(z, k)
+    member_value, member_bits, width = _member_fields(groups, mode, slots, params)
+    header_bits = value_bits + group_count_bits + (DISTANCE_WIDTH_BITS if width is not None else 0)
+
+    # Bits of each group (header and members) and of each block (header and groups), unpadded.
+    member_end = np.cumsum(member_bits)                                   # per member, inclusive
+    first_member = np.cumsum(groups.count) - groups.count
+    member_bits_before = np.where(first_member > 0, member_end[first_member - 1], 0) if G else first_member
+    member_bits_through = np.concatenate((member_bits_before[1:], member_end[-1:])) if G else member_bits_before
+    group_bits = header_bits + (member_bits_through - member_bits_before)
+    group_bits_before = np.concatenate(([0], np.cumsum(group_bits)))     # G + 1
+    first_group = np.searchsorted(groups.block, np.arange(B + 1))
+    block_header_bits = num_values_bits + bits
+    block_bits_n = block_header_bits + (group_bits_before[first_group[1:]] - group_bits_before[first_group[:-1]])
+    block_bytes = (block_bits_n + 7) // 8                                 # with the padding field
+    block_start = 8 * (np.cumsum(block_bytes) - block_bytes)
+    total_bits = 8 * int(block_bytes.sum())
+    words = np.zeros(total_bits // 64 + 1, dtype=np.uint64)   # a spare word for fields of no bits
+
+    # Where each field starts in the stream.
+    group_start = (block_start + block_header_bits - group_bits_before[first_group[:-1]])[groups.block] \
+        + group_bits_before[:-1]
+    members_start = group_start + header_bits                             # per group
+    member_start = np.subtract(member_end, member_bits, out=member_end)   # per member, running ...
+    member_start += groups.per_member(members_start - member_bits_before)  # ... from its group's start
+
+    place_fields(words, block_start, num_values_field, num_values_bits)
+    place_fields(words, block_start + num_values_bits, (groups.implicit & mask).astype(np.uint64), bits)
+    place_fields(words, group_start, value_field, value_bits)
+    place_fields(words, group_start + value_bits, group_count_field, group_count_bits)
+    if width is not None:
+        place_fields(words, group_start + value_bits + group_count_bits, width.astype(np.uint64),
+                     DISTANCE_WIDTH_BITS)
+    place_fields(words, member_start, member_value, member_bits)
+    return words.astype(">u8").tobytes()[: total_bits // 8], block_bytes
+
+
 def _preamble(mode: str, params: PositionParams) -> bytes:
     w = BitWriter()
     w.write(params.count_k, COUNT_K_BITS)
@@ -708,9 +822,9 @@ def huffman_size_bound(groups: Groups, slots: str, max_code_length: int = MAX_CO
 
 def encode_positions(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> bytes:
     params = params or choose_params(groups, mode, slots)
-    values, nbits, block_bytes = block_fields(groups, mode, slots, params)
+    blocks, block_bytes = _pack_blocks(groups, mode, slots, params)
     offsets = (np.cumsum(block_bytes) - block_bytes).astype("<u4")
-    return _preamble(mode, params) + offsets.tobytes() + pack_fields(values, nbits)
+    return _preamble(mode, params) + offsets.tobytes() + blocks
 
 
 def encode_raw(q: np.ndarray, bits: int) -> bytes:

@@ -150,6 +150,19 @@ def test_model_breakdown_is_the_weighted_mean_of_its_layers():
         breakdown_model({"bias": tensors["bias"]})
 
 
+def reference_free_indices(q: np.ndarray, g, block_bits: int) -> list[int]:
+    """Free-slot index of every member of the analysis ``g`` of ``q``, straight from its definition."""
+    blocks = [q[i : i + (1 << block_bits)] for i in range(0, len(q), 1 << block_bits)]
+    expected = []
+    for b, block in enumerate(blocks):
+        for value in g.value[g.block == b]:
+            # Slots holding a smaller explicit value are taken; the others (the implicit value's too) are free.
+            taken = (block < value) & (block != g.implicit[b])
+            positions = np.flatnonzero(block == value)
+            expected.extend(positions - np.cumsum(taken)[positions] + taken[positions])
+    return expected
+
+
 @pytest.mark.parametrize("bits", BITS)
 @pytest.mark.parametrize("distribution", DISTRIBUTIONS)
 def test_free_index_is_the_position_among_slots_smaller_values_left(bits, distribution, monkeypatch):
@@ -161,12 +174,111 @@ def test_free_index_is_the_position_among_slots_smaller_values_left(bits, distri
     block_bits = 7
     q = make_integers(np.random.default_rng(bits), (5 * (1 << block_bits) + 37,), bits, distribution)
     g = analyze(q, bits, block_bits)
-    blocks = [q[i : i + (1 << block_bits)] for i in range(0, len(q), 1 << block_bits)]
-    expected = []
-    for b, block in enumerate(blocks):
-        for value in g.value[g.block == b]:
-            # Slots holding a smaller explicit value are taken; the others (the implicit value's too) are free.
-            taken = (block < value) & (block != g.implicit[b])
-            positions = np.flatnonzero(block == value)
-            expected.extend(positions - np.cumsum(taken)[positions] + taken[positions])
-    np.testing.assert_array_equal(g.index_free, expected)
+    np.testing.assert_array_equal(g.index_free, reference_free_indices(q, g, block_bits))
+
+
+@given(
+    length=st.integers(1, 3000),
+    bits=st.sampled_from((4, 8)),
+    block_bits=st.integers(4, 9),
+    distribution=st.sampled_from(DISTRIBUTIONS),
+    chunk_words=st.sampled_from((1, 40, 300, 2000, 1 << 16)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_bitmap_free_indices_match_the_definition_for_any_chunking(length, bits, block_bits, distribution,
+                                                                   chunk_words, seed):
+    """The bitmap free-slot indices, with chunks of one or more blocks (the last one shorter) sharing
+    one table buffer, against the definition."""
+    from sw_codec import layer
+
+    saved = layer._FREE_BITMAP_WORDS
+    layer._FREE_BITMAP_WORDS = chunk_words
+    try:
+        q = make_integers(np.random.default_rng(seed), (length,), bits, distribution)
+        g = analyze(q, bits, block_bits)
+    finally:
+        layer._FREE_BITMAP_WORDS = saved
+    np.testing.assert_array_equal(g.index_free, reference_free_indices(q, g, block_bits))
+
+
+@given(rows=st.integers(1, 300), row_words=st.sampled_from((1, 3, 64, 255, 256, 257, 300)),
+       seed=st.integers(0, 2**32 - 1))
+def test_or_accumulation_of_table_rows_matches_numpy_accumulate(rows, row_words, seed):
+    """Each row of the result is the OR of the table's rows up to it, by numpy's accumulate (short
+    rows) or by doubling (long rows), whichever buffer holds the result."""
+    from sw_codec.layer import _or_accumulate_rows
+
+    rng = np.random.default_rng(seed)
+    # Sparse words, as in the free-slot tables (dense ones OR to all ones after a few rows): a third
+    # of the words hold one random bit.
+    one_bit = np.left_shift(np.uint64(1), rng.integers(0, 64, (rows, row_words)).astype(np.uint64))
+    table = np.where(rng.random((rows, row_words)) < 1 / 3, one_bit, np.uint64(0))
+    expected = np.bitwise_or.accumulate(table, axis=0)
+    result = _or_accumulate_rows(table.copy(), np.empty_like(table))
+    np.testing.assert_array_equal(result, expected)
+
+
+@given(rows=st.integers(0, 5), length=st.integers(1, 300), top=st.sampled_from((1, 16, 256)),
+       seed=st.integers(0, 2**32 - 1))
+def test_value_runs_by_histogram_match_the_runs_of_the_sorted_rows(rows, length, top, seed):
+    """The analysis' runs of equal values (row, value, length) of uint8 blocks, from per-row
+    histograms, against the runs found in the sorted rows."""
+    from sw_codec.layer import _value_runs_by_histogram, _value_runs_of_sorted
+
+    V = np.random.default_rng(seed).integers(0, top, (rows, length)).astype(np.uint8)
+    for got, expected in zip(_value_runs_by_histogram(V), _value_runs_of_sorted(np.sort(V, axis=1))):
+        assert got.dtype == expected.dtype == np.int64
+        np.testing.assert_array_equal(got, expected)
+
+
+@given(
+    length=st.integers(1, 2000),
+    bits=st.sampled_from(BITS),
+    block_bits=st.integers(4, 9),
+    distribution=st.sampled_from(DISTRIBUTIONS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_payload_is_the_packed_field_list(length, bits, block_bits, distribution, seed):
+    """``encode_positions`` (each kind of field placed at its computed stream position) gives the
+    bytes of the straightforward way: every field listed in stream order (``block_fields``), then
+    packed one after the other (``pack_fields``), behind the preamble and the block offsets."""
+    from sw_codec.bits import pack_fields
+    from sw_codec.layer import _preamble, block_fields, encode_positions
+
+    q = make_integers(np.random.default_rng(seed), (length,), bits, distribution)
+    g = analyze(q, bits, block_bits)
+    for mode in POSITION_MODES:
+        for slots in SLOTS:
+            params = choose_params(g, mode, slots)
+            values, nbits, block_bytes = block_fields(g, mode, slots, params)
+            offsets = (np.cumsum(block_bytes) - block_bytes).astype("<u4")
+            expected = _preamble(mode, params) + offsets.tobytes() + pack_fields(values, nbits)
+            assert encode_positions(g, mode, slots, params) == expected
+
+
+@given(
+    length=st.integers(1, 3000),
+    bits=st.sampled_from(BITS),
+    block_bits=st.integers(4, 10),
+    distribution=st.sampled_from(DISTRIBUTIONS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_searched_huffman_histograms_count_the_members_symbols(length, bits, block_bits, distribution, seed):
+    """The symbol histograms the Huffman search returns for its chosen Rice bias and table count
+    (spread from one joint histogram) against counting each member's symbol directly: its
+    distance shifted right by the group's Rice shift, the escape symbol if that is not below it."""
+    from sw_codec.huffman import MAX_SYMBOLS, rice_context
+    from sw_codec.layer import MAX_CODE_LENGTH, _huffman_search
+
+    q = make_integers(np.random.default_rng(seed), (length,), bits, distribution)
+    g = analyze(q, bits, block_bits)
+    for slots in SLOTS:
+        bias, hists, _ = _huffman_search(g, slots, MAX_CODE_LENGTH)
+        k, table = rice_context(g.domain(slots), g.count, bias, len(hists))
+        symbol = np.minimum(g.distances(slots) >> np.repeat(k, g.count), MAX_SYMBOLS - 1)
+        member_table = np.repeat(table, g.count)
+        for t, h in enumerate(hists):
+            expected = np.bincount(symbol[member_table == t], minlength=MAX_SYMBOLS)
+            used = np.flatnonzero(expected)
+            expected = expected[: min(MAX_SYMBOLS, (used[-1] if len(used) else 0) + 2)]
+            np.testing.assert_array_equal(h, expected)

@@ -110,3 +110,17 @@ def test_lookup_fast_path_matches_the_per_length_decoder(freqs, seed, rice_k):
     except FormatError:
         expected = None
     assert (distances is None and expected is None) or list(distances) == expected
+
+
+@given(st.lists(st.tuples(st.integers(0, 64), st.integers(0, 2**64 - 1)), max_size=300))
+def test_packed_fields_match_the_bit_writer(fields):
+    """``pack_fields`` (vectorized, only the low ``nbits`` bits of each value) against writing the
+    same fields one at a time, padded to whole bytes."""
+    nbits = [n for n, _ in fields]
+    values = [v for _, v in fields]
+    writer = BitWriter()
+    for n, v in fields:
+        writer.write(v & ((1 << n) - 1), n)
+    pad = -sum(nbits) % 8
+    packed = pack_fields(np.array(values + [0], dtype=np.uint64), np.array(nbits + [pad], dtype=np.int64))
+    assert packed == writer.getvalue()
