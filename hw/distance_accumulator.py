@@ -42,10 +42,10 @@ class DistanceAccumulator(wiring.Component):
     A moves ``base`` past it in one cycle and the member waits. Each bitmap word also holds,
     for each of its bytes, the free slots in the bytes before it (written with its claims, one
     slot claimed = a decrement of the counts above its byte), so stage B counts nothing: it
-    compares ``rank`` with them and picks the byte holding the ``rank``-th free slot; stage C selects the
-    slot inside that byte (registered between them, so the select is two short paths), and
-    keeps the group's claims in that word pending; when the group moves to another word they
-    are written back and the word's count drops by their number. A slot at or past ``n`` is
+    compares ``rank`` with them and picks the byte holding the ``rank``-th free slot; stage C
+    selects the slot inside that byte (registered between them, so the select is two short
+    paths), and keeps the group's claims in that word pending; when the group moves to another
+    word they are written back and the word's count drops by their number. A slot at or past ``n`` is
     flagged when it reaches ``b`` (``o.valid`` masked), so the select never feeds a handshake.
     At a group's ``first`` member the sweep restarts at word 0, and the previous group's
     pending claims are written back that cycle (their count forwarded into the window), once
@@ -83,9 +83,9 @@ class DistanceAccumulator(wiring.Component):
         group do not increase, when in ``all`` mode a slot is claimed twice in a block, and on
         malformed framing (``MEMBER`` outside a block, ``BLOCK`` inside one, ``n`` not in
         ``1..2**P``). The offending token is not emitted; once ``error`` is up, ``i.ready`` and
-        ``o.valid`` stay low (in the cycle an ``all``-mode duplicate is found, ``i`` may still
-        take one token: the stages do not wait for that check) (the error is flagged within a bounded number of cycles, see
-        below, so the stage never hangs).
+        ``o.valid`` stay low. The error is flagged within a bounded number of cycles (see
+        below), so the stage never hangs; in the cycle an ``all``-mode duplicate is found, ``i``
+        may still take one token (the stages do not wait for that check).
 
     Latency, throughput and backpressure
     ------------------------------------
@@ -203,14 +203,14 @@ class DistanceAccumulator(wiring.Component):
         a_value   = Signal(self._weight_bits)
         a_word    = Signal(range(NW))
         a_rank    = Signal(range(W))
-        # Free mode, stage C: the member with its byte of the word found (stage B counts the
-        # free slots per byte and picks the byte holding the `a_rank`-th one); C selects the
-        # slot inside the byte, checks it against `n` and claims it.
+        # Free mode, stage C: the member with its byte of the word found (stage B compares
+        # `a_rank` with the word's `below` and picks the byte holding that free slot); C
+        # selects the slot inside the byte, checks it against `n` and claims it.
         c_valid   = Signal()
         c_value   = Signal(self._weight_bits)
         c_word    = Signal(range(NW))
         c_cur     = Signal(W)                   # the word's claims as read
-        c_below   = Signal(BW)  # and its free slots before each byte
+        c_below   = Signal(BW)                  # ... and its `below`
         c_byte    = Signal(range(max(2, W // GB)))
         c_bits    = Signal(GB)                  # the byte's free slots
         c_rank    = Signal(range(GB))
@@ -221,7 +221,7 @@ class DistanceAccumulator(wiring.Component):
         pend_word   = Signal(range(NW))
         pend_claims = Signal(W)
         pend_count  = Signal(range(W + 1))
-        pend_below  = Signal(BW)     # `below` of `pend_claims`
+        pend_below  = Signal(BW)                # `below` of `pend_claims`
         # Output register. `b_bad`: a free member placed past `n` (flagged, never emitted).
         b_valid   = Signal()
         b_bad     = Signal()
@@ -548,7 +548,7 @@ class DistanceAccumulator(wiring.Component):
                 wp.addr.eq(b_word),
                 wp.data.claims.eq(cur | (C(1, W) << b_bit)),
                 wp.data.below.eq(claim_one(Mux(stale, all_free_below, rp.data.below),
-                                           b_bit[3:] if W > GB else 0)),
+                                           b_bit[(GB - 1).bit_length():] if NB > 1 else 0)),
                 wp.data.epoch.eq(epoch),
                 wp.en.eq(1),
             ]
