@@ -290,6 +290,16 @@ def critical_path(report: dict) -> dict | None:
     }
 
 
+#: nextpnr's messages for a design larger than the device (then the next larger one is tried).
+_DOES_NOT_FIT = re.compile(r"Unable to place|Unable to find legal placement|utilisation limit|"
+                           r"no BELs remaining|only has|Design uses|requires more")
+
+
+def does_not_fit(nextpnr_log: str) -> bool:
+    """Whether a failed nextpnr run failed because the design exceeds the device."""
+    return bool(_DOES_NOT_FIT.search(nextpnr_log))
+
+
 def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, timeout: float,
           place: bool = True) -> dict:
     script = (f"read_rtlil {design.name}.il\n"
@@ -322,8 +332,7 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
             break
         except SynthError:
             log = (out / f"{target.name}_pnr.log").read_text(errors="replace")
-            if i == len(devices) - 1 or not re.search(
-                    r"Unable to place|no BELs remaining|only has|Design uses|requires more", log):
+            if i == len(devices) - 1 or not does_not_fit(log):
                 raise
     result["device"] = " ".join(device)
     rep = json.loads(report.read_text())

