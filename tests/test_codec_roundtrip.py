@@ -30,6 +30,17 @@ def make_integers(rng, shape, bits, distribution):
     return np.clip(q, -hi - 1, hi).astype(np.int64).reshape(shape)
 
 
+#: Draws of a random layer beside its length and block bits (which each test bounds itself).
+LAYER_DRAWS = dict(bits=st.sampled_from(BITS), distribution=st.sampled_from(DISTRIBUTIONS),
+                   seed=st.integers(0, 2**32 - 1))
+
+
+def analyzed_layer(length, bits, block_bits, distribution, seed):
+    """A random 1-D layer of ``length`` integers and its block analysis."""
+    q = make_integers(np.random.default_rng(seed), (length,), bits, distribution)
+    return q, analyze(q, bits, block_bits)
+
+
 @given(
     shape=st.lists(st.integers(1, 40), min_size=1, max_size=3).map(tuple),
     bits=st.sampled_from(BITS),
@@ -194,8 +205,7 @@ def test_bitmap_free_indices_match_the_definition_for_any_chunking(length, bits,
     saved = layer._FREE_BITMAP_WORDS
     layer._FREE_BITMAP_WORDS = chunk_words
     try:
-        q = make_integers(np.random.default_rng(seed), (length,), bits, distribution)
-        g = analyze(q, bits, block_bits)
+        q, g = analyzed_layer(length, bits, block_bits, distribution, seed)
     finally:
         layer._FREE_BITMAP_WORDS = saved
     np.testing.assert_array_equal(g.index_free, reference_free_indices(q, g, block_bits))
@@ -231,13 +241,7 @@ def test_value_runs_by_histogram_match_the_runs_of_the_sorted_rows(rows, length,
         np.testing.assert_array_equal(got, expected)
 
 
-@given(
-    length=st.integers(1, 2000),
-    bits=st.sampled_from(BITS),
-    block_bits=st.integers(4, 9),
-    distribution=st.sampled_from(DISTRIBUTIONS),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(length=st.integers(1, 2000), block_bits=st.integers(4, 9), **LAYER_DRAWS)
 def test_payload_is_the_packed_field_list(length, bits, block_bits, distribution, seed):
     """``encode_positions`` (each kind of field placed at its computed stream position) gives the
     bytes of the straightforward way: every field listed in stream order (``block_fields``), then
@@ -245,8 +249,7 @@ def test_payload_is_the_packed_field_list(length, bits, block_bits, distribution
     from sw_codec.bits import pack_fields
     from sw_codec.layer import _preamble, block_fields, encode_positions
 
-    q = make_integers(np.random.default_rng(seed), (length,), bits, distribution)
-    g = analyze(q, bits, block_bits)
+    _, g = analyzed_layer(length, bits, block_bits, distribution, seed)
     for mode in POSITION_MODES:
         for slots in SLOTS:
             params = choose_params(g, mode, slots)
@@ -256,13 +259,7 @@ def test_payload_is_the_packed_field_list(length, bits, block_bits, distribution
             assert encode_positions(g, mode, slots, params) == expected
 
 
-@given(
-    length=st.integers(1, 3000),
-    bits=st.sampled_from(BITS),
-    block_bits=st.integers(4, 10),
-    distribution=st.sampled_from(DISTRIBUTIONS),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(length=st.integers(1, 3000), block_bits=st.integers(4, 10), **LAYER_DRAWS)
 def test_searched_huffman_histograms_count_the_members_symbols(length, bits, block_bits, distribution, seed):
     """The symbol histograms the Huffman search returns for its chosen Rice bias and table count
     (spread from one joint histogram) against counting each member's symbol directly: its
@@ -270,8 +267,7 @@ def test_searched_huffman_histograms_count_the_members_symbols(length, bits, blo
     from sw_codec.huffman import MAX_SYMBOLS, rice_context
     from sw_codec.layer import MAX_CODE_LENGTH, _huffman_search
 
-    q = make_integers(np.random.default_rng(seed), (length,), bits, distribution)
-    g = analyze(q, bits, block_bits)
+    _, g = analyzed_layer(length, bits, block_bits, distribution, seed)
     for slots in SLOTS:
         bias, hists, _ = _huffman_search(g, slots, MAX_CODE_LENGTH)
         k, table = rice_context(g.domain(slots), g.count, bias, len(hists))
