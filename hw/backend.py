@@ -35,7 +35,7 @@ class Backend(wiring.Component):
     the expander (accumulator register + buffer read); throughput as the two stages.
     """
 
-    def __init__(self, *, weight_bits, block_bits, scan_bits=64):
+    def __init__(self, *, weight_bits, block_bits, scan_bits=256):
         self.accumulator = DistanceAccumulator(weight_bits=weight_bits, block_bits=block_bits,
                                                scan_bits=scan_bits)
         self.expander = RepeatExpander(weight_bits=weight_bits, block_bits=block_bits,

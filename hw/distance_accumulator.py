@@ -61,7 +61,7 @@ class DistanceAccumulator(wiring.Component):
         ``P``, the largest block holds ``2**P`` weights; 4..16.
     scan_bits : int
         Bitmap word width ``W``: in ``free`` mode the slots one select examines, and the
-        granularity of the free counts (a power of two, 8..1024; default 64). Capped at
+        granularity of the free counts (a power of two, 8..1024; default 256). Capped at
         ``2**P``. ``2**P / W`` counts of ``bitlen(W)`` bits are registers.
     skip_words : int
         Words whose free counts ``free`` mode sums per cycle when it looks for a member's word
@@ -110,7 +110,7 @@ class DistanceAccumulator(wiring.Component):
       slots is flagged once the members before it have left B and C).
     """
 
-    def __init__(self, *, weight_bits, block_bits, scan_bits=64, skip_words=8):
+    def __init__(self, *, weight_bits, block_bits, scan_bits=256, skip_words=8):
         if weight_bits not in (4, 8, 16):
             raise ValueError(f"weight_bits must be 4, 8 or 16, not {weight_bits!r}")
         if not isinstance(block_bits, int) or not 4 <= block_bits <= 16:
@@ -275,26 +275,42 @@ class DistanceAccumulator(wiring.Component):
             start.eq(Mux(restart, 0, widx)),
             start_base.eq(Mux(restart, 0, base)),
         ]
-        counts = Cat(*count, C(0, K * CW))
-        window = counts.bit_select(start * CW, K * CW)
         rank = Signal(P + 2)
         m.d.comb += rank.eq(idx - start_base)
+        # The counts of the K words from `widx` (words past the block read 0), selected by one
+        # decode of `widx`; no claims are pending there (the group's pending word lies before
+        # `widx`). At a restart the window is words 0 .. K - 1 instead, with the flushed claims
+        # taken off: `restart` only picks between the two at the end.
+        at_widx = [Signal(name=f"at_widx{w}") for w in range(NW)]
+        for w in range(NW):
+            m.d.comb += at_widx[w].eq(widx == w)
+        padded = count + [C(0, CW)] * K
         win_count = []
         for j in range(K):
+            from_widx = Signal(range(W + 1), name=f"win_widx{j}")
+            from_zero = Signal(range(W + 1), name=f"win_zero{j}")
+            m.d.comb += [
+                from_widx.eq(_or(Mux(at_widx[w], padded[w + j], 0) for w in range(NW))),
+                from_zero.eq(padded[j] - Mux(flush_any & (flush_word == j), flush_count, 0)),
+            ]
             c = Signal(range(W + 1), name=f"win_count{j}")
-            flushed = restart & flush_any & (start + j == flush_word)
-            m.d.comb += c.eq(window[j * CW:(j + 1) * CW] - Mux(flushed, flush_count, 0))
+            m.d.comb += c.eq(Mux(restart, from_zero, from_widx))
             win_count.append(c)
-        # Free slots in the window's words up to and including word j; the target word is the
-        # first whose running total exceeds `rank` (`hop == K`: not in the window).
-        total = [Signal(P + 2, name=f"win_total{j}") for j in range(K)]
+        # Free slots in the window's words up to and including word j (a log-depth prefix
+        # sum); the target word is the first whose total exceeds `rank` (none: not in the
+        # window). The totals never decrease, so `rank >= total` is a thermometer code.
+        total = _prefix_sums(m, win_count, P + 2, "win_total")
+        ge = [Signal(name=f"win_ge{j}") for j in range(K)]
         for j in range(K):
-            m.d.comb += total[j].eq(win_count[j] if j == 0 else total[j - 1] + win_count[j])
-        hop = Signal(range(K + 1))
-        m.d.comb += hop.eq(sum((rank >= total[j] for j in range(K)), C(0, 1)))
-        found = hop < K
+            m.d.comb += ge[j].eq(rank >= total[j])
+        sel = [Signal(name=f"win_sel{j}") for j in range(K)]
+        for j in range(K):
+            m.d.comb += sel[j].eq(~ge[j] & (ge[j - 1] if j else 1))
+        found = ~ge[K - 1]
+        hop = Signal(range(K))
+        m.d.comb += hop.eq(_or(Mux(sel[j], j, 0) for j in range(K)))
         before = Signal(P + 2)                  # free slots of the window before the target
-        m.d.comb += before.eq(_one_of(hop - 1, total[:K - 1]) if K > 1 else 0)
+        m.d.comb += before.eq(_or(Mux(sel[j], total[j - 1], 0) for j in range(1, K)) if K > 1 else 0)
         target = Signal(range(NW))
         m.d.comb += target.eq(start + hop)
         past_end = start + K >= NW               # nothing left beyond the window
@@ -338,11 +354,12 @@ class DistanceAccumulator(wiring.Component):
         b_word = b.position[WB:P]
         b_member = b_valid & (b.kind == TokenKind.MEMBER)
         duplicate = b_member & ~free_mode & cur.bit_select(b_bit, 1)
-        o_fire = self.o.valid & self.o.ready
         # `b` empties when `o.ready`, whatever its checks say: a duplicate or a slot past `n`
         # sets `error`, which stops every stage from the next cycle on, so the stages need not
-        # wait for the checks (the 64-to-1 duplicate select stays off their enables; only `o`
-        # and the bitmap write see it).
+        # wait for the checks (the W-to-1 duplicate select stays off their enables and off the
+        # bitmap write; only `o.valid` and `error` see it). A duplicate's write changes no claim;
+        # its `below` is off by one, but the block is dead: a reset clears the bitmap.
+        b_leaves = b_valid & ~error & self.o.ready
         b_free = ~b_valid | self.o.ready
         m.d.comb += restart_wait.eq(a_valid | (c_valid & ~(b_free & (c_same | ~pend_any))))
         load_b = Signal()
@@ -543,7 +560,7 @@ class DistanceAccumulator(wiring.Component):
                 m.d.sync += [clearing.eq(0), open_block.eq(0)]
 
         # Writes from the output register: an `all` member claims its slot; END zeroes one word.
-        with m.If(o_fire & (b.kind == TokenKind.MEMBER) & ~free_mode):
+        with m.If(b_leaves & (b.kind == TokenKind.MEMBER) & ~free_mode):
             m.d.comb += [
                 wp.addr.eq(b_word),
                 wp.data.claims.eq(cur | (C(1, W) << b_bit)),
@@ -552,7 +569,7 @@ class DistanceAccumulator(wiring.Component):
                 wp.data.epoch.eq(epoch),
                 wp.en.eq(1),
             ]
-        with m.If(o_fire & (b.kind == TokenKind.END)):
+        with m.If(b_leaves & (b.kind == TokenKind.END)):
             m.d.comb += [
                 wp.addr.eq(scrub),
                 wp.data.claims.eq(0),
@@ -635,10 +652,30 @@ class _BitSelect(Elaboratable):
         return m
 
 
-def _one_of(index, values):
-    """``values[index]`` as an OR of masked values: continuous assignments in Verilog, where an
-    ``Array`` read becomes an ``always @*`` block that 4-state simulators may never evaluate."""
-    result = C(0, 1)
-    for k, value in enumerate(values):
-        result = result | Mux(index == k, value, 0)
-    return result
+def _or(values):
+    """Bitwise OR of an iterable of values (an AND-OR multiplexer with one-hot selects), as a
+    balanced tree: a chain of hundreds of ORs is deep enough to exhaust Yosys's stack."""
+    values = list(values) or [C(0, 1)]
+    while len(values) > 1:
+        values = [values[k] | values[k + 1] if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+    return values[0]
+
+
+def _prefix_sums(m, values, width, name):
+    """Signals ``width`` bits wide holding ``values[0] + ... + values[j]`` for each ``j``, added
+    in ``ceil(log2(len(values)))`` levels (Kogge-Stone), not in a chain."""
+    sums = list(values)
+    step, level = 1, 0
+    while step < len(sums):
+        nxt = []
+        for j, v in enumerate(sums):
+            s = Signal(width, name=f"{name}_l{level}_{j}")
+            m.d.comb += s.eq(v + sums[j - step] if j >= step else v)
+            nxt.append(s)
+        sums, step, level = nxt, step * 2, level + 1
+    if level == 0:
+        s = Signal(width, name=f"{name}_0")
+        m.d.comb += s.eq(sums[0])
+        sums = [s]
+    return sums

@@ -33,7 +33,8 @@ class LayerDecoder(wiring.Component):
     max_code_len, num_tables : int
         Huffman capacity: longest code (<= 15) and number of tables (1, 2, 4, 8).
     scan_bits : int
-        Slots the ``free``-slot sweep examines per cycle (power of two).
+        Slots the ``free``-slot sweep examines per cycle (power of two; default 256, see
+        ``DistanceAccumulator``).
     in_order : bool
         ``True`` (default): ``weights`` are the weights in position order (the expander's block
         buffer). ``False``: ``weights`` is the write stream (``write_layout``: ``BLOCK``, the
@@ -70,7 +71,7 @@ class LayerDecoder(wiring.Component):
     """
 
     def __init__(self, *, weight_bits=8, block_bits=14, word_bits=32, max_code_len=15, num_tables=4,
-                 scan_bits=64, in_order=True):
+                 scan_bits=256, in_order=True):
         self._parser = BlockParser(weight_bits=weight_bits, block_bits=block_bits, word_bits=word_bits,
                                    max_code_len=max_code_len, num_tables=num_tables)
         self._accumulator = DistanceAccumulator(weight_bits=weight_bits, block_bits=block_bits,

@@ -63,7 +63,7 @@ BANDWIDTHS = (8, 16, 32, 64, 128)
 MODELS = ("minilm", "yolov8n", "ppocr-det")
 SAMPLE = 1 << 15
 #: The evaluated hardware (``make accel``): 4 lanes = 4 MACs, blocks of 2**12 weights.
-DEFAULT_HW = dict(lanes=4, block_bits=12, word_bits=32, scan_bits=64, max_k=1152, max_rows=256)
+DEFAULT_HW = dict(lanes=4, block_bits=12, word_bits=32, scan_bits=256, max_k=1152, max_rows=256)
 #: Bandwidths of the README table: memory bound and compute bound.
 TABLE_BANDWIDTHS = (16, 128)
 

@@ -66,8 +66,9 @@ def main(argv=None) -> int:
     summary = {k: {l: sum(v) / len(v) for l, v in d.items()} for k, d in summary.items()}
     print("mean sustained weights/cycle/lane:", json.dumps(summary, indent=None))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"hardware": {"block_bits": args.block_bits, "word_bits": 32,
-                                                       "scan_bits": 64, "simulator": args.simulator},
+    hw = HardwareParams(block_bits=args.block_bits)
+    Path(args.out).write_text(json.dumps({"hardware": {"block_bits": args.block_bits, "word_bits": hw.word_bits,
+                                                       "scan_bits": hw.scan_bits, "simulator": args.simulator},
                                           "summary_sustained_weights_per_cycle_per_lane": summary, "runs": runs}, indent=1))
     print(f"wrote {args.out}")
     return 0

@@ -49,7 +49,7 @@ class HardwareParams:
     word_bits: int = 32
     max_code_len: int = 15
     num_tables: int = 4
-    scan_bits: int = 64
+    scan_bits: int = 256
 
     def lane_params(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "lanes"}

@@ -27,7 +27,7 @@ def _hw_args(p: argparse.ArgumentParser, block_bits_default: int = DEFAULT_BLOCK
                    help=f"largest block 2**P weights, 4..16 (default {block_bits_default})")
     g.add_argument("--max-code-len", type=int, default=15, help="longest Huffman code, 1..15 (default 15)")
     g.add_argument("--num-tables", type=int, choices=(1, 2, 4, 8), default=4, help="Huffman tables (default 4)")
-    g.add_argument("--scan-bits", type=int, default=64, help="free-slot sweep width, slots per cycle (default 64)")
+    g.add_argument("--scan-bits", type=int, default=256, help="free-slot sweep width, slots per cycle (default 256)")
 
 
 def _hardware(args):

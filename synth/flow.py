@@ -47,12 +47,14 @@ class LaneConfig:
     word_bits: int = 32
     max_code_len: int = 15
     num_tables: int = 4
-    scan_bits: int = 64
+    scan_bits: int = 256
 
     @property
     def tag(self) -> str:
+        # The accumulator caps its scan width at the block size: the tag names the width built.
+        scan = min(self.scan_bits, 1 << self.block_bits)
         return f"b{self.weight_bits}_p{self.block_bits}_w{self.word_bits}_l{self.max_code_len}" \
-               f"_t{self.num_tables}_s{self.scan_bits}"
+               f"_t{self.num_tables}_s{scan}"
 
 
 @dataclass(frozen=True)

@@ -102,13 +102,14 @@ def test_trace(mode, slots, bits):
 
 
 @pytest.mark.parametrize("slots", ["all", "free"])
-@pytest.mark.parametrize("scan_bits", [8, 16, 32, 64])
-def test_scan_widths(slots, scan_bits):
-    """The free-slot sweep over several bitmap words, against a full-rate stream."""
+@pytest.mark.parametrize("block_bits,scan_bits", [(7, 8), (7, 16), (7, 32), (7, 64), (9, 128), (10, 256)])
+def test_scan_widths(slots, block_bits, scan_bits):
+    """The free-slot sweep over several bitmap words (2 to 16), against a full-rate stream."""
     rng = random.Random(scan_bits)
     nprng = np.random.default_rng(scan_bits)
-    dut = DistanceAccumulator(weight_bits=8, block_bits=7, scan_bits=scan_bits)
-    _, trace = layer_case(nprng, "laplace", 3 * 128 - 5, 8, "huffman", slots, 7)
+    dut = DistanceAccumulator(weight_bits=8, block_bits=block_bits, scan_bits=scan_bits)
+    n = 1 << block_bits
+    _, trace = layer_case(nprng, "laplace", 3 * n - 5, 8, "huffman", slots, block_bits)
     check_layer(dut, trace, rng, stall=0.0, backpressure=0.0, slots=slots)
 
 
