@@ -42,27 +42,6 @@ def exp_golomb_length(x: np.ndarray, k) -> np.ndarray:
     return 2 * bit_length(np.asarray(x, dtype=np.int64) + np.left_shift(1, k)) - 1 - k
 
 
-def run_starts(key: np.ndarray) -> np.ndarray:
-    """Indices where a run of equal values of the 1-D, non-empty ``key`` starts (0 first)."""
-    start = np.empty(len(key), dtype=bool)
-    start[0] = True
-    np.not_equal(key[1:], key[:-1], out=start[1:])
-    return np.flatnonzero(start)
-
-
-def disjoint_or_reduceat(x: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """``np.bitwise_or.reduceat(x, first)`` for uint64 ``x`` whose values share no bit within a
-    segment; ``first`` starts at 0 and increases strictly (no empty segments).
-
-    Disjoint bits make each OR a sum: differences of one wrapping cumulative sum, much faster
-    than ``reduceat`` over many short segments.
-    """
-    total = np.cumsum(x)
-    sums = total[np.concatenate((first[1:], [len(x)])) - 1]
-    sums[1:] -= total[first[1:] - 1]
-    return sums
-
-
 def _as_uint64(x) -> np.ndarray:
     """``x`` (non-negative integers) as uint64, without a copy for uint64 and int64 arrays (a view)."""
     x = np.asarray(x)

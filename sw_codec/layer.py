@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, pack_fields, \
+from .bits import BitReader, BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, \
     place_fields
 from .distance import SLOTS, DistanceAccumulator
 from .errors import FormatError
@@ -455,7 +455,7 @@ def _search_huffman(groups: Groups, countings: tuple[str, ...], max_code_length:
     Table classes nest: with T tables the octave is cut at multiples of 1/T, so the classes of 2
     and 1 tables are unions of those of 4, and one histogram per bias serves every table count.
     """
-    S, G, E = len(countings), len(groups.count), len(groups.group)
+    S, G = len(countings), len(groups.count)
     domain = np.concatenate([groups.domain(s) for s in countings])          # per stacked group
     count = np.concatenate([groups.count] * S)
     finest = max(TABLE_COUNTS)
@@ -647,6 +647,27 @@ def _member_bits_per_block(groups: Groups, mode: str, slots: str, params: Positi
     return code_bits + np.bincount(groups.block, weights=per_group, minlength=B).astype(np.int64)
 
 
+def _group_header_codes(groups: Groups, count_k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What each group header codes, before Exp-Golomb: the value delta (the value minus the
+    previous group's, minus one; 0 for a block's first group, which stores its value in ``b``
+    bits instead) in EG(0), and the count's zigzag residual with its EG order (:func:`count_codes`)."""
+    prev = np.empty_like(groups.value)
+    prev[1:] = groups.value[:-1]
+    value_delta = np.where(groups.first_in_block, 0, groups.value - prev - 1)
+    return (value_delta, *count_codes(groups.count, groups.first_in_block, count_k))
+
+
+def _group_header_fields(groups: Groups, count_k: int):
+    """Each group header's two fields as (value field, its bits, count field, its bits): the
+    fields of :func:`_group_header_codes`, a block's first value as ``b``-bit two's complement."""
+    value_delta, count_code, count_order = _group_header_codes(groups, count_k)
+    delta_v, delta_n = exp_golomb_fields(value_delta, 0)
+    first = groups.first_in_block
+    value_field = np.where(first, (groups.value & ((1 << groups.bits) - 1)).astype(np.uint64), delta_v)
+    value_bits = np.where(first, groups.bits, delta_n)
+    return (value_field, value_bits, *exp_golomb_fields(count_code, count_order))
+
+
 def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
     """All fields of all blocks in stream order: (values, nbits, per-block byte lengths)."""
     bits = groups.bits
@@ -667,13 +688,8 @@ def block_fields(groups: Groups, mode: str, slots: str, params: PositionParams):
     values[block_off], nbits[block_off] = exp_golomb_fields(groups.num_values - 1, 0)
     values[block_off + 1], nbits[block_off + 1] = (groups.implicit & mask).astype(np.uint64), bits
 
-    prev = np.empty_like(groups.value)
-    prev[1:] = groups.value[:-1]
-    delta_v, delta_n = exp_golomb_fields(np.where(groups.first_in_block, 0, groups.value - prev - 1), 0)
-    values[group_off] = np.where(groups.first_in_block, (groups.value & mask).astype(np.uint64), delta_v)
-    nbits[group_off] = np.where(groups.first_in_block, bits, delta_n)
-    z, k = count_codes(groups.count, groups.first_in_block, params.count_k)
-    values[group_off + 1], nbits[group_off + 1] = exp_golomb_fields(z, k)
+    values[group_off], nbits[group_off], values[group_off + 1], nbits[group_off + 1] = \
+        _group_header_fields(groups, params.count_k)
 
     member_value, member_bits, width = _member_fields(groups, mode, slots, params)
     if width is not None:
@@ -702,15 +718,8 @@ def _pack_blocks(groups: Groups, mode: str, slots: str, params: PositionParams) 
     bits = groups.bits
     B, G = len(groups.block_size), len(groups.count)
     mask = (1 << bits) - 1
-    first = groups.first_in_block
     num_values_field, num_values_bits = exp_golomb_fields(groups.num_values - 1, 0)
-    prev = np.empty_like(groups.value)
-    prev[1:] = groups.value[:-1]
-    delta_v, delta_n = exp_golomb_fields(np.where(first, 0, groups.value - prev - 1), 0)
-    value_field = np.where(first, (groups.value & mask).astype(np.uint64), delta_v)
-    value_bits = np.where(first, bits, delta_n)
-    z, k = count_codes(groups.count, first, params.count_k)
-    group_count_field, group_count_bits = exp_golomb_fields(z, k)
+    value_field, value_bits, group_count_field, group_count_bits = _group_header_fields(groups, params.count_k)
     member_value, member_bits, width = _member_fields(groups, mode, slots, params)
     header_bits = value_bits + group_count_bits + (DISTANCE_WIDTH_BITS if width is not None else 0)
 
@@ -773,11 +782,9 @@ def _header_bits(groups: Groups, mode: str, params: PositionParams) -> tuple[np.
     shares them but for the distance mode's width field)."""
     cache = groups.__dict__.setdefault("_header_bits_cache", {})
     if params.count_k not in cache:
-        prev = np.empty_like(groups.value)
-        prev[1:] = groups.value[:-1]
-        value_bits = np.where(groups.first_in_block, groups.bits,
-                              exp_golomb_length(np.where(groups.first_in_block, 0, groups.value - prev - 1), 0))
-        group_bits = value_bits + exp_golomb_length(*count_codes(groups.count, groups.first_in_block, params.count_k))
+        value_delta, count_code, count_order = _group_header_codes(groups, params.count_k)
+        value_bits = np.where(groups.first_in_block, groups.bits, exp_golomb_length(value_delta, 0))
+        group_bits = value_bits + exp_golomb_length(count_code, count_order)
         cache[params.count_k] = (exp_golomb_length(groups.num_values - 1, 0) + groups.bits, group_bits)
     block_bits, group_bits = cache[params.count_k]
     if mode == "distance":
