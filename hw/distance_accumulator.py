@@ -33,25 +33,22 @@ class DistanceAccumulator(wiring.Component):
     In ``all`` mode each member is a read-modify-write of its word (a transparent read port
     forwards the previous member's write), which detects two groups claiming one slot. In
     ``free`` mode a member goes through three stages. Stage A finds its word without reading the
-    bitmap: a register array holds each word's free count as the current group sees it (the
-    slots below ``n`` that no earlier group claimed; ``scan_bits`` per word at ``BLOCK``, fewer
-    in the last partial word, none past ``n``). From the word of the group's previous member
-    (``base``: free slots in the words before), A sums the counts of the next ``skip_words``
-    words and picks the first word whose running total exceeds ``index - base``; the member is
-    accepted and that word is read (sync read port). If the window holds too few free slots,
-    A moves ``base`` past it in one cycle and the member waits. Each bitmap word also holds,
+    bitmap: registers hold, for each word ``w``, the free slots in the words before it as the
+    current group sees them (the slots below ``n`` that no earlier group claimed), and A
+    compares the member's index with all of them at once: its word is the last whose count is
+    at most the index. The member is accepted and that word is read (sync read port), however
+    far from the previous member it lies. A second set of counts loses one above each accepted
+    member's word and becomes the next group's at its ``first`` member. Each bitmap word also holds,
     for each of its bytes, the free slots in the bytes before it (written with its claims, one
     slot claimed = a decrement of the counts above its byte), so stage B counts nothing: it
     compares ``rank`` with them and picks the byte holding the ``rank``-th free slot; stage C
     selects the slot inside that byte (registered between them, so the select is two short
     paths), and keeps the group's claims in that word pending; when the group moves to another
-    word they are written back and the word's count drops by their number. A slot at or past ``n`` is
-    flagged when it reaches ``b`` (``o.valid`` masked), so the select never feeds a handshake.
-    At a group's ``first`` member the sweep restarts at word 0, and the previous group's
-    pending claims are written back that cycle (their count forwarded into the window), once
-    B is empty and C places that group's last member (its slot included in the write) or is
-    empty; if C's member opens a new word while claims are pending (two writes), the restart
-    waits one more cycle.
+    word they are written back. A slot at or past ``n`` is flagged when it reaches ``b``
+    (``o.valid`` masked), so the select never feeds a handshake. At a group's ``first`` member
+    the previous group's pending claims are written back that cycle, once B is empty and C
+    places that group's last member (its slot included in the write) or is empty; if C's member
+    opens a new word while claims are pending (two writes), the restart waits one more cycle.
 
     Parameters
     ----------
@@ -62,10 +59,8 @@ class DistanceAccumulator(wiring.Component):
     scan_bits : int
         Bitmap word width ``W``: in ``free`` mode the slots one select examines, and the
         granularity of the free counts (a power of two, 8..1024; default 256). Capped at
-        ``2**P``. ``2**P / W`` counts of ``bitlen(W)`` bits are registers.
-    skip_words : int
-        Words whose free counts ``free`` mode sums per cycle when it looks for a member's word
-        (1..64, default 8; capped at ``2**P / W``).
+        ``2**P``. Stage A keeps ``2 * 2**P / W`` counts of ``P + 1`` bits in registers and
+        compares ``2**P / W`` of them with each member's index.
 
     Members
     -------
@@ -99,18 +94,16 @@ class DistanceAccumulator(wiring.Component):
     loss.
 
     - ``all``: one token per cycle, sustained.
-    - ``free``: one member per cycle, wherever its slot lies in the next ``skip_words``
-      words' free slots; one extra cycle per further ``skip_words`` words the sweep skips,
-      and one cycle at each group's first member (except the first group of a block) to let
-      the previous group's last member reach C (two when that member lies in another word
-      than the group's previous member: only with several words). A block of ``c`` members in ``m`` distinct
-      values costs about ``c + m`` cycles (plus ``BLOCK``, ``END``); at worst
-      ``c + m * (1 + ceil(words / skip_words))``. An error is flagged at most
-      ``words / skip_words + 4`` cycles after the token reaches ``i`` (an index past the free
-      slots is flagged once the members before it have left B and C).
+    - ``free``: one member per cycle wherever its slot lies, and one cycle at each group's
+      first member (except the first group of a block) to let the previous group's last
+      member reach C (two when that member lies in another word than the group's previous
+      member: only with several words). A block of ``c`` members in ``m`` distinct values
+      costs at most ``c + 2 * m`` cycles (plus ``BLOCK``, ``END``). An error is flagged at
+      most 4 cycles after the token reaches ``i`` (an index past the free slots is flagged
+      once the members before it have left B and C).
     """
 
-    def __init__(self, *, weight_bits, block_bits, scan_bits=256, skip_words=8):
+    def __init__(self, *, weight_bits, block_bits, scan_bits=256):
         if weight_bits not in (4, 8, 16):
             raise ValueError(f"weight_bits must be 4, 8 or 16, not {weight_bits!r}")
         if not isinstance(block_bits, int) or not 4 <= block_bits <= 16:
@@ -118,14 +111,11 @@ class DistanceAccumulator(wiring.Component):
         if (not isinstance(scan_bits, int) or not 8 <= scan_bits <= 1024
                 or scan_bits & (scan_bits - 1)):
             raise ValueError(f"scan_bits must be a power of two in 8..1024, not {scan_bits!r}")
-        if not isinstance(skip_words, int) or not 1 <= skip_words <= 64:
-            raise ValueError(f"skip_words must be an integer in 1..64, not {skip_words!r}")
         self._weight_bits = weight_bits
         self._block_bits = block_bits
         self._word_bits = min(scan_bits, 1 << block_bits)
         self._words = (1 << block_bits) // self._word_bits
         self._epoch_bits = self._words.bit_length()
-        self._skip_words = min(skip_words, self._words)
 
         super().__init__({
             "i":     In(stream.Signature(member_layout(weight_bits, block_bits))),
@@ -147,16 +137,10 @@ class DistanceAccumulator(wiring.Component):
         """Effective bitmap word width, ``min(scan_bits, 2**block_bits)``."""
         return self._word_bits
 
-    @property
-    def skip_words(self):
-        """Effective skip window, ``min(skip_words, 2**block_bits / scan_bits)``."""
-        return self._skip_words
-
     def elaborate(self, platform):
         m = Module()
 
         P, W, NW, G = self._block_bits, self._word_bits, self._words, self._epoch_bits
-        K = self._skip_words
         WB = W.bit_length() - 1                 # position = Cat(bit in word, word index)
         CW = W.bit_length()                     # width of a word's free count (0..W)
 
@@ -189,13 +173,14 @@ class DistanceAccumulator(wiring.Component):
         error    = Signal()
         # Group state.
         prev     = Signal(P + 1)                # index of the group's previous member
-        # Free mode, stage A (at `i`): the sweep. `widx` is the word of the group's last
-        # accepted member (or where a skip stopped), `base` the free slots before it; `fresh`:
-        # the sweep is already at the start of the group (no restart at a `first`).
-        # `count[w]`: free slots of word `w` below `n` as the current group sees them.
-        count     = [Signal(range(W + 1), name=f"count{w}") for w in range(NW)]
-        widx      = Signal(range(NW))
-        base      = Signal(P + 2)
+        # Free mode, stage A (at `i`): the search. For words w = 1 .. NW, `free_before[w]` holds
+        # the free slots below `n` in words 0 .. w - 1 as the current group sees them (claims of
+        # earlier groups only; `free_before[NW]`: all of the block's), and `placed_before[w]` the
+        # same less every member placed so far, kept by a decrement of the entries above a
+        # member's word as it leaves C. At a group's first member they agree again
+        # (`placed_before` is copied); `fresh`: they already agree (no copy at a `first`).
+        free_before   = [None] + [Signal(P + 1, name=f"free_before{w}") for w in range(1, NW + 1)]
+        placed_before = [None] + [Signal(P + 1, name=f"placed_before{w}") for w in range(1, NW + 1)]
         fresh     = Signal()
         # Free mode, stage B: a member accepted by A, as the `rank`-th free slot of word `word`
         # (read from the bitmap the cycle A accepted it).
@@ -215,12 +200,11 @@ class DistanceAccumulator(wiring.Component):
         c_bits    = Signal(GB)                  # the byte's free slots
         c_rank    = Signal(range(GB))
         # The current group's claims in word `pend_word`: `pend_claims` is that word as the
-        # bitmap will hold it (earlier groups' claims and the group's), written back with
-        # `count[pend_word] -= pend_count` when the group leaves the word.
+        # bitmap will hold it (earlier groups' claims and the group's), written back when the
+        # group leaves the word (until then B and C see the group's own slots as free).
         pend_any    = Signal()
         pend_word   = Signal(range(NW))
         pend_claims = Signal(W)
-        pend_count  = Signal(range(W + 1))
         pend_below  = Signal(BW)                # `below` of `pend_claims`
         # Output register. `b_bad`: a free member placed past `n` (flagged, never emitted).
         b_valid   = Signal()
@@ -253,67 +237,31 @@ class DistanceAccumulator(wiring.Component):
             m.d.comb += idx.eq(prev + 1 + tok.index)
         not_increasing = ~tok.first & (idx <= prev)
 
-        # Stage A: the window of K word counts from `start`, the words past the block reading 0.
-        # At a group's `first` the sweep restarts at word 0, and the previous group's claims
-        # still pending in `pend_word` are written back the same cycle (and forwarded here).
+        # Stage A: the member's word is the last w whose `free_before[w]` is at most its index
+        # (the counts never decrease with w, so `idx >= free_before[w]` is a thermometer code):
+        # NW compares side by side, no loop over words. At a group's `first`, `placed_before`
+        # counts every member accepted so far, so the search uses it while it is copied; the
+        # previous group's pending claims (with its last member's slot, if that member leaves
+        # C this cycle) are written back then. B must be empty: its member's slot is not known.
         restart = tok.first & ~fresh
-        # At a restart the previous group's claims are written back: the pending ones, or, if
-        # its last member leaves C this cycle, those with that member's slot added (C never
-        # writes back in that cycle: a restart waits while C moves to a new word with claims
-        # pending). `flush_*` forward them into A's window.
-        c_same = pend_any & (pend_word == c_word)
-        flush_any   = Signal()
-        flush_word  = Signal(range(NW))
-        flush_claims = Signal(W)
-        flush_count = Signal(range(W + 1))
-        flush_below = Signal(BW)
         restart_wait = Signal()
         restart_flush = Signal()
-        start = Signal(range(NW))
-        start_base = Signal(P + 2)
-        m.d.comb += [
-            start.eq(Mux(restart, 0, widx)),
-            start_base.eq(Mux(restart, 0, base)),
-        ]
-        rank = Signal(P + 2)
-        m.d.comb += rank.eq(idx - start_base)
-        # The counts of the K words from `widx` (words past the block read 0), selected by one
-        # decode of `widx`; no claims are pending there (the group's pending word lies before
-        # `widx`). At a restart the window is words 0 .. K - 1 instead, with the flushed claims
-        # taken off: `restart` only picks between the two at the end.
-        at_widx = [Signal(name=f"at_widx{w}") for w in range(NW)]
+        before_w = [C(0, P + 1)] + [Signal(P + 1, name=f"search_before{w}") for w in range(1, NW + 1)]
+        for w in range(1, NW + 1):
+            m.d.comb += before_w[w].eq(Mux(restart, placed_before[w], free_before[w]))
+        ge = [C(1, 1)] + [Signal(name=f"search_ge{w}") for w in range(1, NW + 1)]
+        for w in range(1, NW + 1):
+            m.d.comb += ge[w].eq(idx >= before_w[w])
+        found = ~ge[NW]                         # else the index is past the block's free slots
+        sel = [Signal(name=f"search_sel{w}") for w in range(NW)]
         for w in range(NW):
-            m.d.comb += at_widx[w].eq(widx == w)
-        padded = count + [C(0, CW)] * K
-        win_count = []
-        for j in range(K):
-            from_widx = Signal(range(W + 1), name=f"win_widx{j}")
-            from_zero = Signal(range(W + 1), name=f"win_zero{j}")
-            m.d.comb += [
-                from_widx.eq(_or(Mux(at_widx[w], padded[w + j], 0) for w in range(NW))),
-                from_zero.eq(padded[j] - Mux(flush_any & (flush_word == j), flush_count, 0)),
-            ]
-            c = Signal(range(W + 1), name=f"win_count{j}")
-            m.d.comb += c.eq(Mux(restart, from_zero, from_widx))
-            win_count.append(c)
-        # Free slots in the window's words up to and including word j (a log-depth prefix
-        # sum); the target word is the first whose total exceeds `rank` (none: not in the
-        # window). The totals never decrease, so `rank >= total` is a thermometer code.
-        total = _prefix_sums(m, win_count, P + 2, "win_total")
-        ge = [Signal(name=f"win_ge{j}") for j in range(K)]
-        for j in range(K):
-            m.d.comb += ge[j].eq(rank >= total[j])
-        sel = [Signal(name=f"win_sel{j}") for j in range(K)]
-        for j in range(K):
-            m.d.comb += sel[j].eq(~ge[j] & (ge[j - 1] if j else 1))
-        found = ~ge[K - 1]
-        hop = Signal(range(K))
-        m.d.comb += hop.eq(_or(Mux(sel[j], j, 0) for j in range(K)))
-        before = Signal(P + 2)                  # free slots of the window before the target
-        m.d.comb += before.eq(_or(Mux(sel[j], total[j - 1], 0) for j in range(1, K)) if K > 1 else 0)
+            m.d.comb += sel[w].eq(ge[w] & ~ge[w + 1])
         target = Signal(range(NW))
-        m.d.comb += target.eq(start + hop)
-        past_end = start + K >= NW               # nothing left beyond the window
+        before = Signal(P + 1)                  # free slots in the words before the target
+        m.d.comb += [
+            target.eq(_or(Mux(sel[w], w, 0) for w in range(1, NW)) if NW > 1 else 0),
+            before.eq(_or(Mux(sel[w], before_w[w], 0) for w in range(1, NW)) if NW > 1 else 0),
+        ]
 
         # Stage B: the byte holding the `a_rank`-th free slot, from the word's stored `below`.
         # (The epoch test goes beside the compares: a stale word is all free.)
@@ -339,11 +287,19 @@ class DistanceAccumulator(wiring.Component):
         m.d.comb += hit.eq(C(1, W) << hit_bit)
         free_pos = Signal(P + 1)
         m.d.comb += free_pos.eq(Cat(hit_bit, c_word) if NW > 1 else hit_bit)
+        # At a restart the previous group's claims are written back: the pending ones, or, if
+        # its last member leaves C this cycle, those with that member's slot added (C never
+        # writes back in that cycle: a restart waits while C moves to a new word with claims
+        # pending).
+        c_same = pend_any & (pend_word == c_word)
+        flush_any = Signal()
+        flush_word = Signal(range(NW))
+        flush_claims = Signal(W)
+        flush_below = Signal(BW)
         m.d.comb += [
             flush_any.eq(c_valid | pend_any),
             flush_word.eq(Mux(c_valid, c_word, pend_word)),
             flush_claims.eq(Mux(c_valid, Mux(c_same, pend_claims, c_cur) | hit, pend_claims)),
-            flush_count.eq(Mux(c_valid, Mux(c_same, pend_count, 0) + 1, pend_count)),
             flush_below.eq(Mux(c_valid, claim_one(Mux(c_same, pend_below, c_below), c_byte),
                                pend_below)),
         ]
@@ -386,19 +342,22 @@ class DistanceAccumulator(wiring.Component):
             rp.en.eq(free_mode | ~b_valid),
         ]
 
-        # Free counts: reset for a new block, decremented when a group's claims are written.
-        count_init = Signal()
-        count_dec  = Signal()
-        dec_word   = Signal(range(NW))
-        dec_count  = Signal(range(W + 1))
-        for w in range(NW):
-            with m.If(count_init):
-                m.d.sync += count[w].eq(Mux(tok.index >= (w + 1) * W, W,
-                                            Mux(tok.index > w * W, tok.index - w * W, 0)))
-            with m.Elif(count_dec & (dec_word == w)):
-                m.d.sync += count[w].eq(count[w] - dec_count)
+        # Free slots before each word: `min(n, w * W)` at BLOCK; `placed_before` loses one above
+        # the word of each member A accepts (`~ge[w]`: the word is below w); a restart copies it
+        # into `free_before` (the value before the restart's own member).
+        counts_init = Signal()
+        copy_placed = Signal()
+        for w in range(1, NW + 1):
+            with m.If(counts_init):
+                at_block = Mux(tok.index >= w * W, w * W, tok.index)
+                m.d.sync += [free_before[w].eq(at_block), placed_before[w].eq(at_block)]
+            with m.Else():
+                with m.If(copy_placed):
+                    m.d.sync += free_before[w].eq(placed_before[w])
+                with m.If(a_take & ~ge[w]):
+                    m.d.sync += placed_before[w].eq(placed_before[w] - 1)
 
-        def write_back(word=pend_word, claims=pend_claims, count=pend_count, below=pend_below):
+        def write_back(word=pend_word, claims=pend_claims, below=pend_below):
             """Write the group's claims in `word` to the bitmap (default: the pending ones)."""
             m.d.comb += [
                 wp.addr.eq(word),
@@ -406,9 +365,6 @@ class DistanceAccumulator(wiring.Component):
                 wp.data.below.eq(below),
                 wp.data.epoch.eq(epoch),
                 wp.en.eq(1),
-                count_dec.eq(1),
-                dec_word.eq(word),
-                dec_count.eq(count),
             ]
 
         def emit(kind, value, position):
@@ -429,14 +385,12 @@ class DistanceAccumulator(wiring.Component):
                     with m.Elif(~a_valid & ~c_valid):
                         emit(TokenKind.BLOCK, tok.value, tok.index)
                         with m.If(b_free):
-                            m.d.comb += count_init.eq(1)
+                            m.d.comb += counts_init.eq(1)
                             m.d.sync += [
                                 size.eq(tok.index),
                                 epoch.eq(epoch + 1),
                                 in_block.eq(1),
                                 open_block.eq(1),
-                                widx.eq(0),
-                                base.eq(0),
                                 fresh.eq(1),
                                 pend_any.eq(0),
                             ]
@@ -459,32 +413,24 @@ class DistanceAccumulator(wiring.Component):
                             with m.If(b_free):
                                 m.d.sync += prev.eq(idx)
                     with m.Elif(restart & restart_wait):
-                        pass                    # the previous group's last member is in B or C
-                    with m.Elif(~found & past_end):
+                        pass                    # the previous group's members are in B or C
+                    with m.Elif(~found):
                         with m.If(~a_valid & ~c_valid):     # the members before it go first
                             m.d.sync += error.eq(1)
-                    with m.Else():
-                        with m.If(restart & flush_any):
-                            write_back(flush_word, flush_claims, flush_count, flush_below)
-                            m.d.comb += restart_flush.eq(1)
-                        with m.If(~found):
-                            # Skip the window's words; the member waits.
-                            m.d.sync += [
-                                widx.eq(start + K),
-                                base.eq(start_base + total[K - 1]),
-                                fresh.eq(fresh | restart),
-                            ]
-                        with m.Elif(a_free):
-                            m.d.comb += [self.i.ready.eq(1), a_take.eq(1)]
-                            m.d.sync += [
-                                a_value.eq(tok.value),
-                                a_word.eq(target),
-                                a_rank.eq(rank - before),
-                                widx.eq(target),
-                                base.eq(start_base + before),
-                                fresh.eq(0),
-                                prev.eq(idx),
-                            ]
+                    with m.Elif(a_free):
+                        m.d.comb += [self.i.ready.eq(1), a_take.eq(1)]
+                        with m.If(restart):
+                            m.d.comb += copy_placed.eq(1)
+                            with m.If(flush_any):
+                                write_back(flush_word, flush_claims, flush_below)
+                                m.d.comb += restart_flush.eq(1)
+                        m.d.sync += [
+                            a_value.eq(tok.value),
+                            a_word.eq(target),
+                            a_rank.eq(idx - before),
+                            fresh.eq(0),
+                            prev.eq(idx),
+                        ]
                 with m.Default():
                     m.d.sync += error.eq(1)
 
@@ -501,7 +447,6 @@ class DistanceAccumulator(wiring.Component):
             with m.If(c_same):
                 m.d.sync += [
                     pend_claims.eq(pend_claims | hit),
-                    pend_count.eq(pend_count + 1),
                     pend_below.eq(claim_one(pend_below, c_byte)),
                 ]
             with m.Else():
@@ -511,7 +456,6 @@ class DistanceAccumulator(wiring.Component):
                     pend_any.eq(1),
                     pend_word.eq(c_word),
                     pend_claims.eq(c_cur | hit),
-                    pend_count.eq(1),
                     pend_below.eq(claim_one(c_below, c_byte)),
                 ]
         with m.If(restart_flush):
@@ -661,21 +605,3 @@ def _or(values):
                   for k in range(0, len(values), 2)]
     return values[0]
 
-
-def _prefix_sums(m, values, width, name):
-    """Signals ``width`` bits wide holding ``values[0] + ... + values[j]`` for each ``j``, added
-    in ``ceil(log2(len(values)))`` levels (Kogge-Stone), not in a chain."""
-    sums = list(values)
-    step, level = 1, 0
-    while step < len(sums):
-        nxt = []
-        for j, v in enumerate(sums):
-            s = Signal(width, name=f"{name}_l{level}_{j}")
-            m.d.comb += s.eq(v + sums[j - step] if j >= step else v)
-            nxt.append(s)
-        sums, step, level = nxt, step * 2, level + 1
-    if level == 0:
-        s = Signal(width, name=f"{name}_0")
-        m.d.comb += s.eq(sums[0])
-        sums = [s]
-    return sums
