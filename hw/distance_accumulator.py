@@ -176,9 +176,9 @@ class DistanceAccumulator(wiring.Component):
         # Free mode, stage A (at `i`): the search. For words w = 1 .. NW, `free_before[w]` holds
         # the free slots below `n` in words 0 .. w - 1 as the current group sees them (claims of
         # earlier groups only; `free_before[NW]`: all of the block's), and `placed_before[w]` the
-        # same less every member placed so far, kept by a decrement of the entries above a
-        # member's word as it leaves C. At a group's first member they agree again
-        # (`placed_before` is copied); `fresh`: they already agree (no copy at a `first`).
+        # same less every member accepted so far, kept by a decrement of the entries above a
+        # member's word as A accepts it. At a group's first member `placed_before` is copied into
+        # `free_before`; `fresh`: they already agree (a block's first group: no copy).
         free_before   = [None] + [Signal(P + 1, name=f"free_before{w}") for w in range(1, NW + 1)]
         placed_before = [None] + [Signal(P + 1, name=f"placed_before{w}") for w in range(1, NW + 1)]
         fresh     = Signal()
