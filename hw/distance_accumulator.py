@@ -3,6 +3,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .logic import or_all
 from .tokens import TokenKind, member_layout, write_layout
 
 
@@ -259,8 +260,8 @@ class DistanceAccumulator(wiring.Component):
         target = Signal(range(NW))
         before = Signal(P + 1)                  # free slots in the words before the target
         m.d.comb += [
-            target.eq(_or(Mux(sel[w], w, 0) for w in range(1, NW)) if NW > 1 else 0),
-            before.eq(_or(Mux(sel[w], before_w[w], 0) for w in range(1, NW)) if NW > 1 else 0),
+            target.eq(or_all(Mux(sel[w], w, 0) for w in range(1, NW)) if NW > 1 else 0),
+            before.eq(or_all(Mux(sel[w], before_w[w], 0) for w in range(1, NW)) if NW > 1 else 0),
         ]
 
         # Stage B: the byte holding the `a_rank`-th free slot, from the word's stored `below`.
@@ -564,15 +565,13 @@ class _ByteSelect(Elaboratable):
         sel = [Signal(name=f"sel{k}") for k in range(K)]
         for k in range(K):
             m.d.comb += sel[k].eq(ge[k] & ~ge[k + 1])
-        byte = C(0, 1)
-        bits = C(0, 1)
-        rank = C(0, 1)
         rank_bits = max(1, (G - 1).bit_length())
-        for k in range(K):
-            byte = byte | Mux(sel[k], k, 0)
-            bits = bits | Mux(sel[k], groups[k], 0)
-            rank = rank | Mux(sel[k], (self.rank - below[k])[:rank_bits], 0)
-        m.d.comb += [self.byte.eq(byte), self.byte_bits.eq(bits), self.byte_rank.eq(rank)]
+        m.d.comb += [
+            self.byte.eq(or_all(Mux(sel[k], k, 0) for k in range(K))),
+            self.byte_bits.eq(or_all(Mux(sel[k], groups[k], 0) for k in range(K))),
+            self.byte_rank.eq(or_all(Mux(sel[k], (self.rank - below[k])[:rank_bits], 0)
+                                     for k in range(K))),
+        ]
         return m
 
 
@@ -589,19 +588,5 @@ class _BitSelect(Elaboratable):
         m = Module()
         G = self.width
         hits = [self.bits[j] & (sum(self.bits[:j], C(0, 1)) == self.rank) for j in range(G)]
-        low = C(0, 1)
-        for j in range(1, G):
-            low = low | Mux(hits[j], j, 0)
-        m.d.comb += self.pos.eq(low)
+        m.d.comb += self.pos.eq(or_all(Mux(hits[j], j, 0) for j in range(1, G)))
         return m
-
-
-def _or(values):
-    """Bitwise OR of an iterable of values (an AND-OR multiplexer with one-hot selects), as a
-    balanced tree: a chain of hundreds of ORs is deep enough to exhaust Yosys's stack."""
-    values = list(values) or [C(0, 1)]
-    while len(values) > 1:
-        values = [values[k] | values[k + 1] if k + 1 < len(values) else values[k]
-                  for k in range(0, len(values), 2)]
-    return values[0]
-

@@ -2,6 +2,8 @@ from amaranth.hdl import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .logic import or_all
+
 
 __all__ = ["CanonicalHuffmanDecoder"]
 
@@ -348,7 +350,7 @@ class CanonicalHuffmanDecoder(wiring.Component):
             m.d.comb += below.eq(Cat(0, *(top[L - l:] < cur_limit[l] for l in lengths)))
             hit = Cat(*(below[l] & ~below[l - 1] for l in lengths))
             escape = cur_esc_valid & (((top ^ cur_esc_code) & cur_esc_mask) == 0)
-            consume_k = _or(Mux(hit[l - 1], cur_consume_k[l], 0) for l in lengths)
+            consume_k = or_all(Mux(hit[l - 1], cur_consume_k[l], 0) for l in lengths)
             m.d.comb += [
                 decodes[o].hit.eq(hit),
                 decodes[o].escape.eq(escape),
@@ -380,9 +382,9 @@ class CanonicalHuffmanDecoder(wiring.Component):
 
         # What stage 2 needs, selected by the registered one-hot length: the symbol index
         # (code + offset) and the P bits after the code (the extra field's).
-        index_1 = _or(Mux(cur.hit[l - 1], (self.window[W - l:] + cur_offset[l])[:SYMBOL_BITS], 0)
+        index_1 = or_all(Mux(cur.hit[l - 1], (self.window[W - l:] + cur_offset[l])[:SYMBOL_BITS], 0)
                       for l in lengths)
-        rest_1 = _or(Mux(cur.hit[l - 1], self.window[W - l - P:W - l], 0) for l in lengths)
+        rest_1 = or_all(Mux(cur.hit[l - 1], self.window[W - l - P:W - l], 0) for l in lengths)
 
         # --- Stage 2: the symbol and the distance of the field taken. ---
         s2_table = Signal(range(T))
@@ -406,12 +408,3 @@ class CanonicalHuffmanDecoder(wiring.Component):
         ]
 
         return m
-
-
-def _or(values):
-    """Bitwise OR of an iterable of values (an AND-OR multiplexer with one-hot selects)."""
-    values = list(values)
-    result = values[0]
-    for v in values[1:]:
-        result = result | v
-    return result
