@@ -33,23 +33,24 @@ class DistanceAccumulator(wiring.Component):
 
     In ``all`` mode each member is a read-modify-write of its word (a transparent read port
     forwards the previous member's write), which detects two groups claiming one slot. In
-    ``free`` mode a member goes through three stages. Stage A finds its word without reading the
-    bitmap: registers hold, for each word ``w``, the free slots in the words before it as the
-    current group sees them (the slots below ``n`` that no earlier group claimed), and A
-    compares the member's index with all of them at once: its word is the last whose count is
-    at most the index. The member is accepted and that word is read (sync read port), however
-    far from the previous member it lies. A second set of counts loses one above each accepted
-    member's word and becomes the next group's at its ``first`` member. Each bitmap word also holds,
-    for each of its bytes, the free slots in the bytes before it (written with its claims, one
-    slot claimed = a decrement of the counts above its byte), so stage B counts nothing: it
-    compares ``rank`` with them and picks the byte holding the ``rank``-th free slot; stage C
-    selects the slot inside that byte (registered between them, so the select is two short
-    paths), and keeps the group's claims in that word pending; when the group moves to another
-    word they are written back. A slot at or past ``n`` is flagged when it reaches ``b``
-    (``o.valid`` masked), so the select never feeds a handshake. At a group's ``first`` member
-    the previous group's pending claims are written back that cycle, once B is empty and C
-    places that group's last member (its slot included in the write) or is empty; if C's member
-    opens a new word while claims are pending (two writes), the restart waits one more cycle.
+    ``free`` mode a member goes through three stages (four with ``register_word``, below). Stage
+    A finds its word without reading the bitmap: registers hold, for each word ``w``, the free
+    slots in the words before it as the current group sees them (the slots below ``n`` that no
+    earlier group claimed), and A compares the member's index with all of them at once: its word
+    is the last whose count is at most the index. The member is accepted and that word is read
+    (sync read port), however far from the previous member it lies. A second set of counts loses
+    one above each accepted member's word and becomes the next group's at its ``first`` member.
+    Each bitmap word also holds, for each of its bytes, the free slots in the bytes before it
+    (written with its claims, one slot claimed = a decrement of the counts above its byte), so
+    stage B counts nothing: it compares ``rank`` with them and picks the byte holding the
+    ``rank``-th free slot; stage C selects the slot inside that byte (registered between them,
+    so the select is two short paths), and keeps the group's claims in that word pending; when
+    the group moves to another word they are written back. A slot at or past ``n`` is flagged
+    when it reaches ``b`` (``o.valid`` masked), so the select never feeds a handshake. At a
+    group's ``first`` member the previous group's pending claims are written back that cycle,
+    once B is empty and C places that group's last member (its slot included in the write) or is
+    empty; if C's member opens a new word while claims are pending (two writes), the restart
+    waits one more cycle.
 
     Parameters
     ----------
@@ -62,6 +63,11 @@ class DistanceAccumulator(wiring.Component):
         granularity of the free counts (a power of two, 8..1024; default 256). Capped at
         ``2**P``. Stage A keeps ``2 * 2**P / W`` counts of ``P + 1`` bits in registers and
         compares ``2**P / W`` of them with each member's index.
+    register_word : bool or None
+        ``free`` mode: put a member's word, as read, in registers (stage R) before stage B, so
+        that B's ``W / 8 - 1`` compares start from a register and not from the block RAM's
+        output (about 6 ns on ECP5). One more cycle of latency and one more cycle per group
+        (a group's first member waits until R is empty too). Default: on from 128-slot words.
 
     Members
     -------
@@ -89,7 +95,7 @@ class DistanceAccumulator(wiring.Component):
     cycle; one that interrupts a block zeroes the bitmap once (``words`` cycles, ``i.ready``
     low), since that block's claims carry the current epoch. ``o`` is a register: a token
     accepted at a clock edge is on ``o`` right after it (one cycle; a ``free`` member three, as
-    it passes stages B and C). ``i.ready`` is high when the token at ``i`` can be placed this cycle
+    it passes stages B and C; four with stage R). ``i.ready`` is high when the token at ``i`` can be placed this cycle
     and the next stage (``b``, or B for a ``free`` member) is empty or being emptied;
     ``BLOCK`` and ``END`` wait until B and C are empty. Backpressure on ``o`` stalls ``i`` without
     loss.
@@ -98,13 +104,14 @@ class DistanceAccumulator(wiring.Component):
     - ``free``: one member per cycle wherever its slot lies, and one cycle at each group's
       first member (except the first group of a block) to let the previous group's last
       member reach C (two when that member lies in another word than the group's previous
-      member: only with several words). A block of ``c`` members in ``m`` distinct values
-      costs at most ``c + 2 * m`` cycles (plus ``BLOCK``, ``END``). An error is flagged at
-      most 4 cycles after the token reaches ``i`` (an index past the free slots is flagged
-      once the members before it have left B and C).
+      member: only with several words; one more with stage R). A block of ``c`` members in
+      ``m`` distinct values costs at most ``c + 2 * m`` cycles, ``c + 3 * m`` with stage R
+      (plus ``BLOCK``, ``END``). An error is flagged at most 5 cycles after the token reaches
+      ``i`` (an index past the free slots is flagged once the members before it have left R,
+      B and C).
     """
 
-    def __init__(self, *, weight_bits, block_bits, scan_bits=256):
+    def __init__(self, *, weight_bits, block_bits, scan_bits=256, register_word=None):
         if weight_bits not in (4, 8, 16):
             raise ValueError(f"weight_bits must be 4, 8 or 16, not {weight_bits!r}")
         if not isinstance(block_bits, int) or not 4 <= block_bits <= 16:
@@ -117,6 +124,9 @@ class DistanceAccumulator(wiring.Component):
         self._word_bits = min(scan_bits, 1 << block_bits)
         self._words = (1 << block_bits) // self._word_bits
         self._epoch_bits = self._words.bit_length()
+        if register_word is None:
+            register_word = self._word_bits >= 128
+        self._register_word = bool(register_word)
 
         super().__init__({
             "i":     In(stream.Signature(member_layout(weight_bits, block_bits))),
@@ -137,6 +147,11 @@ class DistanceAccumulator(wiring.Component):
     def scan_bits(self):
         """Effective bitmap word width, ``min(scan_bits, 2**block_bits)``."""
         return self._word_bits
+
+    @property
+    def register_word(self):
+        """Whether a ``free`` member's word passes a register (stage R) before stage B."""
+        return self._register_word
 
     def elaborate(self, platform):
         m = Module()
@@ -189,6 +204,19 @@ class DistanceAccumulator(wiring.Component):
         a_value   = Signal(self._weight_bits)
         a_word    = Signal(range(NW))
         a_rank    = Signal(range(W))
+        # Free mode, stage R (with `register_word`): the member with its word as read, in
+        # registers, so that B's compares start from a register instead of the block RAM's
+        # output. Without it, R is A's member and the read port's output (B compares those).
+        if self._register_word:
+            r_valid  = Signal()
+            r_value  = Signal(self._weight_bits)
+            r_word   = Signal(range(NW))
+            r_rank   = Signal(range(W))
+            r_claims = Signal(W)
+            r_below  = Signal(BW)
+            r_stale  = Signal()
+        else:
+            r_valid, r_value, r_word, r_rank = a_valid, a_value, a_word, a_rank
         # Free mode, stage C: the member with its byte of the word found (stage B compares
         # `a_rank` with the word's `below` and picks the byte holding that free slot); C
         # selects the slot inside the byte, checks it against `n` and claims it.
@@ -227,6 +255,8 @@ class DistanceAccumulator(wiring.Component):
             stale.eq(rp.data.epoch != epoch),
             cur.eq(Mux(stale, 0, rp.data.claims)),
         ]
+        if not self._register_word:
+            r_claims, r_below, r_stale = rp.data.claims, rp.data.below, stale
 
         # The member's index in its domain.
         idx = Signal(P + 2)
@@ -264,14 +294,14 @@ class DistanceAccumulator(wiring.Component):
             before.eq(or_all(Mux(sel[w], before_w[w], 0) for w in range(1, NW)) if NW > 1 else 0),
         ]
 
-        # Stage B: the byte holding the `a_rank`-th free slot, from the word's stored `below`.
+        # Stage B: the byte holding the `r_rank`-th free slot, from the word's stored `below`.
         # (The epoch test goes beside the compares: a stale word is all free.)
         m.submodules.byte_select = byte_select = _ByteSelect(W, GB)
         m.d.comb += [
-            byte_select.bits.eq(~rp.data.claims),
-            byte_select.below.eq(rp.data.below),
-            byte_select.all_ones.eq(stale),
-            byte_select.rank.eq(a_rank),
+            byte_select.bits.eq(~r_claims),
+            byte_select.below.eq(r_below),
+            byte_select.all_ones.eq(r_stale),
+            byte_select.rank.eq(r_rank),
         ]
 
         def claim_one(below, byte):
@@ -318,7 +348,7 @@ class DistanceAccumulator(wiring.Component):
         # its `below` is off by one, but the block is dead: a reset clears the bitmap.
         b_leaves = b_valid & ~error & self.o.ready
         b_free = ~b_valid | self.o.ready
-        m.d.comb += restart_wait.eq(a_valid | (c_valid & ~(b_free & (c_same | ~pend_any))))
+        m.d.comb += restart_wait.eq(a_valid | r_valid | (c_valid & ~(b_free & (c_same | ~pend_any))))
         load_b = Signal()
         m.d.comb += [
             self.o.valid.eq(b_valid & ~error & ~duplicate & ~b_bad),
@@ -327,10 +357,12 @@ class DistanceAccumulator(wiring.Component):
         with m.If(duplicate | (b_valid & b_bad)):
             m.d.sync += error.eq(1)
 
-        # Stage C empties into `b` this cycle, B into C; A may refill B.
+        # Stage C empties into `b` this cycle, B into C, A into R (with `register_word`; else
+        # A's member is B's); A may take a member.
         c_move = Signal()
         c_free = ~c_valid | c_move
-        a_move = Signal()
+        r_move = Signal()                       # B's member moves to C
+        a_move = Signal()                       # A's member moves on (to R, or to C)
         a_free = ~a_valid | a_move
         a_take = Signal()                       # A accepts a member this cycle
 
@@ -383,7 +415,7 @@ class DistanceAccumulator(wiring.Component):
                 with m.Case(TokenKind.BLOCK):
                     with m.If(in_block | (tok.index == 0) | (tok.index > (1 << P))):
                         m.d.sync += error.eq(1)
-                    with m.Elif(~a_valid & ~c_valid):
+                    with m.Elif(~a_valid & ~r_valid & ~c_valid):
                         emit(TokenKind.BLOCK, tok.value, tok.index)
                         with m.If(b_free):
                             m.d.comb += counts_init.eq(1)
@@ -398,7 +430,7 @@ class DistanceAccumulator(wiring.Component):
                 with m.Case(TokenKind.END):
                     with m.If(~in_block):
                         m.d.sync += error.eq(1)
-                    with m.Elif(~a_valid & ~c_valid):
+                    with m.Elif(~a_valid & ~r_valid & ~c_valid):
                         emit(TokenKind.END, 0, 0)
                         with m.If(b_free):
                             m.d.sync += [in_block.eq(0), open_block.eq(0)]
@@ -416,7 +448,7 @@ class DistanceAccumulator(wiring.Component):
                     with m.Elif(restart & restart_wait):
                         pass                    # the previous group's members are in B or C
                     with m.Elif(~found):
-                        with m.If(~a_valid & ~c_valid):     # the members before it go first
+                        with m.If(~a_valid & ~r_valid & ~c_valid):  # the members before it go first
                             m.d.sync += error.eq(1)
                     with m.Elif(a_free):
                         m.d.comb += [self.i.ready.eq(1), a_take.eq(1)]
@@ -462,14 +494,36 @@ class DistanceAccumulator(wiring.Component):
         with m.If(restart_flush):
             m.d.sync += pend_any.eq(0)      # written back by the restart (C's slot included)
 
+        # Stage R: the word as read, into registers. No write reaches R's word while its member
+        # waits there: a group's members lie in non-decreasing words, so C's write-back (of an
+        # earlier word of the group) never does, and a restart waits until R is empty.
+        if self._register_word:
+            r_free = ~r_valid | r_move
+            with m.If(a_valid & ~error & r_free):
+                m.d.comb += a_move.eq(1)
+                m.d.sync += [
+                    r_value.eq(a_value),
+                    r_word.eq(a_word),
+                    r_rank.eq(a_rank),
+                    r_claims.eq(rp.data.claims),
+                    r_below.eq(rp.data.below),
+                    r_stale.eq(stale),
+                ]
+            with m.If(a_move):
+                m.d.sync += r_valid.eq(1)
+            with m.Elif(r_move):
+                m.d.sync += r_valid.eq(0)
+        else:
+            m.d.comb += a_move.eq(r_move)
+
         # Stage B: the byte of the member's slot, to C.
-        with m.If(a_valid & ~error & c_free):
-            m.d.comb += a_move.eq(1)
+        with m.If(r_valid & ~error & c_free):
+            m.d.comb += r_move.eq(1)
             m.d.sync += [
-                c_value.eq(a_value),
-                c_word.eq(a_word),
-                c_cur.eq(cur),
-                c_below.eq(Mux(stale, all_free_below, rp.data.below)),
+                c_value.eq(r_value),
+                c_word.eq(r_word),
+                c_cur.eq(Mux(r_stale, 0, r_claims)),
+                c_below.eq(Mux(r_stale, all_free_below, r_below)),
                 c_byte.eq(byte_select.byte),
                 c_bits.eq(byte_select.byte_bits),
                 c_rank.eq(byte_select.byte_rank),
@@ -480,7 +534,7 @@ class DistanceAccumulator(wiring.Component):
         with m.Elif(a_move):
             m.d.sync += a_valid.eq(0)
 
-        with m.If(a_move):
+        with m.If(r_move):
             m.d.sync += c_valid.eq(1)
         with m.Elif(c_move):
             m.d.sync += c_valid.eq(0)

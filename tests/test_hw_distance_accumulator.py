@@ -142,18 +142,44 @@ def test_cycles_per_weight(block_bits, scan_bits):
     n = 1 << block_bits
     startup = n // scan_bits + 8
     assert cycles["all"] <= len(trace.members) + startup
-    assert cycles["free"] <= len(trace.members) + 2 * (count // n) * distinct + startup
+    per_group = 3 if dut.register_word else 2      # the restart waits for R too
+    assert cycles["free"] <= len(trace.members) + per_group * (count // n) * distinct + startup
 
 
+@pytest.mark.parametrize("register_word", [False, True], ids=["B-reads-port", "R-register"])
 @pytest.mark.parametrize("seed", [1, 3, 16])
-def test_many_words(seed):
+def test_many_words(seed, register_word):
     """The search over many small bitmap words (16 words of 8 slots), with partial blocks,
-    stalls and backpressure."""
+    stalls and backpressure; with and without stage R (the word read into registers)."""
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
-    dut = DistanceAccumulator(weight_bits=8, block_bits=7, scan_bits=8)
+    dut = DistanceAccumulator(weight_bits=8, block_bits=7, scan_bits=8, register_word=register_word)
+    assert dut.register_word == register_word
     _, trace = layer_case(nprng, "laplace", 3 * 128 - 37, 8, "huffman", "free", 7)
     check_layer(dut, trace, rng, stall=0.2, backpressure=0.2, slots="free")
+
+
+@pytest.mark.parametrize("mode,slots", CASES)
+def test_trace_registered_word(mode, slots):
+    """Stage R forced on small words (4 words of 16 slots): every mode's trace, stalls and
+    backpressure, several layers back to back. (It is on by default from 128-slot words.)"""
+    rng = random.Random(f"R{mode}{slots}")
+    nprng = np.random.default_rng(rng.randrange(1 << 32))
+    dut = DistanceAccumulator(weight_bits=8, block_bits=6, scan_bits=16, register_word=True)
+    trace = StageTrace([], [])
+    for kind in KINDS:
+        _, layer = layer_case(nprng, kind, rng.randint(1, 3 << 6), 8, mode, slots, 6)
+        trace.members += layer.members
+        trace.writes += layer.writes
+    check_layer(dut, trace, rng, stall=0.3, backpressure=0.3, slots=slots)
+
+
+def test_register_word_default():
+    """Stage R is on where a word has 16 or more bytes to compare (128-slot words and up)."""
+    assert not DistanceAccumulator(weight_bits=8, block_bits=14, scan_bits=64).register_word
+    assert DistanceAccumulator(weight_bits=8, block_bits=14, scan_bits=128).register_word
+    assert DistanceAccumulator(weight_bits=8, block_bits=14).register_word
+    assert not DistanceAccumulator(weight_bits=8, block_bits=6).register_word   # one 64-slot word
 
 
 def test_free_throughput():
@@ -256,9 +282,10 @@ def test_no_stale_claims_across_blocks():
     ("all", [("BLOCK", 0, 0)], []),
 ], ids=["all-outside", "all-not-increasing", "free-past-end", "free-outside-n",
         "member-outside-block", "empty-block"])
-def test_errors(slots, tokens, emitted):
+@pytest.mark.parametrize("register_word", [False, True], ids=["B-reads-port", "R-register"])
+def test_errors(slots, tokens, emitted, register_word):
     """Malformed member streams set error within bounded cycles, never hang."""
-    dut = DistanceAccumulator(weight_bits=8, block_bits=6, scan_bits=8)
+    dut = DistanceAccumulator(weight_bits=8, block_bits=6, scan_bits=8, register_word=register_word)
     feed_and_expect_error(dut, slots, tokens, emitted=emitted)
 
 
