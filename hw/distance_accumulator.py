@@ -64,10 +64,14 @@ class DistanceAccumulator(wiring.Component):
         ``2**P``. Stage A keeps ``2 * 2**P / W`` counts of ``P + 1`` bits in registers and
         compares ``2**P / W`` of them with each member's index.
     register_word : bool or None
-        ``free`` mode: put a member's word, as read, in registers (stage R) before stage B, so
-        that B's ``W / 8 - 1`` compares start from a register and not from the block RAM's
-        output (about 6 ns on ECP5). One more cycle of latency and one more cycle per group
-        (a group's first member waits until R is empty too). Default: on from 128-slot words.
+        Put a member's word, as read, in registers (stage R, which also forwards a write made
+        in the cycle it takes the word), so that no select starts at the block RAM's output
+        (about 6 ns on ECP5): in ``free`` mode B's ``W / 8 - 1`` compares follow R; in ``all``
+        mode a member passes A and R like a ``free`` one, and leaving R for ``b`` it claims
+        its slot, its duplicate test (a ``W``-to-1 select) registered into ``b``. Two more
+        cycles of latency in ``all`` mode, one in ``free`` mode and one more cycle per
+        group there (a group's first member waits until R is empty too). Default: on from
+        128-slot words.
 
     Members
     -------
@@ -95,7 +99,8 @@ class DistanceAccumulator(wiring.Component):
     cycle; one that interrupts a block zeroes the bitmap once (``words`` cycles, ``i.ready``
     low), since that block's claims carry the current epoch. ``o`` is a register: a token
     accepted at a clock edge is on ``o`` right after it (one cycle; a ``free`` member three, as
-    it passes stages B and C; four with stage R). ``i.ready`` is high when the token at ``i`` can be placed this cycle
+    it passes stages B and C; with stage R an ``all`` member three, a ``free``
+    member four). ``i.ready`` is high when the token at ``i`` can be placed this cycle
     and the next stage (``b``, or B for a ``free`` member) is empty or being emptied;
     ``BLOCK`` and ``END`` wait until B and C are empty. Backpressure on ``o`` stalls ``i`` without
     loss.
@@ -107,8 +112,7 @@ class DistanceAccumulator(wiring.Component):
       member: only with several words; one more with stage R). A block of ``c`` members in
       ``m`` distinct values costs at most ``c + 2 * m`` cycles, ``c + 3 * m`` with stage R
       (plus ``BLOCK``, ``END``). An error is flagged at most 5 cycles after the token reaches
-      ``i`` (an index past the free slots is flagged once the members before it have left R,
-      B and C).
+      ``i`` (a bad member is flagged once the members before it have left A, R, B and C).
     """
 
     def __init__(self, *, weight_bits, block_bits, scan_bits=256, register_word=None):
@@ -238,6 +242,7 @@ class DistanceAccumulator(wiring.Component):
         # Output register. `b_bad`: a free member placed past `n` (flagged, never emitted).
         b_valid   = Signal()
         b_bad     = Signal()
+        b_dup     = Signal()                    # with stage R: an `all` member's slot was taken
         b         = Signal(write_layout(self._weight_bits, P))
 
         m.d.comb += self.error.eq(error)
@@ -340,7 +345,10 @@ class DistanceAccumulator(wiring.Component):
         b_bit = b.position[:WB]
         b_word = b.position[WB:P]
         b_member = b_valid & (b.kind == TokenKind.MEMBER)
-        duplicate = b_member & ~free_mode & cur.bit_select(b_bit, 1)
+        if self._register_word:                 # checked from R's registers, into `b_dup`
+            duplicate = b_member & ~free_mode & b_dup
+        else:
+            duplicate = b_member & ~free_mode & cur.bit_select(b_bit, 1)
         # `b` empties when `o.ready`, whatever its checks say: a duplicate or a slot past `n`
         # sets `error`, which stops every stage from the next cycle on, so the stages need not
         # wait for the checks (the W-to-1 duplicate select stays off their enables and off the
@@ -370,10 +378,18 @@ class DistanceAccumulator(wiring.Component):
         # of B's member while it waits; `all` reads a member's word as it is accepted and holds
         # it while the member waits in `b` (and reads freely while `b` is empty, so the port's
         # output register is never left undefined in a 4-state simulator).
-        m.d.comb += [
-            rp.addr.eq(Mux(free_mode, Mux(a_take, target, a_word), idx[WB:P])),
-            rp.en.eq(free_mode | ~b_valid),
-        ]
+        # With stage R an `all` member takes the same path as a `free` one as far as R (A reads
+        # its word, R holds it), then goes from R to `b`.
+        if self._register_word:
+            m.d.comb += [
+                rp.addr.eq(Mux(a_take, Mux(free_mode, target, idx[WB:P]), a_word)),
+                rp.en.eq(1),
+            ]
+        else:
+            m.d.comb += [
+                rp.addr.eq(Mux(free_mode, Mux(a_take, target, a_word), idx[WB:P])),
+                rp.en.eq(free_mode | ~b_valid),
+            ]
 
         # Free slots before each word: `min(n, w * W)` at BLOCK; `placed_before` loses one above
         # the word of each member A accepts (`~ge[w]`: the word is below w); a restart copies it
@@ -405,6 +421,7 @@ class DistanceAccumulator(wiring.Component):
             with m.If(b_free):
                 m.d.sync += [
                     b_bad.eq(0),
+                    b_dup.eq(0),
                     b.kind.eq(kind),
                     b.value.eq(value),
                     b.position.eq(position),
@@ -435,12 +452,20 @@ class DistanceAccumulator(wiring.Component):
                         with m.If(b_free):
                             m.d.sync += [in_block.eq(0), open_block.eq(0)]
                 with m.Case(TokenKind.MEMBER):
-                    with m.If(~in_block | not_increasing):
-                        m.d.sync += error.eq(1)
-                    with m.Elif(~free_mode):
-                        with m.If(idx >= size):
+                    with m.If(~in_block | not_increasing | (~free_mode & (idx >= size))):
+                        with m.If(~a_valid & ~r_valid & ~c_valid):  # the members before it go first
                             m.d.sync += error.eq(1)
-                        with m.Else():
+                    with m.Elif(~free_mode):
+                        if self._register_word:
+                            with m.If(a_free):
+                                m.d.comb += [self.i.ready.eq(1), a_take.eq(1)]
+                                m.d.sync += [
+                                    a_value.eq(tok.value),
+                                    a_word.eq(idx[WB:P] if NW > 1 else 0),
+                                    a_rank.eq(idx[:WB]),        # the slot in the word
+                                    prev.eq(idx),
+                                ]
+                        else:
                             emit(TokenKind.MEMBER, tok.value, idx)
                             m.d.comb += rp.en.eq(b_free)
                             with m.If(b_free):
@@ -476,6 +501,7 @@ class DistanceAccumulator(wiring.Component):
                 b.value.eq(c_value),
                 b.position.eq(free_pos),
                 b_bad.eq(free_pos >= size),
+                b_dup.eq(0),
             ]
             with m.If(c_same):
                 m.d.sync += [
@@ -494,30 +520,55 @@ class DistanceAccumulator(wiring.Component):
         with m.If(restart_flush):
             m.d.sync += pend_any.eq(0)      # written back by the restart (C's slot included)
 
-        # Stage R: the word as read, into registers. No write reaches R's word while its member
-        # waits there: a group's members lie in non-decreasing words, so C's write-back (of an
-        # earlier word of the group) never does, and a restart waits until R is empty.
+        # Stage R: the word as read, into registers, with a write to it in the same cycle
+        # forwarded (the read port forwards only writes of the cycle it reads in). Once there, no
+        # write reaches R's word while its member waits: in `free` mode a group's members lie in
+        # non-decreasing words, so C's write-back (of an earlier word of the group) never does,
+        # and a restart waits until R is empty; in `all` mode only the member leaving R writes.
         if self._register_word:
             r_free = ~r_valid | r_move
+            forward = wp.en & (wp.addr == a_word)
             with m.If(a_valid & ~error & r_free):
                 m.d.comb += a_move.eq(1)
                 m.d.sync += [
                     r_value.eq(a_value),
                     r_word.eq(a_word),
                     r_rank.eq(a_rank),
-                    r_claims.eq(rp.data.claims),
-                    r_below.eq(rp.data.below),
-                    r_stale.eq(stale),
+                    r_claims.eq(Mux(forward, wp.data.claims, rp.data.claims)),
+                    r_below.eq(Mux(forward, wp.data.below, rp.data.below)),
+                    r_stale.eq(Mux(forward, wp.data.epoch != epoch, stale)),
                 ]
             with m.If(a_move):
                 m.d.sync += r_valid.eq(1)
             with m.Elif(r_move):
                 m.d.sync += r_valid.eq(0)
+
+            # `all` mode: from R to `b`, claiming the slot as it goes (a duplicate's write
+            # changes no claim; its `below` is off by one, but the block is dead, see `b`).
+            r_bit = r_rank[:WB]
+            r_cur = Mux(r_stale, 0, r_claims)
+            with m.If(r_valid & ~error & ~free_mode & b_free):
+                m.d.comb += [r_move.eq(1), load_b.eq(1)]
+                m.d.sync += [
+                    b.kind.eq(TokenKind.MEMBER),
+                    b.value.eq(r_value),
+                    b.position.eq(Cat(r_bit, r_word) if NW > 1 else r_bit),
+                    b_bad.eq(0),
+                    b_dup.eq(r_cur.bit_select(r_bit, 1)),
+                ]
+                m.d.comb += [
+                    wp.addr.eq(r_word),
+                    wp.data.claims.eq(r_cur | (C(1, W) << r_bit)),
+                    wp.data.below.eq(claim_one(Mux(r_stale, all_free_below, r_below),
+                                               r_bit[(GB - 1).bit_length():] if NB > 1 else 0)),
+                    wp.data.epoch.eq(epoch),
+                    wp.en.eq(1),
+                ]
         else:
             m.d.comb += a_move.eq(r_move)
 
         # Stage B: the byte of the member's slot, to C.
-        with m.If(r_valid & ~error & c_free):
+        with m.If(r_valid & ~error & free_mode & c_free):
             m.d.comb += r_move.eq(1)
             m.d.sync += [
                 c_value.eq(r_value),
@@ -534,7 +585,7 @@ class DistanceAccumulator(wiring.Component):
         with m.Elif(a_move):
             m.d.sync += a_valid.eq(0)
 
-        with m.If(r_move):
+        with m.If(r_move & free_mode):          # (an `all` member goes from R to `b`)
             m.d.sync += c_valid.eq(1)
         with m.Elif(c_move):
             m.d.sync += c_valid.eq(0)
@@ -559,7 +610,7 @@ class DistanceAccumulator(wiring.Component):
                 m.d.sync += [clearing.eq(0), open_block.eq(0)]
 
         # Writes from the output register: an `all` member claims its slot; END zeroes one word.
-        with m.If(b_leaves & (b.kind == TokenKind.MEMBER) & ~free_mode):
+        with m.If(b_leaves & (b.kind == TokenKind.MEMBER) & ~free_mode & (not self._register_word)):
             m.d.comb += [
                 wp.addr.eq(b_word),
                 wp.data.claims.eq(cur | (C(1, W) << b_bit)),

@@ -241,9 +241,10 @@ def feed_and_expect_error(dut, slots, tokens, *, emitted, max_cycles=200):
     assert seen_tokens == [write(t) for t in emitted], seen_tokens
 
 
-def test_duplicate_position_all():
+@pytest.mark.parametrize("register_word", [False, True], ids=["B-reads-port", "R-register"])
+def test_duplicate_position_all(register_word):
     """slots=all: a second group claiming a taken slot sets error; the write is not emitted."""
-    dut = DistanceAccumulator(weight_bits=8, block_bits=5, scan_bits=8)
+    dut = DistanceAccumulator(weight_bits=8, block_bits=5, scan_bits=8, register_word=register_word)
     block = ("BLOCK", 0, 32)
     a = [("MEMBER", 3, 4, 1, 0), ("MEMBER", 3, 9, 0, 0)]     # positions 4, 14
     b = [("MEMBER", 5, 13, 1, 0), ("MEMBER", 5, 0, 0, 0)]    # positions 13, 14: duplicate
@@ -251,9 +252,10 @@ def test_duplicate_position_all():
                           emitted=[block, ("MEMBER", 3, 4), ("MEMBER", 3, 14), ("MEMBER", 5, 13)])
 
 
-def test_duplicate_back_to_back():
+@pytest.mark.parametrize("register_word", [False, True], ids=["B-reads-port", "R-register"])
+def test_duplicate_back_to_back(register_word):
     """The duplicate right after the write it collides with (read-modify-write forwarding)."""
-    dut = DistanceAccumulator(weight_bits=8, block_bits=4)
+    dut = DistanceAccumulator(weight_bits=8, block_bits=4, register_word=register_word)
     block = ("BLOCK", 0, 16)
     feed_and_expect_error(dut, "all", [block, ("MEMBER", 3, 7, 1, 1), ("MEMBER", 5, 7, 1, 1)],
                           emitted=[block, ("MEMBER", 3, 7)])
@@ -299,14 +301,15 @@ def test_parameters_checked(kwargs, name):
         DistanceAccumulator(**kwargs)
 
 
+@pytest.mark.parametrize("register_word", [False, True], ids=["B-reads-port", "R-register"])
 @pytest.mark.parametrize("slots", ["all", "free"])
-def test_bitmap_free_counts_match_claims(slots):
+def test_bitmap_free_counts_match_claims(slots, register_word):
     """White-box: after several blocks (some words claimed, some scrubbed), every bitmap word
     holds, for each byte k > 0, the unclaimed slots of the bytes before it: the counts stage B
     compares with the rank instead of popcounting the word."""
     rng = random.Random(slots)
     nprng = np.random.default_rng(7)
-    dut = DistanceAccumulator(weight_bits=8, block_bits=7, scan_bits=32)
+    dut = DistanceAccumulator(weight_bits=8, block_bits=7, scan_bits=32, register_word=register_word)
     _, trace = layer_case(nprng, "laplace", 3 * 128 - 5, 8, "huffman", slots, 7)
     result = {}
 
