@@ -520,23 +520,34 @@ class DistanceAccumulator(wiring.Component):
         with m.If(restart_flush):
             m.d.sync += pend_any.eq(0)      # written back by the restart (C's slot included)
 
-        # Stage R: the word as read, into registers, with a write to it in the same cycle
-        # forwarded (the read port forwards only writes of the cycle it reads in). Once there, no
-        # write reaches R's word while its member waits: in `free` mode a group's members lie in
+        # Stage R: the word as read, into registers. The read port forwards only a write of the
+        # cycle it reads in; the one write that can reach R's word later, in the cycle R takes
+        # it, is an `all` member's leaving R for `b` (below), forwarded here. Otherwise no write
+        # reaches R's word while its member waits: in `free` mode a group's members lie in
         # non-decreasing words, so C's write-back (of an earlier word of the group) never does,
-        # and a restart waits until R is empty; in `all` mode only the member leaving R writes.
+        # and a restart waits until R is empty.
         if self._register_word:
             r_free = ~r_valid | r_move
-            forward = wp.en & (wp.addr == a_word)
+            r_bit = r_rank[:WB]
+            r_cur = Mux(r_stale, 0, r_claims)
+            r_all_write = Signal()              # an `all` member leaves R, claiming its slot
+            r_new_claims = Signal(W)
+            r_new_below = Signal(BW)
+            m.d.comb += [
+                r_new_claims.eq(r_cur | (C(1, W) << r_bit)),
+                r_new_below.eq(claim_one(Mux(r_stale, all_free_below, r_below),
+                                         r_bit[(GB - 1).bit_length():] if NB > 1 else 0)),
+            ]
+            forward = r_all_write & (r_word == a_word)
             with m.If(a_valid & ~error & r_free):
                 m.d.comb += a_move.eq(1)
                 m.d.sync += [
                     r_value.eq(a_value),
                     r_word.eq(a_word),
                     r_rank.eq(a_rank),
-                    r_claims.eq(Mux(forward, wp.data.claims, rp.data.claims)),
-                    r_below.eq(Mux(forward, wp.data.below, rp.data.below)),
-                    r_stale.eq(Mux(forward, wp.data.epoch != epoch, stale)),
+                    r_claims.eq(Mux(forward, r_new_claims, rp.data.claims)),
+                    r_below.eq(Mux(forward, r_new_below, rp.data.below)),
+                    r_stale.eq(~forward & stale),
                 ]
             with m.If(a_move):
                 m.d.sync += r_valid.eq(1)
@@ -545,10 +556,8 @@ class DistanceAccumulator(wiring.Component):
 
             # `all` mode: from R to `b`, claiming the slot as it goes (a duplicate's write
             # changes no claim; its `below` is off by one, but the block is dead, see `b`).
-            r_bit = r_rank[:WB]
-            r_cur = Mux(r_stale, 0, r_claims)
             with m.If(r_valid & ~error & ~free_mode & b_free):
-                m.d.comb += [r_move.eq(1), load_b.eq(1)]
+                m.d.comb += [r_move.eq(1), load_b.eq(1), r_all_write.eq(1)]
                 m.d.sync += [
                     b.kind.eq(TokenKind.MEMBER),
                     b.value.eq(r_value),
@@ -558,9 +567,8 @@ class DistanceAccumulator(wiring.Component):
                 ]
                 m.d.comb += [
                     wp.addr.eq(r_word),
-                    wp.data.claims.eq(r_cur | (C(1, W) << r_bit)),
-                    wp.data.below.eq(claim_one(Mux(r_stale, all_free_below, r_below),
-                                               r_bit[(GB - 1).bit_length():] if NB > 1 else 0)),
+                    wp.data.claims.eq(r_new_claims),
+                    wp.data.below.eq(r_new_below),
                     wp.data.epoch.eq(epoch),
                     wp.en.eq(1),
                 ]
