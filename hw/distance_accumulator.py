@@ -374,20 +374,21 @@ class DistanceAccumulator(wiring.Component):
         a_free = ~a_valid | a_move
         a_take = Signal()                       # A accepts a member this cycle
 
-        # Read port: `free` reads the target word as A accepts a member and re-reads the word
-        # of B's member while it waits; `all` reads a member's word as it is accepted and holds
+        # Read port: `free` reads the target word whenever A is free (if the member is not
+        # accepted, nothing uses the word; so the search's checks are not on the address) and
+        # re-reads the word of A's member while it waits; `all` reads a member's word as it is accepted and holds
         # it while the member waits in `b` (and reads freely while `b` is empty, so the port's
         # output register is never left undefined in a 4-state simulator).
         # With stage R an `all` member takes the same path as a `free` one as far as R (A reads
         # its word, R holds it), then goes from R to `b`.
         if self._register_word:
             m.d.comb += [
-                rp.addr.eq(Mux(a_take, Mux(free_mode, target, idx[WB:P]), a_word)),
+                rp.addr.eq(Mux(a_free, Mux(free_mode, target, idx[WB:P]), a_word)),
                 rp.en.eq(1),
             ]
         else:
             m.d.comb += [
-                rp.addr.eq(Mux(free_mode, Mux(a_take, target, a_word), idx[WB:P])),
+                rp.addr.eq(Mux(free_mode, Mux(a_free, target, a_word), idx[WB:P])),
                 rp.en.eq(free_mode | ~b_valid),
             ]
 
@@ -472,23 +473,27 @@ class DistanceAccumulator(wiring.Component):
                                 m.d.sync += prev.eq(idx)
                     with m.Elif(restart & restart_wait):
                         pass                    # the previous group's members are in B or C
-                    with m.Elif(~found):
-                        with m.If(~a_valid & ~r_valid & ~c_valid):  # the members before it go first
-                            m.d.sync += error.eq(1)
-                    with m.Elif(a_free):
-                        m.d.comb += [self.i.ready.eq(1), a_take.eq(1)]
+                    with m.Else():
+                        # The restart's write-back and copy do not wait for the search (they
+                        # are harmless if the member then fails): the index arithmetic stays
+                        # off the write port. A is empty here (`restart_wait`).
                         with m.If(restart):
                             m.d.comb += copy_placed.eq(1)
                             with m.If(flush_any):
                                 write_back(flush_word, flush_claims, flush_below)
                                 m.d.comb += restart_flush.eq(1)
-                        m.d.sync += [
-                            a_value.eq(tok.value),
-                            a_word.eq(target),
-                            a_rank.eq(idx - before),
-                            fresh.eq(0),
-                            prev.eq(idx),
-                        ]
+                        with m.If(~found):
+                            with m.If(~a_valid & ~r_valid & ~c_valid):  # the members before it go first
+                                m.d.sync += error.eq(1)
+                        with m.Elif(a_free):
+                            m.d.comb += [self.i.ready.eq(1), a_take.eq(1)]
+                            m.d.sync += [
+                                a_value.eq(tok.value),
+                                a_word.eq(target),
+                                a_rank.eq(idx - before),
+                                fresh.eq(0),
+                                prev.eq(idx),
+                            ]
                 with m.Default():
                     m.d.sync += error.eq(1)
 
