@@ -428,6 +428,17 @@ class DistanceAccumulator(wiring.Component):
                     b.position.eq(position),
                 ]
 
+        # A restart's write-back and copy (`free` mode) do not wait for the member's checks (an
+        # index past the free slots then fails with the block dead anyway), so that no index
+        # arithmetic is in front of the write port. A is empty here (`restart_wait`).
+        restart_go = (self.i.valid & ~error & ~clearing & (tok.kind == TokenKind.MEMBER) &
+                      in_block & free_mode & restart & ~restart_wait)
+        with m.If(restart_go):
+            m.d.comb += copy_placed.eq(1)
+            with m.If(flush_any):
+                write_back(flush_word, flush_claims, flush_below)
+                m.d.comb += restart_flush.eq(1)
+
         with m.If(self.i.valid & ~error & ~clearing):
             with m.Switch(tok.kind):
                 with m.Case(TokenKind.BLOCK):
@@ -474,14 +485,6 @@ class DistanceAccumulator(wiring.Component):
                     with m.Elif(restart & restart_wait):
                         pass                    # the previous group's members are in B or C
                     with m.Else():
-                        # The restart's write-back and copy do not wait for the search (they
-                        # are harmless if the member then fails): the index arithmetic stays
-                        # off the write port. A is empty here (`restart_wait`).
-                        with m.If(restart):
-                            m.d.comb += copy_placed.eq(1)
-                            with m.If(flush_any):
-                                write_back(flush_word, flush_claims, flush_below)
-                                m.d.comb += restart_flush.eq(1)
                         with m.If(~found):
                             with m.If(~a_valid & ~r_valid & ~c_valid):  # the members before it go first
                                 m.d.sync += error.eq(1)
