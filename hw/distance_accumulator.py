@@ -101,8 +101,8 @@ class DistanceAccumulator(wiring.Component):
     accepted at a clock edge is on ``o`` right after it (one cycle; a ``free`` member three, as
     it passes stages B and C; with stage R an ``all`` member three, a ``free``
     member four). ``i.ready`` is high when the token at ``i`` can be placed this cycle
-    and the next stage (``b``, or B for a ``free`` member) is empty or being emptied;
-    ``BLOCK`` and ``END`` wait until B and C are empty. Backpressure on ``o`` stalls ``i`` without
+    and the next stage (``b``, or A for a ``free`` member and with ``register_word`` for any
+    member) is empty or being emptied; ``BLOCK`` and ``END`` wait until A, R, B and C are empty. Backpressure on ``o`` stalls ``i`` without
     loss.
 
     - ``all``: one token per cycle, sustained.
@@ -154,7 +154,7 @@ class DistanceAccumulator(wiring.Component):
 
     @property
     def register_word(self):
-        """Whether a ``free`` member's word passes a register (stage R) before stage B."""
+        """Whether a member's word passes a register (stage R) before anything selects from it."""
         return self._register_word
 
     def elaborate(self, platform):
@@ -208,9 +208,10 @@ class DistanceAccumulator(wiring.Component):
         a_value   = Signal(self._weight_bits)
         a_word    = Signal(range(NW))
         a_rank    = Signal(range(W))
-        # Free mode, stage R (with `register_word`): the member with its word as read, in
-        # registers, so that B's compares start from a register instead of the block RAM's
-        # output. Without it, R is A's member and the read port's output (B compares those).
+        # Stage R (with `register_word`; `all` members too): the member with its word as read,
+        # in registers, so that B's compares (and the `all`-mode duplicate test) start from a
+        # register instead of the block RAM's output. Without it, R is A's member and the read
+        # port's output (B compares those).
         if self._register_word:
             r_valid  = Signal()
             r_value  = Signal(self._weight_bits)
@@ -262,6 +263,7 @@ class DistanceAccumulator(wiring.Component):
         ]
         if not self._register_word:
             r_claims, r_below, r_stale = rp.data.claims, rp.data.below, stale
+        r_cur = Mux(r_stale, 0, r_claims) if self._register_word else cur
 
         # The member's index in its domain.
         idx = Signal(P + 2)
@@ -314,6 +316,13 @@ class DistanceAccumulator(wiring.Component):
             if NB == 1:
                 return below
             return Cat(*((below[(k - 1) * CW:k * CW] - (byte < k))[:CW] for k in range(1, NB)))
+
+        def claim_slot(cur_claims, below, stale, bit):
+            """Claims and `below` of a word as read (`cur_claims`: a stale word already reads
+            as empty) after its slot `bit` is claimed."""
+            return (cur_claims | (C(1, W) << bit),
+                    claim_one(Mux(stale, all_free_below, below),
+                              bit[(GB - 1).bit_length():] if NB > 1 else 0))
         # Stage C: the slot inside the byte.
         m.submodules.bit_select = bit_select = _BitSelect(GB)
         m.d.comb += [bit_select.bits.eq(c_bits), bit_select.rank.eq(c_rank)]
@@ -408,7 +417,8 @@ class DistanceAccumulator(wiring.Component):
                     m.d.sync += placed_before[w].eq(placed_before[w] - 1)
 
         def write_back(word=pend_word, claims=pend_claims, below=pend_below):
-            """Write the group's claims in `word` to the bitmap (default: the pending ones)."""
+            """Write `claims` and `below` to bitmap word `word` with the current epoch (default:
+            the group's pending claims)."""
             m.d.comb += [
                 wp.addr.eq(word),
                 wp.data.claims.eq(claims),
@@ -537,15 +547,11 @@ class DistanceAccumulator(wiring.Component):
         if self._register_word:
             r_free = ~r_valid | r_move
             r_bit = r_rank[:WB]
-            r_cur = Mux(r_stale, 0, r_claims)
             r_all_write = Signal()              # an `all` member leaves R, claiming its slot
             r_new_claims = Signal(W)
             r_new_below = Signal(BW)
-            m.d.comb += [
-                r_new_claims.eq(r_cur | (C(1, W) << r_bit)),
-                r_new_below.eq(claim_one(Mux(r_stale, all_free_below, r_below),
-                                         r_bit[(GB - 1).bit_length():] if NB > 1 else 0)),
-            ]
+            new_claims, new_below = claim_slot(r_cur, r_below, r_stale, r_bit)
+            m.d.comb += [r_new_claims.eq(new_claims), r_new_below.eq(new_below)]
             forward = r_all_write & (r_word == a_word)
             with m.If(a_valid & ~error & r_free):
                 m.d.comb += a_move.eq(1)
@@ -573,13 +579,7 @@ class DistanceAccumulator(wiring.Component):
                     b_bad.eq(0),
                     b_dup.eq(r_cur.bit_select(r_bit, 1)),
                 ]
-                m.d.comb += [
-                    wp.addr.eq(r_word),
-                    wp.data.claims.eq(r_new_claims),
-                    wp.data.below.eq(r_new_below),
-                    wp.data.epoch.eq(epoch),
-                    wp.en.eq(1),
-                ]
+                write_back(r_word, r_new_claims, r_new_below)
         else:
             m.d.comb += a_move.eq(r_move)
 
@@ -589,7 +589,7 @@ class DistanceAccumulator(wiring.Component):
             m.d.sync += [
                 c_value.eq(r_value),
                 c_word.eq(r_word),
-                c_cur.eq(Mux(r_stale, 0, r_claims)),
+                c_cur.eq(r_cur),
                 c_below.eq(Mux(r_stale, all_free_below, r_below)),
                 c_byte.eq(byte_select.byte),
                 c_bits.eq(byte_select.byte_bits),
@@ -626,23 +626,12 @@ class DistanceAccumulator(wiring.Component):
                 m.d.sync += [clearing.eq(0), open_block.eq(0)]
 
         # Writes from the output register: an `all` member claims its slot; END zeroes one word.
-        with m.If(b_leaves & (b.kind == TokenKind.MEMBER) & ~free_mode & (not self._register_word)):
-            m.d.comb += [
-                wp.addr.eq(b_word),
-                wp.data.claims.eq(cur | (C(1, W) << b_bit)),
-                wp.data.below.eq(claim_one(Mux(stale, all_free_below, rp.data.below),
-                                           b_bit[(GB - 1).bit_length():] if NB > 1 else 0)),
-                wp.data.epoch.eq(epoch),
-                wp.en.eq(1),
-            ]
+        # (With stage R an `all` member claims its slot as it leaves R, above.)
+        if not self._register_word:
+            with m.If(b_leaves & (b.kind == TokenKind.MEMBER) & ~free_mode):
+                write_back(b_word, *claim_slot(cur, rp.data.below, stale, b_bit))
         with m.If(b_leaves & (b.kind == TokenKind.END)):
-            m.d.comb += [
-                wp.addr.eq(scrub),
-                wp.data.claims.eq(0),
-                wp.data.below.eq(all_free_below),
-                wp.data.epoch.eq(epoch),
-                wp.en.eq(1),
-            ]
+            write_back(scrub, 0, all_free_below)
             m.d.sync += scrub.eq(scrub + 1)
 
         return m

@@ -120,7 +120,7 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
             notes.append(f"- {name} ({cfg(r)}): no FPGA figures: {r['fpga_skipped']}.")
             continue
         if r["fmax_mhz"] is None and not r.get("options", {}).get("place", True):
-            notes.append(f"- {name} ({cfg(r)}): not placed (`--place-tops` or the default set's choice; "
+            notes.append(f"- {name} ({cfg(r)}): not placed (multi-lane tops need `--place-tops`; or "
                          "`--no-place`): cell counts only, no Fmax.")
         if r.get("device") and "25k" not in r["device"] and target == "ecp5":
             notes.append(f"- {name} ({cfg(r)}) does not fit the LFE5U-25F: placed on `{r['device']}`.")
