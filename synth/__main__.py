@@ -38,12 +38,15 @@ def default_designs(place_tops: bool = False) -> list[Design]:
     return stage_designs(DEFAULT) + tops
 
 
-def sweep_designs(block_bits_list=(6, 8)) -> list[Design]:
+def sweep_designs(block_bits_list=(6, 8), place_tops: bool = False) -> list[Design]:
+    """One lane and a 2-lane top per block bits and max code length. As in the default set, the
+    2-lane tops are placed only with ``place_tops``; their throughput then uses the Fmax of the
+    1-lane top of the same configuration (see :func:`with_throughput`)."""
     out = []
     for block_bits in block_bits_list:
         for max_code_len in (11, 15):
             config = replace(DEFAULT, block_bits=block_bits, max_code_len=max_code_len)
-            out += top_designs(config, lanes=(1, 2))
+            out += [replace(d, place=place_tops or d.lanes == 1) for d in top_designs(config, lanes=(1, 2))]
     return out
 
 
@@ -72,13 +75,23 @@ def run_all(designs: list[Design], jobs: int, **kw) -> list[dict]:
 
 
 def with_throughput(results: list[dict], results_dir: Path, override: float | None) -> list[dict]:
+    """Each lane's and top's derived figures (:func:`derive`). A multi-lane top that was not placed
+    takes the Fmax of the placed 1-lane top of the same configuration, if there is one: its lanes
+    are independent copies of that lane (``fmax_from`` names the design it came from)."""
+    lane_fmax = {json.dumps(r["config"], sort_keys=True): r for r in results
+                 if r.get("kind") == "lane" and r.get("fmax_mhz")}
     out = []
     for r in results:
         if override is not None:
             wpc, source = override, "given on the command line"
         else:
             wpc, source = measured_throughput(results_dir, LaneConfig(**r["config"])) or (1.0, "design target")
-        out.append(derive(r, wpc, source))
+        lane = lane_fmax.get(json.dumps(r.get("config"), sort_keys=True))
+        if r.get("kind") == "top" and "error" not in r and not r.get("fmax_mhz") and lane:
+            r = dict(r, fmax_from=lane["name"])
+            out.append(derive(r, wpc, source, fmax_mhz=lane["fmax_mhz"]))
+        else:
+            out.append(derive(r, wpc, source))
     return out
 
 
@@ -133,12 +146,13 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
     tops = [r for r in results if r.get("weights_per_s")]
     if tops:
         lines += ["", "| design | config | lanes | weights/cycle/lane | weights/s | raw bandwidth | LUTs/lane "
-                  "| source of weights/cycle |", "|---|---|---:|---:|---:|---:|---:|---|"]
+                  "| source of weights/cycle (and Fmax) |", "|---|---|---:|---:|---:|---:|---:|---|"]
         for r in tops:
             name = r["component"] + (f" x{r['lanes']}" if r["kind"] == "top" else "")
+            source = r["weights_per_cycle_source"] + (f"; Fmax of {r['fmax_from']}" if r.get("fmax_from") else "")
             lines.append(f"| {name} | {cfg(r)} | {r['lanes']} | {r['weights_per_cycle_per_lane']:.3f} | "
                          f"{_si(r['weights_per_s'], 'w/s')} | {_si(r['raw_bandwidth_bits_per_s'], 'bit/s')} | "
-                         f"{r['luts_per_lane']:.0f} | {r['weights_per_cycle_source']} |")
+                         f"{r['luts_per_lane']:.0f} | {source} |")
     paths = [r for r in results if r.get("critical_path") and r["kind"] in ("lane", "top")]
     if paths:
         lines += ["", "Critical paths (register to register):", ""]
@@ -186,18 +200,22 @@ def plot_sweep(results: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ok = [r for r in results if r.get("weights_per_s")]
+    block_bits = sorted({r["config"]["block_bits"] for r in ok})
+    colors = dict(zip(block_bits, ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange") * 4))
     for lanes, marker in ((1, "o"), (2, "s")):
         for r in (r for r in ok if r["lanes"] == lanes):
             c = r["config"]
-            ax.scatter(r["weights_per_s"] / 1e6, r["luts"], marker=marker,
-                       color="tab:blue" if c["block_bits"] == 10 else "tab:red")
+            color = colors[c["block_bits"]]
+            ax.scatter(r["weights_per_s"] / 1e6, r["luts"], marker=marker, edgecolors=color,
+                       facecolors="none" if r.get("fmax_from") else color)
             ax.annotate(f'{lanes}L P{c["block_bits"]} L{c["max_code_len"]}',
                         (r["weights_per_s"] / 1e6, r["luts"]), fontsize=7, xytext=(4, 2),
                         textcoords="offset points")
     ax.set_xlabel("decoded weights/s (M), Fmax x weights/cycle/lane x lanes")
     ax.set_ylabel("LUT4 (ECP5)")
-    ax.set_title("poscodec decoder: area against throughput (o 1 lane, s 2 lanes; blue P=10, red P=14)",
-                 fontsize=9)
+    legend = ", ".join(f"{colors[bb].removeprefix('tab:')} P={bb}" for bb in block_bits)
+    ax.set_title(f"poscodec decoder: area against throughput (o 1 lane, s 2 lanes; {legend};\n"
+                 "hollow: not placed, Fmax of the 1-lane top)", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +225,7 @@ def plot_sweep(results: list[dict], path: Path) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``python -m synth`` (also those of ``poscodec synth``)."""
     p.add_argument("--sweep", action="store_true", help="lanes (1, 2) x max code length (11, 15) x block bits "
-                   "(10, 14), with a plot, instead of the default set")
+                   "(--sweep-block-bits), with a plot, instead of the default set")
     p.add_argument("--sweep-block-bits", type=int, nargs="+", default=[6, 8], metavar="P",
                    help="block bits of the sweep (default 6 8; 10 and 14 exceed the FPGA, see --max-ff-memory-bits)")
     p.add_argument("--max-ff-memory-bits", type=int, default=MAX_FF_MEMORY_BITS,
@@ -221,8 +239,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", nargs="*", help="only designs whose name contains one of these")
     p.add_argument("--no-generic", action="store_true", help="skip the technology-independent estimate")
     p.add_argument("--place-tops", action="store_true",
-                   help="also place and route the 2-lane top (it needs the LFE5U-45F; routing took "
-                        "over an hour there)")
+                   help="also place and route the 2-lane tops (at P = 6 it needs the LFE5U-45F; routing "
+                        "took over an hour there)")
     p.add_argument("--no-place", action="store_true", help="FPGA synthesis and its cell counts only, no "
                    "place and route (no Fmax; minutes faster)")
     p.add_argument("--weights-per-cycle", type=float, help="measured weights/cycle/lane (default: from "
@@ -247,7 +265,8 @@ def run(args) -> int:
     if args.target == "generic" and args.no_generic:
         print("--target generic is the technology-independent estimate: drop --no-generic", file=sys.stderr)
         return 2
-    designs = sweep_designs(tuple(args.sweep_block_bits)) if args.sweep else default_designs(args.place_tops)
+    designs = (sweep_designs(tuple(args.sweep_block_bits), args.place_tops) if args.sweep
+               else default_designs(args.place_tops))
     if args.only:
         designs = [d for d in designs if any(s in d.name for s in args.only)]
     results_dir = Path(args.results)

