@@ -161,6 +161,7 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
             b = ", ".join(f"{k} {v:.2f}" for k, v in p["breakdown_ns"].items())
             lines.append(f"- {r['name']}: {p['delay_ns']:.2f} ns, {p['logic_levels']} logic levels ({b} ns), "
                          f"`{p['from']}` -> `{p['to']}`; through {', '.join(p['hw_sources'][:12])}")
+    lines += endpoint_lines(results)
     if energy:
         e = energy
         lines += ["", f"Energy (docs/ENERGY.md): {e['design']} decoding {e['sim']['weights']} weights of "
@@ -173,6 +174,30 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
                   f"C_net {e['model']['net_cap_f'] * 1e15:g} fF, C_clk/FF {e['model']['clock_cap_per_ff_f'] * 1e15:g} fF, "
                   f"V {e['model']['vdd_v']} V, {e['flip_flops']} FFs)."]
     return "\n".join(lines) + "\n"
+
+
+def endpoint_lines(results: list[dict], modules: int = 8) -> list[str]:
+    """Markdown: per placed design, how many flip-flops and block RAMs need a longer period than
+    the one requested (synth/sta.py); for lanes and tops, by module."""
+    timed = [r for r in results if r.get("endpoint_timing")]
+    if not timed:
+        return []
+    period = timed[0]["endpoint_timing"]["period_ns"]
+    lines = ["", f"Where the clock is lost: flip-flops and block RAMs whose worst input path needs more than "
+             f"the requested {period:g} ns (synth/sta.py, every endpoint of the routed design's SDF):", ""]
+    for r in timed:
+        t = r["endpoint_timing"]
+        lines.append(f"- {r['name']}: {t['failing']} of {t['endpoints']} past {t['period_ns']:g} ns, "
+                     f"worst {t['worst_ns']:.2f} ns")
+    for r in (r for r in timed if r["kind"] in ("lane", "top")):
+        t = r["endpoint_timing"]
+        lines += ["", f"{r['name']} by module (the {modules} with the most endpoints past {t['period_ns']:g} ns):", "",
+                  "| module | endpoints | past the clock | worst ns | worst register <- path start |",
+                  "|---|---:|---:|---:|---|"]
+        for mod, s in list(t["by_module"].items())[:modules]:
+            lines.append(f"| {mod} | {s['endpoints']} | {s['failing']} | {s['worst_ns']:.2f} | "
+                         f"`{s['worst_register']}` <- `{s['from']}` |")
+    return lines
 
 
 def run_energy(config: LaneConfig, results: list[dict], args) -> dict:

@@ -323,14 +323,14 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
     }
     if not place:
         result.update(device=None, fmax_mhz=None, timing_met=False, utilization=None,
-                      critical_path=None)
+                      critical_path=None, endpoint_timing=None)
         return result
     report = out / f"{target.name}_report.json"
     devices = (target.device_args, *target.larger)
     for i, device in enumerate(devices):
         cmd = [tool(target.nextpnr), *device, "--json", f"{design.name}.json", "--freq", str(freq),
                "--report", report.name, "--timing-allow-fail", "--threads", "1", "--seed", str(seed), "-q",
-               "--log", f"{target.name}_pnr.log"]
+               "--log", f"{target.name}_pnr.log", "--sdf", f"{target.name}.sdf"]
         try:
             _run(cmd, out, f"{target.name}_pnr.out", f"{design.name}: {target.nextpnr}", timeout)
             break
@@ -345,7 +345,18 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
     result["timing_met"] = bool(fmax) and min(fmax) >= freq
     result["utilization"] = {k: v for k, v in rep.get("utilization", {}).items() if v.get("used")}
     result["critical_path"] = critical_path(rep)
+    result["endpoint_timing"] = _endpoint_timing(out / f"{target.name}.sdf", 1000.0 / freq)
     return result
+
+
+def _endpoint_timing(sdf: Path, period_ns: float) -> dict | None:
+    """Every flip-flop's and block RAM's worst path against the requested clock, grouped by
+    register and module (synth/sta.py), from the routed design's SDF."""
+    from .sta import endpoint_timing, parse_sdf, summarize
+
+    if not sdf.exists():
+        return None
+    return summarize(endpoint_timing(parse_sdf(sdf)), period_ns).as_dict()
 
 
 #: Memories that no block RAM can hold (more than two ports) become flip-flops and multiplexers
@@ -383,7 +394,7 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
     if target == "generic":
         result["fpga_skipped"] = "target generic: technology-independent estimate only"
         result.update(luts=None, ffs=None, brams=None, dsps=None, fmax_mhz=None, timing_met=False,
-                      critical_path=None)
+                      critical_path=None, endpoint_timing=None)
     elif result["unmappable_memory_bits"] > max_ff_memory_bits:
         bad = [m for m in result["memories_detail"] if not m["bram_mappable"]]
         result["fpga_skipped"] = (
@@ -392,7 +403,7 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
             + f" has more ports than a block RAM: {result['unmappable_memory_bits']} bits would become "
               f"flip-flops (limit {max_ff_memory_bits})")
         result.update(luts=None, ffs=None, brams=None, dsps=None, fmax_mhz=None, timing_met=False,
-                      critical_path=None)
+                      critical_path=None, endpoint_timing=None)
     else:
         result.update(_fpga(design, out, TARGETS[target], freq, seed, timeout, place))
     result["seconds"] = round(time.time() - t0, 1)

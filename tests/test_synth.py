@@ -25,7 +25,7 @@ TINY = LaneConfig(weight_bits=4, block_bits=4, word_bits=32, max_code_len=4, num
 #: Figures of every synthesis; place and route adds the last two.
 FIGURES = ("luts", "ffs", "brams", "dsps", "cells", "transistors", "memory_bits", "latch_free",
            "loop_free")
-PLACED = ("fmax_mhz", "critical_path")
+PLACED = ("fmax_mhz", "critical_path", "endpoint_timing")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,11 @@ def test_place_and_route_figures(tmp_path):
     assert not missing, f"no {missing}"
     assert r["fmax_mhz"] > 0 and r["device"]
     assert {"from", "to", "delay_ns", "breakdown_ns"} <= set(r["critical_path"])
+    # Every endpoint's path from the routed SDF (synth/sta.py): its worst is nextpnr's Fmax.
+    t = r["endpoint_timing"]
+    assert t["worst_ns"] == pytest.approx(1000 / r["fmax_mhz"], rel=0.005)
+    assert 0 < t["endpoints"] <= r["ffs"] + r["brams"] and t["period_ns"] == pytest.approx(10.0)
+    assert "Where the clock is lost" in markdown([r])
 
 
 def test_unplaced_design_stops_after_synthesis(tmp_path):
