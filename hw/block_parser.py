@@ -123,7 +123,10 @@ class BlockParser(wiring.Component):
     bits), and a member passes two more stages (distance, then index check) before it is
     written to the FIFO. Block and group headers take a few cycles each (an Exp-Golomb code 2
     when it fits the window, else 3 or more; a Huffman group's Rice context and table select 4,
-    then 1 before its first field is decoded). Every consume amount is a register: a Huffman
+    then 1 before its first field is decoded); each Huffman table of the preamble takes a header
+    read per field plus 2 cycles (its loads reach the decoder through registers, and the FSM
+    waits for the decoder's checks after the counts and after the symbols). Every consume amount
+    is a register: a Huffman
     member's comes from the decoder, a repeat/distance member's is the group's ``width``, and a
     header state's is ``read_bits``, set when the FSM enters the state. The bit reader shifts by
     that amount (chosen by the state alone) whether or not it is taken; the gates (``count >=
@@ -198,6 +201,16 @@ class BlockParser(wiring.Component):
             max_code_len=self._max_code_len, num_tables=self._num_tables, window_bits=ahead,
             max_extra_bits=P)
         wiring.connect(m, wiring.flipped(self.i), reader.i)
+
+        # Table loads reach the Huffman decoder one edge after the FSM reads their field: the
+        # strobes and values are registers, so the table writes (the limits, offsets and symbols
+        # of every table: about 3,300 flip-flops at T = 4, L = 15) start at a register instead of
+        # behind the bit reader's count and the FSM. Loading is once per layer; the FSM waits a
+        # cycle where it reads the decoder's load results (TABLE_COUNTS_WAIT, TABLE_SYMBOLS_WAIT).
+        load = {name: Signal.like(getattr(huffman, name), name=name) for name in (
+            "load_begin", "load_table", "load_num_symbols", "load_count_en", "load_count",
+            "load_symbol_en", "load_symbol")}
+        m.d.sync += [getattr(huffman, name).eq(sig) for name, sig in load.items()]
 
         window, count, ended = reader.window, reader.count, reader.ended
         align = Signal()
@@ -528,9 +541,9 @@ class BlockParser(wiring.Component):
             with state("TABLE_SYMBOLS"):
                 with read() as v:
                     m.d.comb += [
-                        huffman.load_begin.eq(1),
-                        huffman.load_table.eq(table_i),
-                        huffman.load_num_symbols.eq(v + 1),
+                        load["load_begin"].eq(1),
+                        load["load_table"].eq(table_i),
+                        load["load_num_symbols"].eq(v + 1),
                     ]
                     goto("TABLE_MAX_LEN")
 
@@ -544,10 +557,14 @@ class BlockParser(wiring.Component):
 
             with state("TABLE_COUNT"):
                 with read() as v:
-                    m.d.comb += [huffman.load_count_en.eq(1), huffman.load_count.eq(v)]
+                    m.d.comb += [load["load_count_en"].eq(1), load["load_count"].eq(v)]
                     m.d.sync += lengths_left.eq(lengths_left - 1)
                     with m.If(lengths_left == 1):
-                        goto("TABLE_COUNTS_DONE")
+                        goto("TABLE_COUNTS_WAIT")
+
+            with state("TABLE_COUNTS_WAIT"):
+                # The last count reaches the decoder at this edge; its totals the edge after.
+                goto("TABLE_COUNTS_DONE")
 
             with state("TABLE_COUNTS_DONE"):
                 # Over-subscribed or more codes than symbols: stop before reading the symbols.
@@ -561,10 +578,14 @@ class BlockParser(wiring.Component):
 
             with state("TABLE_SYMBOL"):
                 with read() as v:
-                    m.d.comb += [huffman.load_symbol_en.eq(1), huffman.load_symbol.eq(v)]
+                    m.d.comb += [load["load_symbol_en"].eq(1), load["load_symbol"].eq(v)]
                     m.d.sync += symbols_left.eq(symbols_left - 1)
                     with m.If(symbols_left == 1):
-                        goto("TABLE_DONE")
+                        goto("TABLE_SYMBOLS_WAIT")
+
+            with state("TABLE_SYMBOLS_WAIT"):
+                # As TABLE_COUNTS_WAIT: the last symbol's checks are valid from the next cycle.
+                goto("TABLE_DONE")
 
             with state("TABLE_DONE"):
                 with m.If(huffman.load_error | huffman.load_incomplete):

@@ -228,6 +228,38 @@ def test_crafted_tables(name, slots):
     assert_tokens(run.tokens, expected_tokens(payload, len(q), 8, "huffman", slots, 6))
 
 
+def _set_bits(data, offset, value, nbits):
+    """``data`` with stream bits ``offset .. offset + nbits`` (MSB first in each byte) set to ``value``."""
+    bits = [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
+    bits[offset:offset + nbits] = [(value >> (nbits - 1 - i)) & 1 for i in range(nbits)]
+    return bytes(int("".join(map(str, bits[i:i + 8])), 2) for i in range(0, len(bits), 8))
+
+
+@pytest.mark.parametrize("position", ["first", "last"])
+@pytest.mark.parametrize("fault", ["repeated", "out_of_range"])
+def test_bad_table_symbol_is_bad_table(position, fault):
+    """A table symbol listed twice or past the alphabet fails BAD_TABLE, also as the table's last
+    field (its check reaches the FSM a cycle later: the loads go through registers)."""
+    rng = np.random.default_rng(9)
+    q = random_weights(rng, 64, 8, "skewed")
+    table = HuffmanTable.from_lengths(np.array([1, 2, 2]))          # 3 symbols, counts 1, 2
+    payload = custom_huffman_payload(q, 8, "free", 5, [table])
+    expected_tokens(payload, len(q), 8, "huffman", "free", 5)      # valid as made
+    # count_k, rice_bias, tables_log2; symbols - 1, max length, 2 counts; then the 3 symbols
+    first = 4 + 4 + 2 + 6 + 4 + 2 * 7
+    offset = first + (2 * 6 if position == "last" else 0)
+    other = table.symbols[1 if position == "first" else 0]
+    stream = parser_stream(payload, len(q), "huffman", 5)         # the preamble leads both
+    bad = _set_bits(stream, offset, other if fault == "repeated" else 3, 6)
+    with pytest.raises(FormatError, match="symbol"):
+        contiguous_trace(pad_to_words(bad, 32), len(q), 8, "huffman", "free", 5)
+    dut = parser(weight_bits=8, block_bits=5)
+    run = Run(dut, bad, block_sizes(len(q), 5), mode=layer.MODES.index("huffman"), slots=1,
+              block_bits=5).run(max_cycles=2000)
+    assert run.error == ParserError.BAD_TABLE
+    assert not run.tokens
+
+
 def test_too_many_tables_is_bad_table():
     rng = np.random.default_rng(8)
     q = random_weights(rng, 64, 8, "skewed")
