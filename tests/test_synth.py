@@ -67,6 +67,15 @@ def test_unplaced_design_stops_after_synthesis(tmp_path):
     assert "not placed" in markdown([r])
 
 
+def test_design_with_more_ports_than_pins_is_not_placed(tmp_path):
+    """The iCE40 UP5K's sg48 package has 39 user I/Os: a stage with wider ports gets its cell
+    counts and a note instead of a nextpnr failure ("Unable to find a placement location")."""
+    r = synthesize(Design("BitReader", TINY), root=tmp_path, target="ice40", generic=False)
+    assert "error" not in r and r["luts"] and r["ffs"] is not None
+    assert r["fmax_mhz"] is None and "39 pins" in r["place_skipped"]
+    assert "not placed: " in markdown([r], target="ice40")
+
+
 def test_default_set_places_all_but_the_multi_lane_top():
     designs = default_designs()
     assert any(d.lanes > 1 for d in designs)
