@@ -301,6 +301,11 @@ _DOES_NOT_FIT = re.compile(r"Unable to place|Unable to find legal placement|util
                            r"no BELs remaining|only has|Design uses|requires more")
 
 
+#: The place-and-route figures of a design that was not placed.
+UNPLACED = {"device": None, "fmax_mhz": None, "timing_met": False, "utilization": None,
+            "critical_path": None, "endpoint_timing": None}
+
+
 def port_bits(netlist: Path, top: str) -> int:
     """I/O pins a synthesized design needs: the bits of its top module's ports (Yosys JSON)."""
     module = json.loads(Path(netlist).read_text())["modules"][top]
@@ -329,14 +334,14 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
         "lutram": _count(cells, target.lutram),
         "carry": _count(cells, target.carry),
     }
-    pins = port_bits(out / f"{design.name}.json", design.name)
-    if place and target.io_pins and pins > target.io_pins:
-        result["place_skipped"] = (f"{pins} I/O port bits, the {' '.join(target.device_args)} package has "
-                                   f"{target.io_pins} pins")
-        place = False
+    if place and target.io_pins:
+        pins = port_bits(out / f"{design.name}.json", design.name)
+        if pins > target.io_pins:
+            result["place_skipped"] = (f"{pins} I/O port bits, the {' '.join(target.device_args)} package "
+                                       f"has {target.io_pins} pins")
+            place = False
     if not place:
-        result.update(device=None, fmax_mhz=None, timing_met=False, utilization=None,
-                      critical_path=None, endpoint_timing=None)
+        result.update(UNPLACED)
         return result
     report = out / f"{target.name}_report.json"
     devices = (target.device_args, *target.larger)
@@ -410,8 +415,7 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
                                  + SRAM_TRANSISTORS_PER_BIT * result["memory_bits"])
     if target == "generic":
         result["fpga_skipped"] = "target generic: technology-independent estimate only"
-        result.update(luts=None, ffs=None, brams=None, dsps=None, fmax_mhz=None, timing_met=False,
-                      critical_path=None, endpoint_timing=None)
+        result.update(luts=None, ffs=None, brams=None, dsps=None, **UNPLACED)
     elif result["unmappable_memory_bits"] > max_ff_memory_bits:
         bad = [m for m in result["memories_detail"] if not m["bram_mappable"]]
         result["fpga_skipped"] = (
@@ -419,8 +423,7 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
                                   for m in bad)
             + f" has more ports than a block RAM: {result['unmappable_memory_bits']} bits would become "
               f"flip-flops (limit {max_ff_memory_bits})")
-        result.update(luts=None, ffs=None, brams=None, dsps=None, fmax_mhz=None, timing_met=False,
-                      critical_path=None, endpoint_timing=None)
+        result.update(luts=None, ffs=None, brams=None, dsps=None, **UNPLACED)
     else:
         result.update(_fpga(design, out, TARGETS[target], freq, seed, timeout, place))
     result["seconds"] = round(time.time() - t0, 1)
