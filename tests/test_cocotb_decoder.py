@@ -76,5 +76,7 @@ def test_throughput_one_weight_per_cycle_per_lane_without_stalls():
     for r in run_layers(jobs, hw):
         assert r.mismatches == 0
         # 64-weight blocks carry ~15 distinct values: the group headers cost a few cycles each
-        # (a Huffman group 2 more since the one-field-ahead decode: 0.455 measured, was 0.52).
-        assert r.weights_per_cycle_per_lane > 0.45, (r.name, r.weights_per_cycle_per_lane)
+        # (a Huffman group 1 more since the one-field-ahead decode: 0.4815 measured; 0.455 when
+        # the group's first field was decoded a cycle after the table select, 0.52 before).
+        floor = 0.47 if r.name.startswith("pos-emb huffman") else 0.45
+        assert r.weights_per_cycle_per_lane > floor, (r.name, r.weights_per_cycle_per_lane)
