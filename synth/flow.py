@@ -325,6 +325,17 @@ def port_bits(netlist: Path, top: str) -> int:
     return sum(len(p["bits"]) for p in module["ports"].values())
 
 
+def not_fit_reason(nextpnr_log: str) -> str:
+    """nextpnr's line saying why the design does not fit, without the (often hundreds of
+    characters long) name of the cell it could not place."""
+    match = _DOES_NOT_FIT.search(nextpnr_log)
+    if not match:
+        return "nextpnr could not place it"
+    line = next(ln for ln in nextpnr_log.splitlines() if match.group(0) in ln).strip()
+    line = re.sub(r"^ERROR:\s*", "", line)
+    return re.sub(r"cell '[^']{40,}'", "a cell", line)
+
+
 def does_not_fit(nextpnr_log: str) -> bool:
     """Whether a failed nextpnr run failed because the design exceeds the device."""
     return bool(_DOES_NOT_FIT.search(nextpnr_log))
@@ -382,9 +393,7 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
                 raise
             if i == len(devices) - 1:
                 # Larger than the largest device tried: the cell counts stand, without Fmax.
-                reason = _DOES_NOT_FIT.search(log)
-                line = next(ln for ln in log.splitlines() if reason.group(0) in ln).strip()
-                result["place_skipped"] = f"does not fit {' '.join(device)}: {line}"
+                result["place_skipped"] = f"does not fit {' '.join(device)}: {not_fit_reason(log)}"
                 result.update(UNPLACED)
                 return result
     result["device"] = " ".join(device)

@@ -6,6 +6,7 @@ latches and combinational loops, and the toggle counter and energy model on a ti
 """
 
 import shutil
+from dataclasses import asdict
 import sys
 from pathlib import Path
 
@@ -197,7 +198,8 @@ def test_design_larger_than_every_device_keeps_its_cell_counts(tmp_path, monkeyp
     from synth import flow
 
     tried = []
-    message = ["ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'DP16KD'"]
+    long_name = "core.parser.core.huffman.known_SB_DFFSR_Q_D_SB_LUT4_O_I3_SB_LUT4_O_I3_SB_LUT4_I3_O_LC"
+    message = [f"ERROR: Unable to place cell '{long_name}', no BELs remaining to implement cell type 'DP16KD'"]
 
     def nextpnr(cmd, cwd, log, what, timeout):
         tried.append(cmd[1])
@@ -209,7 +211,11 @@ def test_design_larger_than_every_device_keeps_its_cell_counts(tmp_path, monkeyp
     r = flow._fpga(Design("BitReader", TINY), tmp_path, flow.TARGETS["ecp5"], 100.0, 1, 60.0)
     assert tried == ["--25k", "--45k", "--85k"]
     assert (r["luts"], r["ffs"], r["fmax_mhz"]) == (1234, 56, None)
-    assert r["place_skipped"].startswith("does not fit --85k") and "no BELs remaining" in r["place_skipped"]
+    assert r["place_skipped"] == ("does not fit --85k --package CABGA381 --speed 6: Unable to place a cell, "
+                                  "no BELs remaining to implement cell type 'DP16KD'")
+    row = {"name": "BitReader_tiny", "component": "BitReader", "kind": "stage", "lanes": 1,
+           "config": asdict(TINY), "memory_bits": 0, "latch_free": True, "loop_free": True, **r}
+    assert "not placed: does not fit --85k" in markdown([row])
     message[0] = "ERROR: timing analysis failed"
     with pytest.raises(flow.SynthError):
         flow._fpga(Design("BitReader", TINY), tmp_path, flow.TARGETS["ecp5"], 100.0, 1, 60.0)
