@@ -400,9 +400,55 @@ class BlockParser(wiring.Component):
             m.d.sync += [eg_k.eq(k), eg_ret.eq(ret), eg_zeros.eq(0)]
             goto("EG_SCAN")
 
+        # Where the window's first one bit is (bits past `count` read as zero).
+        eg_first_one = Signal(range(W + 1))
+        for i in reversed(range(W)):             # the first one bit from the MSB wins
+            with m.If(window[W - 1 - i]):
+                m.d.comb += eg_first_one.eq(i)
+
+        def eg_scan(k, zeros):
+            """EG_SCAN's work, for a code with parameter `k` whose first `zeros` zeros are
+            consumed (both registers): the view of the window EG_ZEROS reads, and the count's
+            range thresholds, in registers."""
+            one = window != 0
+            total = 2 * eg_first_one + k + 1
+            # The usual case: the whole code (zeros, then as many value bits plus k) is in
+            # this window, and is read in one go.
+            whole = one & (zeros == 0) & (total <= W)
+            m.d.sync += [
+                eg_leading.eq(eg_first_one),
+                eg_one.eq(one),
+                eg_count.eq(count),
+                eg_ended.eq(ended),
+                eg_too_long.eq(zeros + Mux(one, eg_first_one, count) > MAX_EXP_GOLOMB_PREFIX),
+                eg_total.eq(total),
+                eg_whole.eq(whole),
+                # What EG_ZEROS takes: the whole code, else the zeros before the one bit,
+                # else every bit there is (all zeros).
+                read_bits.eq(Mux(whole, total, Mux(one, eg_first_one, count))),
+            ]
+            # For a count (GOT_COUNT), from p, K and free, which the code does not change:
+            # 1 <= c < free holds for y in [K + 2 - 2p, 2 free - 2p + K) if z is even and
+            # in (2p + K - 1 - 2 free, 2p + K - 3] if z is odd, and c = base + y >> 1 or
+            # base - y >> 1 (mod 2**(P + 1), exact when in range).
+            K = Signal(max_eg_k + 1, name=f"eg_K_from_{k.name}")
+            m.d.comb += K.eq(1 << k)
+            m.d.sync += [
+                cnt_even_min.eq(K + 2 - (prev_count << 1)),
+                cnt_even_max.eq((free << 1) - (prev_count << 1) + K),
+                cnt_odd_min.eq((prev_count << 1) + K - 1 - (free << 1)),
+                cnt_odd_max.eq((prev_count << 1) + K - 3),
+                cnt_base_even.eq(prev_count - (K >> 1)),
+                cnt_base_odd.eq(prev_count + (K >> 1) - (k != 0)),
+            ]
+
         # --- Datapath of the group header: domain, Rice context, widths ---
         n_bits = _bit_length(m, n - 1, "n_bits")                  # bitlen(n - 1)
         prev_count_len = _bit_length(m, prev_count, "prev_count_len")
+        # The Rice parameter of the next count's code, k_c = count_k + bitlen(p) // 2, a cycle
+        # behind `prev_count` (GOT_DELTA, which uses it, comes many cycles after GOT_COUNT).
+        count_eg_k = Signal.like(eg_k)
+        m.d.sync += count_eg_k.eq(count_k + (prev_count_len >> 1))
         domain_bits = _bit_length(m, domain - 1, "domain_bits")   # bitlen(D - 1)
         d_len = _bit_length(m, domain, "d_len")                   # bitlen(D)
         c_len = _bit_length(m, members, "c_len")                  # bitlen(c)
@@ -632,42 +678,11 @@ class BlockParser(wiring.Component):
 
             # Exp-Golomb subroutine. EG_SCAN registers where the first one bit of the window
             # is (and how many bits are valid); EG_ZEROS consumes the zeros from those
-            # registers, so no priority encoder drives the bit reader's shift.
+            # registers, so no priority encoder drives the bit reader's shift. GOT_DELTA does
+            # EG_SCAN's work for the count's code itself (`eg_scan`), one cycle per group less.
             with state("EG_SCAN"):
-                leading = Signal(range(W + 1))
-                for i in reversed(range(W)):     # the first one bit from the MSB wins
-                    with m.If(window[W - 1 - i]):
-                        m.d.comb += leading.eq(i)
-                one = window != 0                # bits past `count` read as zero
-                total = 2 * leading + eg_k + 1
-                # The usual case: the whole code (zeros, then as many value bits plus k) is in
-                # this window, and is read in one go.
-                whole = one & (eg_zeros == 0) & (total <= W)
+                eg_scan(eg_k, eg_zeros)
                 m.d.sync += [
-                    eg_leading.eq(leading),
-                    eg_one.eq(one),
-                    eg_count.eq(count),
-                    eg_ended.eq(ended),
-                    eg_too_long.eq(eg_zeros + Mux(one, leading, count) > MAX_EXP_GOLOMB_PREFIX),
-                    eg_total.eq(total),
-                    eg_whole.eq(whole),
-                    # What EG_ZEROS takes: the whole code, else the zeros before the one bit,
-                    # else every bit there is (all zeros).
-                    read_bits.eq(Mux(whole, total, Mux(one, leading, count))),
-                ]
-                # For a count (GOT_COUNT), from p, K and free, which the code does not change:
-                # 1 <= c < free holds for y in [K + 2 - 2p, 2 free - 2p + K) if z is even and
-                # in (2p + K - 1 - 2 free, 2p + K - 3] if z is odd, and c = base + y >> 1 or
-                # base - y >> 1 (mod 2**(P + 1), exact when in range).
-                K = Signal(max_eg_k + 1)
-                m.d.comb += K.eq(1 << eg_k)
-                m.d.sync += [
-                    cnt_even_min.eq(K + 2 - (prev_count << 1)),
-                    cnt_even_max.eq((free << 1) - (prev_count << 1) + K),
-                    cnt_odd_min.eq((prev_count << 1) + K - 1 - (free << 1)),
-                    cnt_odd_max.eq((prev_count << 1) + K - 3),
-                    cnt_base_even.eq(prev_count - (K >> 1)),
-                    cnt_base_odd.eq(prev_count + (K >> 1) - (eg_k != 0)),
                     # For a value delta (GOT_DELTA), from the previous value and the implicit.
                     value_room.eq(hi - value),
                     value_to_implicit.eq(implicit - value),
@@ -761,7 +776,10 @@ class BlockParser(wiring.Component):
                         fail(ParserError.VALUE_RANGE)
                     with m.Else():
                         m.d.sync += value.eq(new_value)
-                        start_eg(count_k + (prev_count_len >> 1), RET_COUNT)
+                        # The count's code starts at the window: scan it now (EG_SCAN's work).
+                        m.d.sync += [eg_k.eq(count_eg_k), eg_ret.eq(RET_COUNT), eg_zeros.eq(0)]
+                        eg_scan(count_eg_k, C(0, eg_zeros.shape()))
+                        goto("EG_ZEROS")
 
             with state("GOT_COUNT"):
                 # eg_acc = y = z + K, K = 2**k_c; z is the zigzag of r = c - p: 2r (r >= 0),

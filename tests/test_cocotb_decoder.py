@@ -75,8 +75,8 @@ def test_throughput_one_weight_per_cycle_per_lane_without_stalls():
                      hw.block_bits) for m in ("repeat", "huffman")]
     for r in run_layers(jobs, hw):
         assert r.mismatches == 0
-        # 64-weight blocks carry ~15 distinct values: the group headers cost a few cycles each
-        # (a Huffman group 1 more since the one-field-ahead decode: 0.4815 measured; 0.455 when
-        # the group's first field was decoded a cycle after the table select, 0.52 before).
-        floor = 0.47 if r.name.startswith("pos-emb huffman") else 0.45
+        # 64-weight blocks carry several groups, and each group header costs several cycles.
+        # Measured: repeat 0.630, huffman 0.5073. Before GOT_DELTA scanned the count's code
+        # itself: 0.5907 and 0.4815; before the table select decoded the first field: 0.455.
+        floor = {"repeat": 0.61, "huffman": 0.49}[r.name.split()[1].split("/")[0]]
         assert r.weights_per_cycle_per_lane > floor, (r.name, r.weights_per_cycle_per_lane)
