@@ -364,6 +364,7 @@ class BlockParser(wiring.Component):
         # the buffer should not start with a state decode).
         in_members = Signal()                    # MEMBERS: the reader takes `member_bits`
         in_align = Signal()                      # ALIGN, BLOCK_END: the reader aligns
+        in_select = Signal()                     # GROUP_SELECT: the Huffman decoder's select
 
         def goto(name):
             """``m.next = name``, the width of the field that state reads, and the flags."""
@@ -371,7 +372,8 @@ class BlockParser(wiring.Component):
             if name in READ_BITS:
                 m.d.sync += read_bits.eq(READ_BITS[name])
             m.d.sync += [in_members.eq(name == "MEMBERS"),
-                         in_align.eq(name in ("ALIGN", "BLOCK_END"))]
+                         in_align.eq(name in ("ALIGN", "BLOCK_END")),
+                         in_select.eq(name == "GROUP_SELECT")]
 
         def read(nbits=None, when=C(1)):
             """`with read() as v:` runs its body when the state's field is there (and `when`),
@@ -769,6 +771,10 @@ class BlockParser(wiring.Component):
 
             with state("GOT_DELTA"):
                 # eg_acc = (value - previous - 1) + 1
+                # The count's code starts at the window: scan it now (EG_SCAN's work), in every
+                # cycle of the state, so that neither the wait nor the range check gates it.
+                m.d.sync += [eg_k.eq(count_eg_k), eg_ret.eq(RET_COUNT), eg_zeros.eq(0)]
+                eg_scan(count_eg_k, C(0, eg_zeros.shape()))
                 with m.If(pipe_empty):     # the member pipeline uses value/domain
                     new_value = (value + eg_acc[:b])[:b].as_signed()
                     # value + eg_acc > hi, or == implicit, against thresholds from EG_SCAN.
@@ -776,9 +782,6 @@ class BlockParser(wiring.Component):
                         fail(ParserError.VALUE_RANGE)
                     with m.Else():
                         m.d.sync += value.eq(new_value)
-                        # The count's code starts at the window: scan it now (EG_SCAN's work).
-                        m.d.sync += [eg_k.eq(count_eg_k), eg_ret.eq(RET_COUNT), eg_zeros.eq(0)]
-                        eg_scan(count_eg_k, C(0, eg_zeros.shape()))
                         goto("EG_ZEROS")
 
             with state("GOT_COUNT"):
@@ -832,8 +835,8 @@ class BlockParser(wiring.Component):
 
             with state("GROUP_SELECT"):
                 # The Huffman decoder copies the group's table into its registers.
+                # (`select` is the state's flag, a register: it steers the decode register.)
                 m.d.comb += [
-                    huffman.select.eq(1),
                     huffman.table.eq(rice_table_reg),
                     huffman.rice_k.eq(rice_k),
                     huffman.escape_bits.eq(escape_bits),
@@ -890,6 +893,7 @@ class BlockParser(wiring.Component):
         # extra bits, or the group's width), header states `read_bits`, the align states the
         # bits to the next byte boundary.
         m.d.comb += [
+            huffman.select.eq(in_select),
             reader.consume.eq(Mux(in_members, member_bits, read_bits)),
             reader.align.eq(in_align),
             reader.take.eq(~error & ((read_now & read_fits) | (member_gate & member_fits) | align)),
