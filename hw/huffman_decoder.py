@@ -67,11 +67,9 @@ class CanonicalHuffmanDecoder(wiring.Component):
     select : ``In(1)``
         Strobe: at the clock edge, take ``table``, ``rice_k`` and ``escape_bits`` as the group's
         parameters. The selected table's decode data (length limits, index offsets, the escape
-        symbol's code) is copied into registers, so the comparators of the following fields see
-        registers, not a multiplexer over the tables. At the same edge the field at ``window``'s
-        start is decoded with the new table (one comparator bank behind the table multiplexer):
-        the window shown with ``select`` must start at the group's first field. Select after the
-        table is loaded (a load is complete two cycles after its last symbol strobe).
+        symbol's code) is copied into registers, so the comparators see registers, not a
+        multiplexer over the tables. Select after the table is loaded (a load is complete two
+        cycles after its last symbol strobe). Clears ``known``.
     table : ``In(range(num_tables))``, rice_k : ``In(range(max_extra_bits + 1))``,
     escape_bits : ``In(range(max_extra_bits + 1))``
         The group's table, Rice shift and escape width ``bitlen(D - 1)``.
@@ -84,8 +82,8 @@ class CanonicalHuffmanDecoder(wiring.Component):
         consumer checks ``consume`` against what it has).
     known : ``Out(1)``
         Registered: ``valid``/``invalid``/``consume``/``escape`` describe the field at the current
-        position. Set at the edge of ``select`` (or of a take, or one edge later if that field was
-        decoded from too few bits) once ``window`` holds ``max_code_len`` valid bits or ``ended``.
+        position. Set one edge after ``select`` (or after a take whose next field was decoded from
+        too few bits) once ``window`` holds ``max_code_len`` valid bits or ``ended``.
     valid : ``Out(1)``
         ``known`` and a code matches the window (its bits may extend past the valid bits of the
         window: the consumer compares ``consume`` with what it has).
@@ -107,8 +105,7 @@ class CanonicalHuffmanDecoder(wiring.Component):
 
     Latency
     -------
-    The first field of a group is ``known`` at the edge of ``select`` (one edge later if the
-    window held fewer than ``max_code_len`` bits and had not ``ended``); then one field per
+    The first field of a group is ``known`` two edges after ``select``; then one field per
     cycle while the window reaches ``consume + max_code_len`` bits past the current position.
     ``distance`` follows each ``take`` by one edge. Loads take effect at the next clock edge (the
     escape code one edge later); the group parameters at the edge of ``select``.
@@ -362,38 +359,19 @@ class CanonicalHuffmanDecoder(wiring.Component):
                 ready_at[o].eq(self.ended | (self.window_count >= o + L)),
             ]
 
-        # --- At `select`: the field at the current position, decoded with the new group's table
-        # straight from the stored tables (the `cur_*` registers are written at the same edge),
-        # so that the group's first field is known one edge after the select.
-        first = Signal(field)
-        t = self.table
-        top0 = self.window[W - L:]
-        below0 = Cat(0, *(top0[L - l:] < limit[t][l][L - l:] for l in lengths))
-        hit0 = Cat(*(below0[l] & ~below0[l - 1] for l in lengths))
-        escape0 = esc_valid[t] & (((top0 ^ esc_code[t]) & esc_mask[t]) == 0)
-        m.d.comb += [
-            first.hit.eq(hit0),
-            first.escape.eq(escape0),
-            first.match.eq(below0 != 0),
-            first.consume.eq(Mux(escape0, esc_len[t] + self.escape_bits,
-                                 or_all(Mux(hit0[l - 1], l + self.rice_k, 0) for l in lengths))),
-        ]
-
         # --- The field at the current position, in registers. ---
         cur = Signal(field)
         known = Signal()
-        # The take comes first so that the serial-decode feedback (the bank at `consume`) meets
-        # one multiplexer before the register; `select` (never with a take from the BlockParser)
-        # still wins over a take.
-        with m.If(self.take & known & ~self.select):
+        with m.If(self.select):
+            m.d.sync += known.eq(0)
+        with m.Elif(self.take & known):
             # The next field starts `consume` bits on.
             m.d.sync += [
                 cur.eq(Array(d.as_value() for d in decodes)[cur.consume]),
                 known.eq(ready_at.bit_select(cur.consume, 1)),
             ]
-        with m.Elif(self.select | ~known):
-            # A group's first field, or a field decoded from too few bits: decode at offset 0.
-            m.d.sync += [cur.eq(Mux(self.select, first, decodes[0])), known.eq(ready_at[0])]
+        with m.Elif(~known):
+            m.d.sync += [cur.eq(decodes[0]), known.eq(ready_at[0])]
         m.d.comb += [
             self.known.eq(known),
             self.valid.eq(known & cur.match),
