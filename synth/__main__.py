@@ -141,9 +141,9 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
             notes.append(f"- {name} ({cfg(r)}): no FPGA figures: {r['fpga_skipped']}.")
             continue
         if r.get("place_skipped"):
-            notes.append(f"- {name} ({cfg(r)}): not placed: {r['place_skipped']}; cell counts only.")
-        if r.get("io_harness") and r.get("place_skipped"):
-            notes[-1] = notes[-1][:-1] + f" (tried inside the I/O harness: {r['io_harness']['port_bits']} port bits)."
+            tried = (f" (tried inside the I/O harness: {r['io_harness']['port_bits']} port bits)"
+                     if r.get("io_harness") else "")
+            notes.append(f"- {name} ({cfg(r)}): not placed: {r['place_skipped']}{tried}; cell counts only.")
         elif r.get("io_harness"):
             h = r["io_harness"]
             notes.append(f"- {name} ({cfg(r)}): {h['port_bits']} port bits, the package has {h['package_pins']} "

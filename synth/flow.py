@@ -194,8 +194,8 @@ def write_netlists(design: Design, out: Path) -> tuple[Path, Path]:
 
 
 def write_io_harness(design: Design, out: Path) -> str:
-    """``<name>_io.il``: the design inside :class:`synth.harness.IOHarness` (four pins with the
-    clock: ``sin``, ``load``, ``sout``, and reset). Returns its top's name."""
+    """``<name>_io.il``: the design inside :class:`synth.harness.IOHarness` (``sin``, ``load``
+    and ``sout``, besides the clock and reset). Returns its top's name."""
     from amaranth.back import rtlil
 
     from .harness import IOHarness
