@@ -341,6 +341,18 @@ def does_not_fit(nextpnr_log: str) -> bool:
     return bool(_DOES_NOT_FIT.search(nextpnr_log))
 
 
+def _cell_figures(cells: dict, target: Target) -> dict:
+    """LUTs, flip-flops, block RAMs, DSPs, LUT RAMs and carry cells of a ``target`` netlist."""
+    return {
+        "luts": _count(cells, target.lut),
+        "ffs": sum(v for k, v in cells.items() if k.startswith(target.ff_prefix)),
+        "brams": _count(cells, target.bram),
+        "dsps": _count(cells, target.dsp),
+        "lutram": _count(cells, target.lutram),
+        "carry": _count(cells, target.carry),
+    }
+
+
 def _synth_fpga(top: str, out: Path, target: Target, timeout: float, what: str) -> dict:
     """Yosys's FPGA synthesis of ``<top>.il`` into ``<top>.json``; its cell counts by type."""
     script = (f"read_rtlil {top}.il\n"
@@ -354,15 +366,7 @@ def _synth_fpga(top: str, out: Path, target: Target, timeout: float, what: str) 
 
 def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, timeout: float,
           place: bool = True) -> dict:
-    cells = _synth_fpga(design.name, out, target, timeout, design.name)
-    result = {
-        "luts": _count(cells, target.lut),
-        "ffs": sum(v for k, v in cells.items() if k.startswith(target.ff_prefix)),
-        "brams": _count(cells, target.bram),
-        "dsps": _count(cells, target.dsp),
-        "lutram": _count(cells, target.lutram),
-        "carry": _count(cells, target.carry),
-    }
+    result = _cell_figures(_synth_fpga(design.name, out, target, timeout, design.name), target)
     if not place:
         result.update(UNPLACED)
         return result
@@ -372,12 +376,11 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
         if pins > target.io_pins:
             # Too many ports for the package: place the component inside an I/O harness.
             placed = write_io_harness(design, out)
-            harness_cells = _synth_fpga(placed, out, target, timeout, f"{design.name} in its I/O harness")
-            result["io_harness"] = {
-                "port_bits": pins, "package_pins": target.io_pins,
-                "luts_with_harness": _count(harness_cells, target.lut),
-                "ffs_with_harness": sum(v for k, v in harness_cells.items() if k.startswith(target.ff_prefix)),
-            }
+            harnessed = _cell_figures(_synth_fpga(placed, out, target, timeout,
+                                                  f"{design.name} in its I/O harness"), target)
+            result["io_harness"] = {"port_bits": pins, "package_pins": target.io_pins,
+                                    "luts_with_harness": harnessed["luts"],
+                                    "ffs_with_harness": harnessed["ffs"]}
     report = out / f"{target.name}_report.json"
     devices = (target.device_args, *target.larger)
     for i, device in enumerate(devices):

@@ -6,8 +6,8 @@ latches and combinational loops, and the toggle counter and energy model on a ti
 """
 
 import shutil
-from dataclasses import asdict
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
