@@ -410,8 +410,8 @@ class BlockParser(wiring.Component):
 
         def eg_scan(k, zeros):
             """EG_SCAN's work, for a code with parameter `k` whose first `zeros` zeros are
-            consumed (both registers): the view of the window EG_ZEROS reads, and the count's
-            range thresholds, in registers."""
+            consumed (a register, or 0 from GOT_DELTA; `k` a register): the view of the window
+            EG_ZEROS reads, and the count's range thresholds, in registers."""
             one = window != 0
             total = 2 * eg_first_one + k + 1
             # The usual case: the whole code (zeros, then as many value bits plus k) is in
