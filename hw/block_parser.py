@@ -5,10 +5,11 @@ from amaranth.lib.wiring import In, Out
 
 from .bit_reader import BitReader
 from .huffman_decoder import CanonicalHuffmanDecoder
+from .logic import or_all
 from .tokens import TokenKind, member_layout
 
 
-__all__ = ["Mode", "Slots", "ParserError", "BlockParser"]
+__all__ = ["Mode", "Slots", "ParserError", "RiceContext", "BlockParser"]
 
 
 class Mode(enum.Enum, shape=2):
@@ -59,6 +60,18 @@ MAX_EXP_GOLOMB_PREFIX = 32
 MIN_BLOCK_BITS = 4
 
 
+def _times_const(value, factor):
+    """``value * factor`` for a constant ``factor`` >= 1, by shifts and adds (one carry chain
+    for factors with two set bits or of the form 2**j - 1): a multiplier block is slower."""
+    if factor & (factor + 1) == 0 and factor > 1:             # 2**j - 1
+        return (value << factor.bit_length()) - value
+    terms = [value << j for j in range(factor.bit_length()) if factor >> j & 1]
+    result = terms[0]
+    for term in terms[1:]:
+        result = result + term
+    return result
+
+
 def _bit_length(m, value, name):
     """``bitlen(value)`` as a combinational signal (a priority encoder)."""
     result = Signal(range(len(value) + 1), name=name)
@@ -66,6 +79,86 @@ def _bit_length(m, value, name):
         with m.If(value[i]):
             m.d.comb += result.eq(i + 1)
     return result
+
+
+class RiceContext(wiring.Component):
+    """The Rice shift and code table of a Huffman group, combinational, every test side by side.
+
+    The hardware twin of ``sw_codec.huffman.rice_context(domain, count, bias, 2**tables_log2)``
+    for ``1 <= count < domain <= 2**block_bits`` (the BlockParser's count range check holds
+    that). No test waits for another's result:
+
+    - ``k0 = floor(log2(domain / count))`` is the largest ``i`` with ``count << i <= domain``:
+      the tests for ``i = 1..block_bits`` form a thermometer code, and ``k0`` is where it ends.
+      ``k = max(0, k0 - bias)``.
+    - The table at the capacity ``Tc = num_tables`` is
+      ``t = #{u in 1..Tc-1 : Tc * domain >= (Tc + u) * (count << k0)}``, a thermometer code in
+      ``u``. Each test is made for every ``i`` at once, ``((Tc + u) * count) << i <= Tc *
+      domain`` (the product by shifts and adds), and the one at ``i = k0`` is kept: ``(P + 1)
+      * (Tc - 1)`` comparators instead of a chain shift -> subtract -> compare. A layer with
+      ``T = Tc / 2**s`` tables uses ``t >> s``, because its tests are those at ``u = j * 2**s``.
+
+    Parameters
+    ----------
+    block_bits : int
+        ``P``: counts and domains up to ``2**P``.
+    num_tables : int
+        ``Tc``, the largest number of tables (1, 2, 4 or 8).
+
+    Members
+    -------
+    count : ``In(range(2**P + 1))``, domain : ``In(range(2**P + 1))``
+    bias : ``In(4)``
+        The layer's Rice bias.
+    tables_log2 : ``In(range(log2(Tc) + 1))``
+        ``log2`` of the layer's number of tables, at most ``log2(Tc)``.
+    k : ``Out(range(P + 1))``, table : ``Out(range(Tc))``
+        Combinational.
+    """
+
+    def __init__(self, *, block_bits, num_tables):
+        if num_tables not in (1, 2, 4, 8):
+            raise ValueError(f"num_tables must be 1, 2, 4 or 8, not {num_tables!r}")
+        self._block_bits = block_bits
+        self._num_tables = num_tables
+        self._tc_log2 = (num_tables - 1).bit_length()
+        super().__init__({
+            "count":       In(range(2 ** block_bits + 1)),
+            "domain":      In(range(2 ** block_bits + 1)),
+            "bias":        In(RICE_BIAS_BITS),
+            "tables_log2": In(range(self._tc_log2 + 1)),
+            "k":           Out(range(block_bits + 1)),
+            "table":       Out(range(num_tables)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P, Tc, tc_log2 = self._block_bits, self._num_tables, self._tc_log2
+        c, D = self.count, self.domain
+
+        ge = [C(1)] + [Signal(name=f"k0_test_{i}") for i in range(1, P + 1)] + [C(0)]
+        m.d.comb += [ge[i].eq((c << i) <= D) for i in range(1, P + 1)]
+        at_k0 = [ge[i] & ~ge[i + 1] for i in range(P + 1)]           # one-hot: i == k0
+        k0 = Signal(range(P + 1))
+        m.d.comb += [
+            k0.eq(or_all(Mux(at_k0[i], i, 0) for i in range(1, P + 1))),
+            self.k.eq(Mux(k0 > self.bias, k0 - self.bias, 0)),
+        ]
+
+        holds = [Signal(name=f"table_test_{u}") for u in range(1, Tc)]
+        for u, test in enumerate(holds, start=1):
+            times = _times_const(c, Tc + u)
+            m.d.comb += test.eq(or_all(at_k0[i] & ((times << i) <= (D << tc_log2))
+                                       for i in range(P + 1)))
+        # The thermometer's length t: set bits of u where its last one is.
+        last = [holds[j] & (~holds[j + 1] if j + 1 < len(holds) else 1)
+                for j in range(len(holds))]
+        table_cap = Signal(range(Tc))
+        m.d.comb += [
+            table_cap.eq(or_all(Mux(last[j], j + 1, 0) for j in range(len(holds)))),
+            self.table.eq(table_cap >> (tc_log2 - self.tables_log2).as_unsigned()),
+        ]
+        return m
 
 
 class BlockParser(wiring.Component):
@@ -121,10 +214,12 @@ class BlockParser(wiring.Component):
     decoded at one per cycle in every mode while the FIFO has room and the bit reader has bits;
     the cycle a field is consumed depends only on its size (the Huffman code length plus extra
     bits), and a member passes two more stages (distance, then index check) before it is
-    written to the FIFO. Block and group headers take a few cycles each (an Exp-Golomb code 2
-    when it fits the window, else 3 or more; a Huffman group's Rice context and table select 4,
-    then 1 before its first field is decoded); each Huffman table of the preamble takes a header
-    read per field plus 2 cycles (its loads reach the decoder through registers, and the FSM
+    written to the FIFO. Block and group headers take a few cycles each: an Exp-Golomb code 2
+    when it fits the window (else 3 or more), and the value of m or of a count is used in the
+    cycle that reads it; a group's value delta and count 4 cycles together (the count's code is
+    scanned in the cycle after the delta's), then a Huffman group's Rice context 1 and its
+    table select 1 (which decodes the group's first field); each Huffman table of the preamble
+    takes a header read per field plus 2 cycles (its loads reach the decoder through registers, and the FSM
     waits for the decoder's checks after the counts and after the symbols). Every consume amount
     is a register: a Huffman member's comes from the decoder, a repeat/distance member's is the
     group's ``width``, and a header state's is ``read_bits``, set when the FSM enters the state. The bit reader shifts by
@@ -252,8 +347,6 @@ class BlockParser(wiring.Component):
         last_index = Signal(range(2 ** P + 1))
         width      = Signal(range(P + 1))         # member field width (repeat / distance)
         rice_k     = Signal(range(P + 1))
-        k0_raw     = Signal(range(P + 2))         # bitlen(D) - bitlen(c)
-        x_reg      = Signal(P + 1)                # c << k0
         escape_bits = Signal(range(P + 1))
 
         # Exp-Golomb reader, a subroutine shared by the header fields: zeros, then value bits
@@ -446,42 +539,22 @@ class BlockParser(wiring.Component):
 
         # --- Datapath of the group header: domain, Rice context, widths ---
         n_bits = _bit_length(m, n - 1, "n_bits")                  # bitlen(n - 1)
+        free_bits = _bit_length(m, free - 1, "free_bits")         # bitlen(free - 1)
         prev_count_len = _bit_length(m, prev_count, "prev_count_len")
         # The Rice parameter of the next count's code, k_c = count_k + bitlen(p) // 2, a cycle
         # behind `prev_count` (GOT_DELTA, which uses it, comes many cycles after GOT_COUNT).
         count_eg_k = Signal.like(eg_k)
         m.d.sync += count_eg_k.eq(count_k + (prev_count_len >> 1))
-        domain_bits = _bit_length(m, domain - 1, "domain_bits")   # bitlen(D - 1)
-        d_len = _bit_length(m, domain, "d_len")                   # bitlen(D)
-        c_len = _bit_length(m, members, "c_len")                  # bitlen(c)
-        # Over three cycles (GROUP_SETUP, GROUP_K, GROUP_TABLE), from registers each time:
-        # k0 = floor(log2(D / c)) from the bit lengths, then x = c << k0, then the table
-        # t = #{j in 1..T-1 : T * D >= (T + j) * x}, tested as (D - x) * T >= j * x (x <= D);
-        # GROUP_SELECT hands it to the Huffman decoder.
-        k0 = Signal(range(P + 2))
-        x = Signal(P + 1)
+        # The Rice context of a Huffman group, in one cycle (GROUP_SETUP) from registers.
+        m.submodules.rice_context = rice_context = RiceContext(block_bits=P,
+                                                               num_tables=self._num_tables)
         m.d.comb += [
-            k0.eq(Mux((members << k0_raw) > domain, k0_raw - 1, k0_raw)),
-            x.eq(Mux((members << k0_raw) > domain, (members << k0_raw) >> 1, members << k0_raw)),
+            rice_context.count.eq(members),
+            rice_context.domain.eq(domain),
+            rice_context.bias.eq(rice_bias),
+            rice_context.tables_log2.eq(tables_log2),
         ]
-        rice_table = Signal(range(8))
-        rice_table_reg = Signal(range(8))
-        y = Signal(P + 1)
-        scaled_y = Signal(P + 4)
-        # j * x by shifts and adds (a multiplier block is slower than one carry chain).
-        times = {1: x_reg, 2: x_reg << 1, 3: x_reg + (x_reg << 1), 4: x_reg << 2,
-                 5: x_reg + (x_reg << 2), 6: (x_reg << 1) + (x_reg << 2), 7: (x_reg << 3) - x_reg}
-        # The tests hold for j = 1 .. t and fail above (a thermometer code): t is their count.
-        holds = [None] + [Signal(name=f"table_test_{j}") for j in range(1, 8)]
-        m.d.comb += [
-            y.eq(domain - x_reg),
-            scaled_y.eq(y << tables_log2),
-            *(holds[j].eq((j < (1 << tables_log2)) & (scaled_y >= times[j])) for j in range(1, 8)),
-            rice_table.eq(Cat(
-                (holds[1] & ~holds[2]) | (holds[3] & ~holds[4]) | (holds[5] & ~holds[6]) | holds[7],
-                (holds[2] & ~holds[4]) | holds[6],
-                holds[4])),
-        ]
+        rice_table_reg = Signal(range(self._num_tables))
 
         # --- Member datapath: one field per cycle ---
         # Stage 1 (the MEMBERS state) only decides how many bits the field takes: in huffman
@@ -553,6 +626,55 @@ class BlockParser(wiring.Component):
                                 (s3_first | (self.mode != Mode.REPEAT) | (index > last_index)))
 
         hi = 2 ** (b - 1) - 1
+
+        def got_m(y):
+            """GOT_M's work: y = (m - 1) + 1 = m, the block's number of values."""
+            with m.If((y > n) | (y > 2 ** b)):
+                fail(ParserError.TOO_MANY_VALUES)
+            with m.Else():
+                m.d.sync += [groups_left.eq(y - 1), first_group.eq(1), prev_count.eq(0)]
+                goto("IMPLICIT")
+
+        def got_count(y):
+            """GOT_COUNT's work, from y, the count's Exp-Golomb code read as a number (`eg_acc`
+            in GOT_COUNT, the window's bits in EG_ZEROS): the count, its range check, the
+            group's domain and widths, and the next state. Waits in GOT_COUNT while the member
+            pipeline still uses the previous group's domain."""
+            # y = z + K, K = 2**k_c; z is the zigzag of r = c - p: 2r (r >= 0), -2r - 1
+            # (r < 0). So c = p + (y - K) / 2 when z is even, p - (y - K + 1) / 2 when z is
+            # odd, and 1 <= c < free is a range of y (see `eg_scan`): the range check is two
+            # comparisons of y with thresholds in registers, and c a (P + 1)-bit add, side by
+            # side.
+            z_odd = y[0] ^ (eg_k == 0)
+            half = y[1:]                                            # y >> 1
+            c_bad = Mux(z_odd, (y > cnt_odd_max) | (y <= cnt_odd_min),
+                        (y < cnt_even_min) | (y >= cnt_even_max))
+            c = Signal(range(2 ** P + 1), name="count_value")
+            m.d.comb += c.eq(Mux(z_odd, cnt_base_odd - half, cnt_base_even + half))
+            # The group's field width (repeat) and escape width (huffman), bitlen(D - 1),
+            # from the registers D comes from.
+            domain_bits = Mux(self.slots == Slots.FREE, free_bits, n_bits)
+            with m.If(pipe_empty):     # the member pipeline uses value/domain
+                with m.If(c_bad):
+                    fail(ParserError.COUNT_RANGE)
+                with m.Else():
+                    m.d.sync += [
+                        prev_count.eq(c),
+                        members.eq(c),
+                        members_left.eq(c),
+                        first_member.eq(1),
+                        domain.eq(Mux(self.slots == Slots.FREE, free, n)),
+                        width.eq(domain_bits),
+                        escape_bits.eq(domain_bits),
+                    ]
+                    with m.If(self.mode == Mode.DISTANCE):
+                        goto("WIDTH")
+                    with m.Elif(self.mode == Mode.HUFFMAN):
+                        goto("GROUP_SETUP")
+                    with m.Else():
+                        goto("MEMBERS")
+            with m.Else():
+                goto("GOT_COUNT")
 
         with m.FSM():
             with state("START"):
@@ -705,9 +827,18 @@ class BlockParser(wiring.Component):
                 goto("EG_SCAN")
                 with m.If(eg_whole):
                     # The leading zeros add nothing to the value: y is the code read as a number.
+                    # An m or a count is used right away (GOT_M's or GOT_COUNT's work, one
+                    # cycle per block or group less); a value delta goes to GOT_DELTA, which
+                    # scans the count's code behind it.
                     with read(eg_total) as v:
                         m.d.sync += eg_acc.eq(v)
-                        eg_return()
+                        with m.Switch(eg_ret):
+                            with m.Case(RET_M):
+                                got_m(v)
+                            with m.Case(RET_COUNT):
+                                got_count(v)
+                            with m.Default():
+                                goto("GOT_DELTA")
                 with m.Elif(eg_one):
                     with m.If(eg_too_long):
                         fail(ParserError.EG_TOO_LONG)
@@ -742,12 +873,8 @@ class BlockParser(wiring.Component):
                         eg_return()
 
             with state("GOT_M"):
-                # eg_acc = (m - 1) + 1 = m
-                with m.If((eg_acc > n) | (eg_acc > 2 ** b)):
-                    fail(ParserError.TOO_MANY_VALUES)
-                with m.Else():
-                    m.d.sync += [groups_left.eq(eg_acc - 1), first_group.eq(1), prev_count.eq(0)]
-                    goto("IMPLICIT")
+                # (EG_ZEROS does this itself for an m read whole.)
+                got_m(eg_acc)
 
             with state("IMPLICIT"):
                 with read(when=can_emit) as v:
@@ -785,52 +912,15 @@ class BlockParser(wiring.Component):
                         goto("EG_ZEROS")
 
             with state("GOT_COUNT"):
-                # eg_acc = y = z + K, K = 2**k_c; z is the zigzag of r = c - p: 2r (r >= 0),
-                # -2r - 1 (r < 0). So c = p + (y - K) / 2 when z is even, p - (y - K + 1) / 2
-                # when z is odd, and 1 <= c < free is a range of y (see EG_SCAN).
-                # From y = eg_acc and the thresholds EG_SCAN registered: the range check is
-                # two comparisons of y, and c a (P + 1)-bit add, side by side.
-                z_odd = eg_acc[0] ^ (eg_k == 0)
-                half = eg_acc[1:]                                       # y >> 1
-                c_bad = Mux(z_odd, (eg_acc > cnt_odd_max) | (eg_acc <= cnt_odd_min),
-                            (eg_acc < cnt_even_min) | (eg_acc >= cnt_even_max))
-                c = Signal(range(2 ** P + 1))
-                m.d.comb += c.eq(Mux(z_odd, cnt_base_odd - half, cnt_base_even + half))
-                with m.If(pipe_empty):     # the member pipeline uses value/domain
-                    with m.If(c_bad):
-                        fail(ParserError.COUNT_RANGE)
-                    with m.Else():
-                        m.d.sync += [
-                            prev_count.eq(c),
-                            members.eq(c),
-                            members_left.eq(c),
-                            first_member.eq(1),
-                            domain.eq(Mux(self.slots == Slots.FREE, free, n)),
-                        ]
-                        goto("GROUP_SETUP")
+                # (EG_ZEROS does this itself for a count read whole.)
+                got_count(eg_acc)
 
             with state("GROUP_SETUP"):
+                # The Rice context from c and D, all at once (see `RiceContext`).
                 m.d.sync += [
-                    width.eq(domain_bits),
-                    escape_bits.eq(domain_bits),
-                    k0_raw.eq(d_len - c_len),
+                    rice_k.eq(rice_context.k),
+                    rice_table_reg.eq(rice_context.table),
                 ]
-                with m.If(self.mode == Mode.DISTANCE):
-                    goto("WIDTH")
-                with m.Elif(self.mode == Mode.HUFFMAN):
-                    goto("GROUP_K")
-                with m.Else():
-                    goto("MEMBERS")
-
-            with state("GROUP_K"):
-                m.d.sync += [
-                    x_reg.eq(x),
-                    rice_k.eq(Mux(k0 > rice_bias, k0 - rice_bias, 0)),
-                ]
-                goto("GROUP_TABLE")
-
-            with state("GROUP_TABLE"):
-                m.d.sync += rice_table_reg.eq(rice_table)
                 goto("GROUP_SELECT")
 
             with state("GROUP_SELECT"):

@@ -239,8 +239,9 @@ def rice_context(domain, count, bias: int, num_tables: int):
     ``[2**k0, 2**(k0+1))``. The shift is ``max(0, k0 - bias)``, so quotients sit near
     ``2**bias``; the table is the fraction of that octave, ``r = domain / (count << k0)`` in
     ``[1, 2)``, cut into ``num_tables`` equal parts: table ``t`` when
-    ``1 + t/T <= r < 1 + (t+1)/T``. Hardware computes both once per group with two priority
-    encoders, a shifter and ``T - 1`` comparisons against constant multiples.
+    ``1 + t/T <= r < 1 + (t+1)/T``. Hardware (``hw.block_parser.RiceContext``) computes both
+    in one cycle per group, with every comparison of ``count`` times a constant, shifted by
+    each candidate ``k0``, against ``domain`` made side by side.
     Works element-wise on arrays and on scalars.
     """
     domain = np.asarray(domain, dtype=np.int64)

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.block_parser import BlockParser, Mode, ParserError, Slots
+from hw.block_parser import BlockParser, Mode, ParserError, RiceContext, Slots
 from hw.tokens import TokenKind
 from sim.bitstream_model import bytes_to_words
 from sim.block_parser_model import (UNDETECTABLE, block_sizes, contiguous_trace, expected_tokens,
                                     pad_to_words, parser_stream, random_weights)
 from sw_codec import layer
 from sw_codec.errors import FormatError
-from sw_codec.huffman import HuffmanTable
+from sw_codec.huffman import HuffmanTable, rice_context
 
 
 def token_tuple(payload):
@@ -268,6 +268,33 @@ def test_too_many_tables_is_bad_table():
     expected_tokens(payload, len(q), 8, "huffman", "free", 5)      # valid for sw_codec
     _, run = parse(q, 8, "huffman", "free", 5, payload=payload)
     assert run.error == ParserError.BAD_TABLE
+
+
+@pytest.mark.parametrize("num_tables", [1, 2, 4, 8])
+def test_rice_context_matches_sw_codec(num_tables):
+    """Every count below every domain of 5-bit blocks, every table count the capacity holds, a
+    few biases: the one-cycle RiceContext gives sw_codec.huffman.rice_context's shift and table."""
+    P = 5
+    dut = RiceContext(block_bits=P, num_tables=num_tables)
+    cases = [(d, c, bias, tl) for d in range(2, 2 ** P + 1) for c in range(1, d)
+             for bias in (0, 1, 3) for tl in range((num_tables - 1).bit_length() + 1)]
+    seen = []
+
+    async def bench(ctx):
+        for d, c, bias, tl in cases:
+            ctx.set(dut.domain, d)
+            ctx.set(dut.count, c)
+            ctx.set(dut.bias, bias)
+            ctx.set(dut.tables_log2, tl)
+            seen.append((ctx.get(dut.k), ctx.get(dut.table)))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    expected = [tuple(int(v) for v in rice_context(d, c, bias, 1 << tl)) for d, c, bias, tl in cases]
+    wrong = [(case, got, want) for case, got, want in zip(cases, seen, expected) if got != want]
+    assert not wrong, wrong[:5]
+    assert len({t for _, t in seen}) == num_tables       # every table is chosen somewhere
 
 
 @pytest.mark.parametrize("mode", ["repeat", "distance", "huffman", "raw"])
