@@ -924,13 +924,11 @@ class BlockParser(wiring.Component):
                 goto("GROUP_SELECT")
 
             with state("GROUP_SELECT"):
-                # The Huffman decoder copies the group's table into its registers.
-                # (`select` is the state's flag, a register: it steers the decode register.)
-                m.d.comb += [
-                    huffman.table.eq(rice_table_reg),
-                    huffman.rice_k.eq(rice_k),
-                    huffman.escape_bits.eq(escape_bits),
-                ]
+                # The Huffman decoder copies the group's table into its registers and decodes
+                # the first field with it. (`select` is the state's flag, a register, and the
+                # table, Rice shift and escape width reach the decoder straight from their
+                # registers, not through the state: they feed the comparators of its bank at
+                # offset 0.)
                 goto("MEMBERS")
 
             with state("WIDTH"):
@@ -984,6 +982,9 @@ class BlockParser(wiring.Component):
         # bits to the next byte boundary.
         m.d.comb += [
             huffman.select.eq(in_select),
+            huffman.table.eq(rice_table_reg),
+            huffman.rice_k.eq(rice_k),
+            huffman.escape_bits.eq(escape_bits),
             reader.consume.eq(Mux(in_members, member_bits, read_bits)),
             reader.align.eq(in_align),
             reader.take.eq(~error & ((read_now & read_fits) | (member_gate & member_fits) | align)),

@@ -68,11 +68,8 @@ class CanonicalHuffmanDecoder(wiring.Component):
         Strobe: at the clock edge, take ``table``, ``rice_k`` and ``escape_bits`` as the group's
         parameters. The selected table's decode data (length limits, index offsets, the escape
         symbol's code) is copied into registers, so the comparators see registers, not a
-        multiplexer over the tables; only the comparator bank at offset 0 takes the selected
-        table's data through a multiplexer of its own in the cycle of ``select``, and decodes
-        the group's first field with it at that edge. Select after the table is loaded (a load
-        is complete two cycles after its last symbol strobe). A ``take`` in the same cycle is
-        ignored.
+        multiplexer over the tables. Select after the table is loaded (a load is complete two
+        cycles after its last symbol strobe). Clears ``known``.
     table : ``In(range(num_tables))``, rice_k : ``In(range(max_extra_bits + 1))``,
     escape_bits : ``In(range(max_extra_bits + 1))``
         The group's table, Rice shift and escape width ``bitlen(D - 1)``.
@@ -85,9 +82,8 @@ class CanonicalHuffmanDecoder(wiring.Component):
         consumer checks ``consume`` against what it has).
     known : ``Out(1)``
         Registered: ``valid``/``invalid``/``consume``/``escape`` describe the field at the current
-        position. Set at the edge of ``select`` (or one edge after a take whose next field was
-        decoded from too few bits) if ``window`` holds ``max_code_len`` valid bits or ``ended``,
-        else at the first edge after that where it does.
+        position. Set one edge after ``select`` (or after a take whose next field was decoded from
+        too few bits) once ``window`` holds ``max_code_len`` valid bits or ``ended``.
     valid : ``Out(1)``
         ``known`` and a code matches the window (its bits may extend past the valid bits of the
         window: the consumer compares ``consume`` with what it has).
@@ -109,7 +105,7 @@ class CanonicalHuffmanDecoder(wiring.Component):
 
     Latency
     -------
-    The first field of a group is ``known`` after the edge of ``select``; then one field per
+    The first field of a group is ``known`` two edges after ``select``; then one field per
     cycle while the window reaches ``consume + max_code_len`` bits past the current position.
     ``distance`` follows each ``take`` by one edge. Loads take effect at the next clock edge (the
     escape code one edge later); the group parameters at the edge of ``select``.
@@ -348,70 +344,33 @@ class CanonicalHuffmanDecoder(wiring.Component):
         offsets = range(max_consume + 1)
         decodes = [Signal(field, name=f"decode_at_{o}") for o in offsets]
         ready_at = Signal(max_consume + 1)   # the decode at offset o saw all of its bits
-        # The bank at offset 0 decodes the group's first field in the cycle of `select`: its
-        # table data comes through multiplexers of its own, the selected table's at a select
-        # (straight from the stored tables) and the registers otherwise. They sit before its
-        # comparators, beside the window's path, not between the banks and the decode register.
-        t = self.table
-        bank0_limit = [None] + [Signal(l + 1, name=f"bank0_limit_{l}") for l in lengths]
-        bank0_consume_k = [None] + [Signal(range(W + 1), name=f"bank0_consume_k_{l}")
-                                    for l in lengths]
-        bank0_esc_code = Signal(L)
-        bank0_esc_mask = Signal(L)
-        bank0_esc_valid = Signal()
-        bank0_consume_esc = Signal(range(W + 1))
-        with m.If(self.select):
-            m.d.comb += [
-                *(bank0_limit[l].eq(limit[t][l][L - l:]) for l in lengths),
-                *(bank0_consume_k[l].eq(l + self.rice_k) for l in lengths),
-                bank0_esc_code.eq(esc_code[t]),
-                bank0_esc_mask.eq(esc_mask[t]),
-                bank0_esc_valid.eq(esc_valid[t]),
-                bank0_consume_esc.eq(esc_len[t] + self.escape_bits),
-            ]
-        with m.Else():
-            m.d.comb += [
-                *(bank0_limit[l].eq(cur_limit[l]) for l in lengths),
-                *(bank0_consume_k[l].eq(cur_consume_k[l]) for l in lengths),
-                bank0_esc_code.eq(cur_esc_code),
-                bank0_esc_mask.eq(cur_esc_mask),
-                bank0_esc_valid.eq(cur_esc_valid),
-                bank0_consume_esc.eq(cur_consume_esc),
-            ]
         for o in offsets:
-            if o == 0:
-                limits, consume_ks = bank0_limit, bank0_consume_k
-                esc = (bank0_esc_code, bank0_esc_mask, bank0_esc_valid, bank0_consume_esc)
-            else:
-                limits, consume_ks = cur_limit, cur_consume_k
-                esc = (cur_esc_code, cur_esc_mask, cur_esc_valid, cur_consume_esc)
-            esc_code_o, esc_mask_o, esc_valid_o, consume_esc_o = esc
             top = self.window[W - o - L:W - o]
             below = Signal(L + 1, name=f"below_{o}")
-            m.d.comb += below.eq(Cat(0, *(top[L - l:] < limits[l] for l in lengths)))
+            m.d.comb += below.eq(Cat(0, *(top[L - l:] < cur_limit[l] for l in lengths)))
             hit = Cat(*(below[l] & ~below[l - 1] for l in lengths))
-            escape = esc_valid_o & (((top ^ esc_code_o) & esc_mask_o) == 0)
-            consume_k = or_all(Mux(hit[l - 1], consume_ks[l], 0) for l in lengths)
+            escape = cur_esc_valid & (((top ^ cur_esc_code) & cur_esc_mask) == 0)
+            consume_k = or_all(Mux(hit[l - 1], cur_consume_k[l], 0) for l in lengths)
             m.d.comb += [
                 decodes[o].hit.eq(hit),
                 decodes[o].escape.eq(escape),
                 decodes[o].match.eq(below != 0),
-                decodes[o].consume.eq(Mux(escape, consume_esc_o, consume_k)),
+                decodes[o].consume.eq(Mux(escape, cur_consume_esc, consume_k)),
                 ready_at[o].eq(self.ended | (self.window_count >= o + L)),
             ]
 
         # --- The field at the current position, in registers. ---
         cur = Signal(field)
         known = Signal()
-        # Two sources: the bank at the offset the field taken ends at, or the bank at offset 0
-        # (at a select, with the new table; or while the field here is not known yet).
-        with m.If(self.take & known & ~self.select):
+        with m.If(self.select):
+            m.d.sync += known.eq(0)
+        with m.Elif(self.take & known):
             # The next field starts `consume` bits on.
             m.d.sync += [
                 cur.eq(Array(d.as_value() for d in decodes)[cur.consume]),
                 known.eq(ready_at.bit_select(cur.consume, 1)),
             ]
-        with m.Elif(self.select | ~known):
+        with m.Elif(~known):
             m.d.sync += [cur.eq(decodes[0]), known.eq(ready_at[0])]
         m.d.comb += [
             self.known.eq(known),

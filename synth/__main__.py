@@ -6,7 +6,8 @@
     python -m synth --target generic    # only the technology-independent estimate
     poscodec synth ...                  # the same options
 
-Artifacts (Verilog, Yosys/nextpnr scripts, logs, reports) go to build/synth/<design>/.
+Artifacts (Verilog, Yosys/nextpnr scripts, logs, reports) go to
+build/synth/<design>/<target>_seed<seed>/.
 """
 
 from __future__ import annotations

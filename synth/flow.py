@@ -14,11 +14,13 @@ then runs:
    ``place=False`` only the synthesis and its counts: no Fmax, no critical path).
 
 Nothing here depends on ``sw_codec``: the hardware is all it reads. Every step leaves its script,
-log and outputs in ``build/synth/<name>/``.
+log and outputs in ``build/synth/<name>/<target>_seed<seed>/`` (one directory per run, locked
+while in use, so two seeds of one design can run side by side).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import shutil
@@ -437,7 +439,18 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
     ``place=False`` (or ``design.place`` false) stops the FPGA step after synthesis (cell
     counts, no place and route)."""
     place = place and design.place
-    out = Path(root) / design.name
+    # One build directory per design, target and seed, so that runs of the same design at two
+    # seeds (or targets) side by side neither overwrite each other's files nor take the
+    # other's cached result; a run that finds the directory in use waits for it.
+    out = Path(root) / design.name / f"{target}_seed{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _synthesize_in(design, out, target=target, freq=freq, seed=seed, generic=generic,
+                              place=place, timeout=timeout, max_ff_memory_bits=max_ff_memory_bits)
+
+
+def _synthesize_in(design, out, *, target, freq, seed, generic, place, timeout, max_ff_memory_bits):
     t0 = time.time()
     il_before = (out / f"{design.name}.il").read_text() if (out / f"{design.name}.il").exists() else None
     write_netlists(design, out)

@@ -5,6 +5,7 @@ Checks that the flow runs and reports every figure (not the values), that the la
 latches and combinational loops, and the toggle counter and energy model on a tiny VCD.
 """
 
+import json
 import shutil
 import sys
 from dataclasses import asdict
@@ -67,6 +68,23 @@ def test_unplaced_design_stops_after_synthesis(tmp_path):
     assert r["luts"] and r["ffs"] is not None
     assert all(r[k] is None for k in PLACED)
     assert "not placed" in markdown([r])
+
+
+def test_two_seeds_of_one_design_run_side_by_side_in_their_own_directories(tmp_path):
+    """Two runs of one design at two seeds at once: each builds in its own directory and
+    returns its own result (they shared one, so a run could take the other's files or its
+    cached result for a changed netlist)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    design = Design("BitReader", TINY, place=False)
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda seed: synthesize(design, root=tmp_path, seed=seed, generic=False),
+                             (1, 2)))
+    assert [r["options"]["seed"] for r in runs] == [1, 2]
+    for seed in (1, 2):
+        done = json.loads((tmp_path / design.name / f"ecp5_seed{seed}" / "result.json").read_text())
+        assert done["options"]["seed"] == seed
+    assert runs[0]["luts"] == runs[1]["luts"]        # the same netlist, synthesized twice
 
 
 def test_design_with_more_ports_than_pins_is_placed_in_an_io_harness(tmp_path):
