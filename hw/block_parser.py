@@ -213,20 +213,20 @@ class BlockParser(wiring.Component):
     ``o`` comes from a 2-entry FIFO (registered ``ready`` towards the parser). Member fields are
     decoded at one per cycle in every mode while the FIFO has room and the bit reader has bits;
     the cycle a field is consumed depends only on its size (the Huffman code length plus extra
-    bits), and a member passes two more stages (distance, then index check) before it is
-    written to the FIFO. Block and group headers take a few cycles each: an Exp-Golomb code 2
-    when it fits the window (else 3 or more), and the value of m or of a count is used in the
-    cycle that reads it; a group's value delta and count 4 cycles together (the count's code is
-    scanned in the cycle after the delta's), then a Huffman group's Rice context 1 and its
-    table select 1 (which decodes the group's first field); each Huffman table of the preamble
-    takes a header read per field plus 2 cycles (its loads reach the decoder through registers, and the FSM
-    waits for the decoder's checks after the counts and after the symbols). Every consume amount
-    is a register: a Huffman member's comes from the decoder, a repeat/distance member's is the
-    group's ``width``, and a header state's is ``read_bits``, set when the FSM enters the state. The bit reader shifts by
-    that amount (chosen by the state alone) whether or not it is taken; the gates (``count >=
-    amount``, both registers, the state's condition, the member pipeline's room, ``error``) only
-    decide at the end of the cycle whether the shifted or the unshifted buffer is kept (the
-    reader's ``late_take``). Nothing is consumed while ``o`` is stalled.
+    bits), and a member passes two more stages (distance, then index check) before it is written
+    to the FIFO. Block and group headers take a few cycles each: an Exp-Golomb code 2 when it
+    fits the window (else 3 or more), and the value of m or of a count is used in the cycle that
+    reads it; a group's value delta and count 4 cycles together (the count's code is scanned in
+    the cycle after the delta's), then a Huffman group's Rice context 1, its table select 1, and
+    1 before its first field is decoded; each Huffman table of the preamble takes a header read
+    per field plus 2 cycles (its loads reach the decoder through registers, and the FSM waits
+    for the decoder's checks after the counts and after the symbols). Every consume amount is a
+    register: a Huffman member's comes from the decoder, a repeat/distance member's is the
+    group's ``width``, and a header state's is ``read_bits``, set when the FSM enters the state.
+    The bit reader shifts by that amount (chosen by the state alone) whether or not it is taken;
+    the gates (``count >= amount``, both registers, the state's condition, the member pipeline's
+    room, ``error``) only decide at the end of the cycle whether the shifted or the unshifted
+    buffer is kept (the reader's ``late_take``). Nothing is consumed while ``o`` is stalled.
     """
 
     def __init__(self, *, weight_bits, block_bits, word_bits=32, max_code_len=15, num_tables=4,
@@ -627,17 +627,34 @@ class BlockParser(wiring.Component):
 
         hi = 2 ** (b - 1) - 1
 
-        def got_m(y):
+        # A range check made on the window's bits in EG_ZEROS (`got_m`, `got_count` with
+        # `late`) fails one edge later, from registers: the FSM goes on as if it held, and the
+        # check's comparators reach no state or width register. Nothing is lost: the state after
+        # may consume a field, but no token written after it becomes visible (`o.valid` is low
+        # once `error` is set), and no earlier field is still in the member pipeline.
+        late_error = Signal()
+        late_code = Signal(ParserError)
+        m.d.sync += late_error.eq(0)
+
+        def check(bad, code, late):
+            """`with check(...):` runs its body if `bad` is false; with `late`, always, and
+            `bad` fails `code` one edge later."""
+            if late:
+                m.d.sync += [late_error.eq(bad), late_code.eq(code)]
+                return m.If(C(1))
+            with m.If(bad):
+                fail(code)
+            return m.Else()
+
+        def got_m(y, late=False):
             """GOT_M's work: y = (m - 1) + 1 = m, the block's number of values."""
-            with m.If((y > n) | (y > 2 ** b)):
-                fail(ParserError.TOO_MANY_VALUES)
-            with m.Else():
+            with check((y > n) | (y > 2 ** b), ParserError.TOO_MANY_VALUES, late):
                 m.d.sync += [groups_left.eq(y - 1), first_group.eq(1), prev_count.eq(0)]
                 goto("IMPLICIT")
 
-        def got_count(y):
+        def got_count(y, late=False):
             """GOT_COUNT's work, from y, the count's Exp-Golomb code read as a number (`eg_acc`
-            in GOT_COUNT, the window's bits in EG_ZEROS): the count, its range check, the
+            in GOT_COUNT, the window's bits in EG_ZEROS, `late`): the count, its range check, the
             group's domain and widths, and the next state. Waits in GOT_COUNT while the member
             pipeline still uses the previous group's domain."""
             # y = z + K, K = 2**k_c; z is the zigzag of r = c - p: 2r (r >= 0), -2r - 1
@@ -655,9 +672,7 @@ class BlockParser(wiring.Component):
             # from the registers D comes from.
             domain_bits = Mux(self.slots == Slots.FREE, free_bits, n_bits)
             with m.If(pipe_empty):     # the member pipeline uses value/domain
-                with m.If(c_bad):
-                    fail(ParserError.COUNT_RANGE)
-                with m.Else():
+                with check(c_bad, ParserError.COUNT_RANGE, late):
                     m.d.sync += [
                         prev_count.eq(c),
                         members.eq(c),
@@ -834,9 +849,9 @@ class BlockParser(wiring.Component):
                         m.d.sync += eg_acc.eq(v)
                         with m.Switch(eg_ret):
                             with m.Case(RET_M):
-                                got_m(v)
+                                got_m(v, late=True)
                             with m.Case(RET_COUNT):
-                                got_count(v)
+                                got_count(v, late=True)
                             with m.Default():
                                 goto("GOT_DELTA")
                 with m.Elif(eg_one):
@@ -924,11 +939,9 @@ class BlockParser(wiring.Component):
                 goto("GROUP_SELECT")
 
             with state("GROUP_SELECT"):
-                # The Huffman decoder copies the group's table into its registers and decodes
-                # the first field with it. (`select` is the state's flag, a register, and the
-                # table, Rice shift and escape width reach the decoder straight from their
-                # registers, not through the state: they feed the comparators of its bank at
-                # offset 0.)
+                # The Huffman decoder copies the group's table into its registers. (`select` is
+                # the state's flag, a register: it steers the decode register. The table, Rice
+                # shift and escape width reach the decoder straight from their registers.)
                 goto("MEMBERS")
 
             with state("WIDTH"):
@@ -1000,5 +1013,10 @@ class BlockParser(wiring.Component):
                 emit(TokenKind.MEMBER, value, s3_field, first=s3_first,
                      absolute=self.mode == Mode.REPEAT)
                 m.d.sync += last_index.eq(index)
+
+        # A late range check (see `check`): the FSM's own failures in this cycle are later in
+        # the stream, and the member pipeline was empty when the field was read.
+        with m.If(late_error & ~error):
+            m.d.sync += [error.eq(1), error_code.eq(late_code)]
 
         return top

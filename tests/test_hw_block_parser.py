@@ -291,7 +291,8 @@ def test_rice_context_matches_sw_codec(num_tables):
     sim = Simulator(dut)
     sim.add_testbench(bench)
     sim.run()
-    expected = [tuple(int(v) for v in rice_context(d, c, bias, 1 << tl)) for d, c, bias, tl in cases]
+    expected = [tuple(int(v) for v in rice_context(d, c, bias, 1 << tl))
+                for d, c, bias, tl in cases]
     wrong = [(case, got, want) for case, got, want in zip(cases, seen, expected) if got != want]
     assert not wrong, wrong[:5]
     assert len({t for _, t in seen}) == num_tables       # every table is chosen somewhere
@@ -415,7 +416,8 @@ def _zigzag(r):
 @pytest.mark.parametrize("count_k", [0, 3])
 def test_count_range_boundaries(count_k):
     """Counts at and around the edges of 1 <= c <= free - 1, from both signs of the residual:
-    COUNT_RANGE exactly where sw_codec fails, the same tokens elsewhere."""
+    COUNT_RANGE exactly where sw_codec fails, no member of the group whose count failed (the
+    check fails one edge after the count is read), the same tokens elsewhere."""
     n = 32
     cases = [(_zigzag(c1), 0) for c1 in (-1, 0, 1, n - 1, n)]        # the first group, p = 0
     for c1 in (1, 6, 20):
@@ -432,6 +434,9 @@ def test_count_range_boundaries(count_k):
         run = Run(dut, stream, [n], mode=2, slots=1, block_bits=5).run(max_cycles=2000)
         if expected is None:
             assert run.error == ParserError.COUNT_RANGE, (z1, z2, run.error)
+            values = {t[1] for t in run.tokens if t[0] == "MEMBER"}
+            c1 = z1 // 2 if z1 % 2 == 0 else -(z1 + 1) // 2
+            assert values <= ({3} if 1 <= c1 <= n - 1 else set()), (z1, z2, values)
             bad += 1
         else:
             assert run.error is None, (z1, z2, run.error)
