@@ -77,9 +77,11 @@ def test_two_seeds_of_one_design_run_side_by_side_in_their_own_directories(tmp_p
     from concurrent.futures import ThreadPoolExecutor
 
     design = Design("BitReader", TINY, place=False)
+    def run(seed):
+        return synthesize(design, root=tmp_path, seed=seed, generic=False)
+
     with ThreadPoolExecutor(2) as pool:
-        runs = list(pool.map(lambda seed: synthesize(design, root=tmp_path, seed=seed, generic=False),
-                             (1, 2)))
+        runs = list(pool.map(run, (1, 2)))
     assert [r["options"]["seed"] for r in runs] == [1, 2]
     for seed in (1, 2):
         done = json.loads((tmp_path / design.name / f"ecp5_seed{seed}" / "result.json").read_text())
