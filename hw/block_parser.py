@@ -364,8 +364,8 @@ class BlockParser(wiring.Component):
         eg_count = Signal(range(W + 1))
         eg_ended = Signal()
         eg_too_long = Signal()
-        eg_total = Signal(range(2 * W + max_eg_k + 2))
         eg_whole = Signal()
+        eg_whole_shift = Signal(range(W + 1))    # W - the code's length, when `eg_whole`
         RET_M, RET_DELTA, RET_COUNT = 0, 1, 2
         # A count's range check and value, prepared by EG_SCAN (see GOT_COUNT).
         cnt_even_min = Signal(signed(max_eg_k + P + 4))
@@ -468,11 +468,12 @@ class BlockParser(wiring.Component):
                          in_align.eq(name in ("ALIGN", "BLOCK_END")),
                          in_select.eq(name == "GROUP_SELECT")]
 
-        def read(nbits=None, when=C(1)):
+        def read(nbits=None, when=C(1), value=None):
             """`with read() as v:` runs its body when the state's field is there (and `when`),
             consuming it; fails TRUNCATED if the stream ended short. The field is READ_BITS of
             the state (which was entered with `goto`), or `nbits`, equal to `read_bits`, in the
-            Exp-Golomb states."""
+            Exp-Golomb states; `v` is its value, or `value` (the same bits, shifted into place
+            by an amount from a register of its own)."""
             if nbits is None:
                 nbits = READ_BITS[in_state[0]]
             class _Read:
@@ -482,7 +483,7 @@ class BlockParser(wiring.Component):
                     self_.outer.__enter__()
                     self_.inner = m.If(when)
                     self_.inner.__enter__()
-                    return peek(nbits)
+                    return peek(nbits) if value is None else value
 
                 def __exit__(self_, *exc):
                     self_.inner.__exit__(*exc)
@@ -516,8 +517,8 @@ class BlockParser(wiring.Component):
                 eg_count.eq(count),
                 eg_ended.eq(ended),
                 eg_too_long.eq(zeros + Mux(one, eg_first_one, count) > MAX_EXP_GOLOMB_PREFIX),
-                eg_total.eq(total),
                 eg_whole.eq(whole),
+                eg_whole_shift.eq(W - total),
                 # What EG_ZEROS takes: the whole code, else the zeros before the one bit,
                 # else every bit there is (all zeros).
                 read_bits.eq(Mux(whole, total, Mux(one, eg_first_one, count))),
@@ -845,7 +846,7 @@ class BlockParser(wiring.Component):
                     # An m or a count is used right away (GOT_M's or GOT_COUNT's work, one
                     # cycle per block or group less); a value delta goes to GOT_DELTA, which
                     # scans the count's code behind it.
-                    with read(eg_total) as v:
+                    with read(read_bits, value=window >> eg_whole_shift) as v:
                         m.d.sync += eg_acc.eq(v)
                         with m.Switch(eg_ret):
                             with m.Case(RET_M):
