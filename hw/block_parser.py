@@ -543,7 +543,8 @@ class BlockParser(wiring.Component):
         free_bits = _bit_length(m, free - 1, "free_bits")         # bitlen(free - 1)
         prev_count_len = _bit_length(m, prev_count, "prev_count_len")
         # The Rice parameter of the next count's code, k_c = count_k + bitlen(p) // 2, a cycle
-        # behind `prev_count` (GOT_DELTA, which uses it, comes many cycles after GOT_COUNT).
+        # behind `prev_count` (GROUP and GOT_DELTA, which use it, come at least two cycles
+        # after the edge that sets `prev_count`).
         count_eg_k = Signal.like(eg_k)
         m.d.sync += count_eg_k.eq(count_k + (prev_count_len >> 1))
         # The Rice context of a Huffman group, in one cycle (GROUP_SETUP) from registers.
@@ -829,32 +830,33 @@ class BlockParser(wiring.Component):
                 ]
                 goto("EG_ZEROS")
 
-            def eg_return():
+            def eg_return(y=None):
+                """Back from the subroutine with y in `eg_acc`; or, with `y`, the code read whole
+                from the window in EG_ZEROS: an m or a count is then used at once (GOT_M's or
+                GOT_COUNT's work, its range check late; one cycle per block or group less). A
+                value delta goes to GOT_DELTA, which scans the count's code behind it."""
                 with m.Switch(eg_ret):
                     with m.Case(RET_M):
-                        goto("GOT_M")
+                        if y is None:
+                            goto("GOT_M")
+                        else:
+                            got_m(y, late=True)
                     with m.Case(RET_DELTA):
                         goto("GOT_DELTA")
                     with m.Default():
-                        goto("GOT_COUNT")
+                        if y is None:
+                            goto("GOT_COUNT")
+                        else:
+                            got_count(y, late=True)
 
             with state("EG_ZEROS"):
                 zeros = eg_zeros + eg_leading
                 goto("EG_SCAN")
                 with m.If(eg_whole):
                     # The leading zeros add nothing to the value: y is the code read as a number.
-                    # An m or a count is used right away (GOT_M's or GOT_COUNT's work, one
-                    # cycle per block or group less); a value delta goes to GOT_DELTA, which
-                    # scans the count's code behind it.
                     with read(read_bits, value=window >> eg_whole_shift) as v:
                         m.d.sync += eg_acc.eq(v)
-                        with m.Switch(eg_ret):
-                            with m.Case(RET_M):
-                                got_m(v, late=True)
-                            with m.Case(RET_COUNT):
-                                got_count(v, late=True)
-                            with m.Default():
-                                goto("GOT_DELTA")
+                        eg_return(v)
                 with m.Elif(eg_one):
                     with m.If(eg_too_long):
                         fail(ParserError.EG_TOO_LONG)
@@ -908,7 +910,7 @@ class BlockParser(wiring.Component):
                         with m.If(v.as_signed() == implicit):
                             fail(ParserError.VALUE_RANGE)
                         with m.Else():
-                            start_eg(count_k + (prev_count_len >> 1), RET_COUNT)
+                            start_eg(count_eg_k, RET_COUNT)          # = count_k: p = 0
                 with m.Else():
                     start_eg(0, RET_DELTA)
 

@@ -77,6 +77,7 @@ def test_two_seeds_of_one_design_run_side_by_side_in_their_own_directories(tmp_p
     from concurrent.futures import ThreadPoolExecutor
 
     design = Design("BitReader", TINY, place=False)
+
     def run(seed):
         return synthesize(design, root=tmp_path, seed=seed, generic=False)
 
