@@ -1,5 +1,6 @@
 from amaranth.hdl import *
 from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .logic import or_all
@@ -22,7 +23,9 @@ class CanonicalHuffmanDecoder(wiring.Component):
     (puff.c's two tables). Tables are written through the load port while the BlockParser reads
     them from the layer preamble. Decoding compares the first ``l`` window bits with every
     length's ``first(l) + count(l)`` in parallel (puff.c's loop, unrolled) and takes the
-    shortest length that matches.
+    shortest length that matches. The per-length limits and index offsets are registers; the
+    symbols of all tables are a memory (``num_tables * 64`` entries of 6 bits: one block RAM or
+    LUT RAM on an FPGA), read at the taken field's index in the take cycle.
 
     The decode of the field at the current stream position is held in registers (``known``,
     ``valid``, ``consume``...), so a consumer's per-cycle loop (consume -> bit reader shift) holds
@@ -188,7 +191,12 @@ class CanonicalHuffmanDecoder(wiring.Component):
                          for t in range(T))
         limit   = per_table("limit", L + 1, L + 1)
         offset  = per_table("offset", SYMBOL_BITS, L + 1)
-        symbols = per_table("symbol", SYMBOL_BITS, MAX_SYMBOLS)
+        # The symbols of all tables in canonical order, table t at addresses 64 t ..: a memory
+        # (one block RAM or LUT RAM on an FPGA), written while a table loads, read in the take
+        # cycle at the taken field's index (its read register is stage 2's symbol).
+        m.submodules.symbols = symbols = Memory(shape=SYMBOL_BITS, depth=T * MAX_SYMBOLS, init=[])
+        symbol_wp = symbols.write_port()
+        symbol_rp = symbols.read_port()
         esc_code  = Array(Signal(L, name=f"esc_code_{t}") for t in range(T))
         esc_mask  = Array(Signal(L, name=f"esc_mask_{t}") for t in range(T))
         esc_valid = Array(Signal(name=f"esc_valid_{t}") for t in range(T))
@@ -264,8 +272,11 @@ class CanonicalHuffmanDecoder(wiring.Component):
                 m.d.sync += ld_bad.eq(1)
         with m.Elif(self.load_symbol_en):
             s = self.load_symbol
-            with m.If(ld_sym < MAX_SYMBOLS):
-                m.d.sync += symbols[ld_table][ld_sym[:SYMBOL_BITS]].eq(s)
+            m.d.comb += [
+                symbol_wp.addr.eq(Cat(ld_sym[:SYMBOL_BITS], ld_table)),
+                symbol_wp.data.eq(s),
+                symbol_wp.en.eq(ld_sym < MAX_SYMBOLS),
+            ]
             with m.If((s == ld_nsym - 1) & (ld_sym < MAX_SYMBOLS)):
                 m.d.sync += [
                     ld_esc_pos.eq(ld_sym),
@@ -387,24 +398,22 @@ class CanonicalHuffmanDecoder(wiring.Component):
         rest_1 = or_all(Mux(cur.hit[l - 1], self.window[W - l - P:W - l], 0) for l in lengths)
 
         # --- Stage 2: the symbol and the distance of the field taken. ---
-        s2_table = Signal(range(T))
-        s2_index = Signal(SYMBOL_BITS)
         s2_escape = Signal()
         s2_rest = Signal(P)
         s2_shift = Signal(range(P + 1))           # P - extra bits
+        m.d.comb += [
+            symbol_rp.addr.eq(Cat(index_1, cur_table)),
+            symbol_rp.en.eq(self.take),
+        ]
         with m.If(self.take):
             m.d.sync += [
-                s2_table.eq(cur_table),
-                s2_index.eq(index_1),
                 s2_escape.eq(cur.escape),
                 s2_rest.eq(rest_1),
                 s2_shift.eq(Mux(cur.escape, P - cur_escape_bits, P - cur_rice_k)),
             ]
-        symbol = Signal(SYMBOL_BITS)
         m.d.comb += [
-            symbol.eq(symbols[s2_table][s2_index]),
             # (symbol << k) | extra = (symbol : rest) >> (P - k); the escape has no symbol part.
-            self.distance.eq(Cat(s2_rest, Mux(s2_escape, 0, symbol)) >> s2_shift),
+            self.distance.eq(Cat(s2_rest, Mux(s2_escape, 0, symbol_rp.data)) >> s2_shift),
         ]
 
         return m
