@@ -217,10 +217,11 @@ class BlockParser(wiring.Component):
     to the FIFO. Block and group headers take a few cycles each: an Exp-Golomb code 2 when it
     fits the window (else 3 or more), and the value of m or of a count is used in the cycle that
     reads it; a group's value delta and count 4 cycles together (the count's code is scanned in
-    the cycle after the delta's), then a Huffman group's Rice context 1, its table select 1, and
-    1 before its first field is decoded; each Huffman table of the preamble takes a header read
-    per field plus 2 cycles (its loads reach the decoder through registers, and the FSM waits
-    for the decoder's checks after the counts and after the symbols). Every consume amount is a
+    the cycle after the delta's), then a Huffman group's table select 1 (with its Rice context,
+    computed in that cycle) and 1 before its first field is decoded; each Huffman table of the
+    preamble takes a header read per field plus 2 cycles (its loads reach the decoder through
+    registers, and the FSM waits for the decoder's checks after the counts and after the
+    symbols). Every consume amount is a
     register: a Huffman member's comes from the decoder, a repeat/distance member's is the
     group's ``width``, and a header state's is ``read_bits``, set when the FSM enters the state.
     The bit reader shifts by that amount (chosen by the state alone) whether or not it is taken;
@@ -346,7 +347,6 @@ class BlockParser(wiring.Component):
         first_member = Signal()
         last_index = Signal(range(2 ** P + 1))
         width      = Signal(range(P + 1))         # member field width (repeat / distance)
-        rice_k     = Signal(range(P + 1))
         escape_bits = Signal(range(P + 1))
 
         # Exp-Golomb reader, a subroutine shared by the header fields: zeros, then value bits
@@ -547,16 +547,21 @@ class BlockParser(wiring.Component):
         # after the edge that sets `prev_count`).
         count_eg_k = Signal.like(eg_k)
         m.d.sync += count_eg_k.eq(count_k + (prev_count_len >> 1))
-        # The Rice context of a Huffman group, in one cycle (GROUP_SETUP) from registers.
+        # The Rice context of a Huffman group from registers, at once: GROUP_SELECT hands its k
+        # and table straight to the Huffman decoder's select. (`keep`: without it the synthesis
+        # merges the context's logic into the select's multiplexers, 456 LUT4s more at P = 6.)
         m.submodules.rice_context = rice_context = RiceContext(block_bits=P,
                                                                num_tables=self._num_tables)
+        select_k = Signal(range(P + 1), attrs={"keep": 1})
+        select_table = Signal(range(self._num_tables), attrs={"keep": 1})
         m.d.comb += [
             rice_context.count.eq(members),
             rice_context.domain.eq(domain),
             rice_context.bias.eq(rice_bias),
             rice_context.tables_log2.eq(tables_log2),
+            select_k.eq(rice_context.k),
+            select_table.eq(rice_context.table),
         ]
-        rice_table_reg = Signal(range(self._num_tables))
 
         # --- Member datapath: one field per cycle ---
         # Stage 1 (the MEMBERS state) only decides how many bits the field takes: in huffman
@@ -687,7 +692,7 @@ class BlockParser(wiring.Component):
                     with m.If(self.mode == Mode.DISTANCE):
                         goto("WIDTH")
                     with m.Elif(self.mode == Mode.HUFFMAN):
-                        goto("GROUP_SETUP")
+                        goto("GROUP_SELECT")
                     with m.Else():
                         goto("MEMBERS")
             with m.Else():
@@ -933,18 +938,12 @@ class BlockParser(wiring.Component):
                 # (EG_ZEROS does this itself for a count read whole.)
                 got_count(eg_acc)
 
-            with state("GROUP_SETUP"):
-                # The Rice context from c and D, all at once (see `RiceContext`).
-                m.d.sync += [
-                    rice_k.eq(rice_context.k),
-                    rice_table_reg.eq(rice_context.table),
-                ]
-                goto("GROUP_SELECT")
-
             with state("GROUP_SELECT"):
-                # The Huffman decoder copies the group's table into its registers. (`select` is
-                # the state's flag, a register: it steers the decode register. The table, Rice
-                # shift and escape width reach the decoder straight from their registers.)
+                # The Huffman decoder copies the group's table into its registers, with the Rice
+                # context computed from c and D in this cycle (see `RiceContext`). (`select` is
+                # the state's flag, a register: it steers the decode register. The table and the
+                # Rice shift come from the context's comparators on registers, the escape width
+                # from its register, in every state.)
                 goto("MEMBERS")
 
             with state("WIDTH"):
@@ -998,8 +997,8 @@ class BlockParser(wiring.Component):
         # bits to the next byte boundary.
         m.d.comb += [
             huffman.select.eq(in_select),
-            huffman.table.eq(rice_table_reg),
-            huffman.rice_k.eq(rice_k),
+            huffman.table.eq(select_table),
+            huffman.rice_k.eq(select_k),
             huffman.escape_bits.eq(escape_bits),
             reader.consume.eq(Mux(in_members, member_bits, read_bits)),
             reader.align.eq(in_align),
