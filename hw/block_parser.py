@@ -221,9 +221,9 @@ class BlockParser(wiring.Component):
     computed in that cycle) and 1 before its first field is decoded; each Huffman table of the
     preamble takes a header read per field plus 2 cycles (its loads reach the decoder through
     registers, and the FSM waits for the decoder's checks after the counts and after the
-    symbols). Every consume amount is a
-    register: a Huffman member's comes from the decoder, a repeat/distance member's is the
-    group's ``width``, and a header state's is ``read_bits``, set when the FSM enters the state.
+    symbols). Every consume amount is a register: a Huffman member's comes from the decoder, a
+    repeat/distance member's is the group's ``width``, and a header state's is ``read_bits``,
+    set when the FSM enters the state.
     The bit reader shifts by that amount (chosen by the state alone) whether or not it is taken;
     the gates (``count >= amount``, both registers, the state's condition, the member pipeline's
     room, ``error``) only decide at the end of the cycle whether the shifted or the unshifted
