@@ -262,6 +262,10 @@ GENERIC_GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
 #: sense amplifiers, decoders and the bit cells' periphery are not counted).
 SRAM_TRANSISTORS_PER_BIT = 6
 
+#: Version of the figures in ``result.json``: a cached result is reused only if it has this one
+#: (2: ``lut4s``; a result from before it would show logic LUTs as LUT4s).
+RESULT_VERSION = 2
+
 
 def _generic(design: Design, out: Path, timeout: float) -> dict:
     script = (f"read_rtlil {design.name}.il\n"
@@ -463,7 +467,8 @@ def _synthesize_in(design, out, *, target, freq, seed, generic, place, timeout, 
     il_before = (out / f"{design.name}.il").read_text() if (out / f"{design.name}.il").exists() else None
     write_netlists(design, out)
     options = {"target": target, "freq_mhz": freq, "seed": seed, "generic": generic,
-               "place": place, "max_ff_memory_bits": max_ff_memory_bits}
+               "place": place, "max_ff_memory_bits": max_ff_memory_bits,
+               "result_version": RESULT_VERSION}
     cached = out / "result.json"
     if il_before == (out / f"{design.name}.il").read_text() and cached.exists():
         previous = json.loads(cached.read_text())
