@@ -17,11 +17,13 @@ Paths from or to I/O pins are not counted (nextpnr reports them as ``<async>``).
 from __future__ import annotations
 
 import re
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Endpoint", "EndpointTiming", "parse_sdf", "endpoint_timing", "summarize"]
+__all__ = ["Endpoint", "EndpointTiming", "PathStep", "parse_sdf", "endpoint_timing", "summarize",
+           "worst_path"]
 
 _TRIPLE = r"\(([-\d.]*):([-\d.]*):([-\d.]*)\)"
 _INSTANCE = re.compile(r"^\s*\(INSTANCE\s*(.*?)\)\s*$")
@@ -111,32 +113,37 @@ class Endpoint:
     start: str                # the instance the worst path to it starts at
 
 
-def endpoint_timing(sdf: Sdf) -> list[Endpoint]:
-    """Every clocked cell with the period its worst input needs, worst first."""
-    arrival, origin = {}, {}
+def _longest_paths(sdf: Sdf) -> tuple[dict, dict, dict]:
+    """Latest arrival (ns) at every pin reached from a clocked start, the start instance it
+    comes from, and the pin before it on that path (the clock pin at a start)."""
+    arrival, origin, before = {}, {}, {}
     for clk, outs in sdf.starts.items():
         for pin, delay in outs:
             if delay > arrival.get(pin, -1.0):
-                arrival[pin], origin[pin] = delay, clk[0]
+                arrival[pin], origin[pin], before[pin] = delay, clk[0], clk
     # Longest path over the acyclic graph of cell arcs and connections (Kahn's order).
     indegree = defaultdict(int)
     for src, sinks in sdf.arcs.items():
         for dst, _ in sinks:
             indegree[dst] += 1
     ready = [p for p in sdf.arcs if indegree[p] == 0]
-    seen = 0
     while ready:
         p = ready.pop()
-        seen += 1
         t = arrival.get(p)
         for q, d in sdf.arcs.get(p, ()):
             if t is not None and t + d > arrival.get(q, -1.0):
-                arrival[q], origin[q] = t + d, origin[p]
+                arrival[q], origin[q], before[q] = t + d, origin[p], p
             indegree[q] -= 1
             if indegree[q] == 0:
                 ready.append(q)
     if any(v > 0 for v in indegree.values()):
         raise ValueError("the SDF's timing graph has a combinational loop")
+    return arrival, origin, before
+
+
+def endpoint_timing(sdf: Sdf) -> list[Endpoint]:
+    """Every clocked cell with the period its worst input needs, worst first."""
+    arrival, origin, _ = _longest_paths(sdf)
     worst = {}
     for (inst, port), setup in sdf.setups.items():
         if (inst, port) in arrival and arrival[(inst, port)] + setup > worst.get(inst, (-1.0,))[0]:
@@ -144,6 +151,34 @@ def endpoint_timing(sdf: Sdf) -> list[Endpoint]:
     out = [Endpoint(inst, port, sdf.cell_types.get(inst, "?"), period, origin[(inst, port)])
            for inst, (period, port) in worst.items()]
     return sorted(out, key=lambda e: -e.period_ns)
+
+
+@dataclass(frozen=True)
+class PathStep:
+    """One pin of a path: where the signal is and when it gets there."""
+
+    instance: str
+    pin: str
+    cell_type: str
+    arrival_ns: float
+
+
+def worst_path(sdf: Sdf, register: str) -> list[PathStep]:
+    """The longest path into ``register`` (a name as :func:`register_of` gives it, e.g.
+    ``parser.core.huffman.shift``: the worst of its bits), from the clocked output it starts
+    at to the endpoint pin; the last step's arrival includes the setup time. Raises
+    ``KeyError`` if no clocked cell of the design has that register name."""
+    arrival, _, before = _longest_paths(sdf)
+    ends = [(arrival[pin] + setup, pin) for pin, setup in sdf.setups.items()
+            if pin in arrival and register_of(pin[0]) == register]
+    if not ends:
+        raise KeyError(f"no clocked cell of register {register!r} in the SDF")
+    total, pin = max(ends)
+    steps = [PathStep(pin[0], pin[1], sdf.cell_types.get(pin[0], "?"), total)]
+    while pin in before and before[pin] in arrival:
+        pin = before[pin]
+        steps.append(PathStep(pin[0], pin[1], sdf.cell_types.get(pin[0], "?"), arrival[pin]))
+    return steps[::-1]
 
 
 _FF_SUFFIX = re.compile(r"_TRELLIS_FF_Q(?:_\d+)?$|_SB_DFF\w*$|_DP16KD$")
@@ -202,3 +237,44 @@ def summarize(endpoints: list[Endpoint], period_ns: float, depth: int = 3, top: 
     worst = sorted(registers.values(), key=lambda r: -r["worst_ns"])[:top]
     return EndpointTiming(period_ns, len(endpoints), sum(e.period_ns > period_ns for e in endpoints),
                           round(endpoints[0].period_ns, 2) if endpoints else 0.0, by_module, worst)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m synth.sta",
+        description="Where a routed design loses the clock, from the SDF that nextpnr writes "
+                    "(build/synth/<design>/<target>_seed<N>/<target>.sdf): the registers with "
+                    "the longest input paths, or the worst path into the registers named.")
+    p.add_argument("sdf", type=Path, help="the routed design's SDF file")
+    p.add_argument("registers", nargs="*",
+                   help="register names as listed (e.g. parser.core.huffman.shift): print the "
+                        "worst path into each, pin by pin")
+    p.add_argument("--period", type=float, default=10.0, help="clock period in ns (default 10)")
+    p.add_argument("--top", type=int, default=20, help="registers listed (default 20)")
+    args = p.parse_args(argv)
+    if not args.sdf.is_file():
+        p.error(f"{args.sdf}: no such file")
+    sdf = parse_sdf(args.sdf)
+    if not args.registers:
+        t = summarize(endpoint_timing(sdf), args.period, top=args.top)
+        print(f"{t.failing} of {t.endpoints} endpoints need more than {args.period:g} ns; "
+              f"worst {t.worst_ns:.2f} ns")
+        for r in t.worst_registers:
+            print(f"{r['worst_ns']:7.2f} ns  {r['register']}  <- {r['from']}")
+        return 0
+    for register in args.registers:
+        try:
+            steps = worst_path(sdf, register)
+        except KeyError as e:
+            print(f"error: {e.args[0]}", file=sys.stderr)
+            return 1
+        print(f"{register}: {steps[-1].arrival_ns:.2f} ns")
+        for s in steps:
+            print(f"  {s.arrival_ns:7.2f}  {s.cell_type:<13} {s.instance} .{s.pin}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ comparison with nextpnr's own Fmax is in tests/test_synth.py.
 
 import pytest
 
-from synth.sta import endpoint_timing, module_of, parse_sdf, register_of, summarize
+from synth.sta import endpoint_timing, main, module_of, parse_sdf, register_of, summarize, worst_path
 
 SDF = r"""(DELAYFILE
   (SDFVERSION "3.0")
@@ -117,3 +117,25 @@ def test_combinational_loop_is_an_error(tmp_path):
 def test_register_and_module_names(instance, register, module):
     assert register_of(instance) == register
     assert module_of(register) == module
+
+
+def test_worst_path_pin_by_pin(sdf):
+    steps = worst_path(sdf, "core.b")
+    assert [(s.instance, s.pin) for s in steps] == [
+        ("core.a_TRELLIS_FF_Q", "Q"), ("lut_1", "A"), ("lut_1", "F"), ("core.b_TRELLIS_FF_Q_1", "DI")]
+    # clock-to-Q, route, LUT, route + setup (the last step's arrival is the period it needs)
+    assert [s.arrival_ns for s in steps] == pytest.approx([0.5, 1.5, 1.8, 3.9])
+    assert steps[2].cell_type == "TRELLIS_COMB"
+    with pytest.raises(KeyError, match="core.c"):
+        worst_path(sdf, "core.c")
+
+
+def test_command_line(sdf, tmp_path, capsys):
+    path = tmp_path / "design.sdf"
+    assert main([str(path), "--period", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 endpoints need more than 3 ns" in out and "core.b  <- core.a" in out
+    assert main([str(path), "core.b"]) == 0
+    assert "core.b: 3.90 ns" in capsys.readouterr().out
+    assert main([str(path), "core.nothing"]) == 1
+    assert "no clocked cell of register 'core.nothing'" in capsys.readouterr().err
