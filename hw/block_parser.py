@@ -1,3 +1,5 @@
+from contextlib import nullcontext
+
 from amaranth.hdl import *
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -223,11 +225,11 @@ class BlockParser(wiring.Component):
     registers, and the FSM waits for the decoder's checks after the counts and after the
     symbols). Every consume amount is a register: a Huffman member's comes from the decoder, a
     repeat/distance member's is the group's ``width``, and a header state's is ``read_bits``,
-    set when the FSM enters the state.
-    The bit reader shifts by that amount (chosen by the state alone) whether or not it is taken;
-    the gates (``count >= amount``, both registers, the state's condition, the member pipeline's
-    room, ``error``) only decide at the end of the cycle whether the shifted or the unshifted
-    buffer is kept (the reader's ``late_take``). Nothing is consumed while ``o`` is stalled.
+    set when the FSM enters the state. The bit reader shifts by that amount (chosen by the state
+    alone) whether or not it is taken; the gates (``count >= amount``, both registers, the
+    state's condition, the member pipeline's room, ``error``) only decide at the end of the
+    cycle whether the shifted or the unshifted buffer is kept (the reader's ``late_take``).
+    Nothing is consumed while ``o`` is stalled.
     """
 
     def __init__(self, *, weight_bits, block_bits, word_bits=32, max_code_len=15, num_tables=4,
@@ -648,7 +650,7 @@ class BlockParser(wiring.Component):
             `bad` fails `code` one edge later."""
             if late:
                 m.d.sync += [late_error.eq(bad), late_code.eq(code)]
-                return m.If(C(1))
+                return nullcontext()
             with m.If(bad):
                 fail(code)
             return m.Else()
