@@ -173,7 +173,7 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
             source = r["weights_per_cycle_source"] + (f"; Fmax of {r['fmax_from']}" if r.get("fmax_from") else "")
             lines.append(f"| {name} | {cfg(r)} | {r['lanes']} | {r['weights_per_cycle_per_lane']:.3f} | "
                          f"{_si(r['weights_per_s'], 'w/s')} | {_si(r['raw_bandwidth_bits_per_s'], 'bit/s')} | "
-                         f"{r['luts_per_lane']:.0f} | {source} |")
+                         f"{r['lut4s_per_lane']:.0f} | {source} |")
     paths = [r for r in results if r.get("critical_path") and r["kind"] in ("lane", "top")]
     if paths:
         lines += ["", "Critical paths (register to register):", ""]

@@ -502,7 +502,7 @@ def _synthesize_in(design, out, *, target, freq, seed, generic, place, timeout, 
 
 def derive(result: dict, weights_per_cycle_per_lane: float = 1.0, source: str = "design target",
            fmax_mhz: float | None = None) -> dict:
-    """Throughput figures of a lane or top: weights/s, equivalent raw bandwidth, LUTs per lane.
+    """Throughput figures of a lane or top: weights/s, equivalent raw bandwidth, LUT4s per lane.
     ``fmax_mhz`` stands in for the design's own (for a top that was not placed)."""
     fmax_mhz = fmax_mhz or result.get("fmax_mhz")
     if result.get("kind") not in ("lane", "top") or not fmax_mhz:
@@ -514,7 +514,7 @@ def derive(result: dict, weights_per_cycle_per_lane: float = 1.0, source: str = 
                 weights_per_cycle_source=source,
                 weights_per_s=wps,
                 raw_bandwidth_bits_per_s=wps * result["config"]["weight_bits"],
-                luts_per_lane=result.get("lut4s", result["luts"]) / lanes)
+                lut4s_per_lane=result.get("lut4s", result["luts"]) / lanes)
 
 
 def measured_throughput(results_dir: Path, config: LaneConfig, mode: str = "huffman"):

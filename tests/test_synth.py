@@ -253,7 +253,7 @@ def test_derived_throughput(results):
     r = derive({**lane, "fmax_mhz": 40.0}, 0.5, "test")
     assert r["weights_per_s"] == pytest.approx(40e6 * 0.5)
     assert r["raw_bandwidth_bits_per_s"] == pytest.approx(r["weights_per_s"] * TINY.weight_bits)
-    assert r["luts_per_lane"] == r["lut4s"] > r["luts"]
+    assert r["lut4s_per_lane"] == r["lut4s"] > r["luts"]
 
 
 VCD = """$timescale 1 ns $end
