@@ -12,6 +12,9 @@ Model, the same as nextpnr's setup analysis for one clock domain: paths start at
 that clock; delays are the slow corner (the third value of each ``min:typ:max`` triple, the
 larger of rise and fall); the clock network has no skew (nextpnr writes zero delay for it).
 Paths from or to I/O pins are not counted (nextpnr reports them as ``<async>``).
+
+``python -m synth.sta SDF`` lists the registers with the longest paths; ``python -m synth.sta
+SDF REGISTER...`` prints the worst path into each register named, pin by pin (:func:`worst_path`).
 """
 
 from __future__ import annotations
