@@ -14,7 +14,7 @@ larger of rise and fall); the clock network has no skew (nextpnr writes zero del
 Paths from or to I/O pins are not counted (nextpnr reports them as ``<async>``).
 
 ``python -m synth.sta SDF`` lists the registers with the longest paths; ``python -m synth.sta
-SDF REGISTER...`` prints the worst path into each register named, pin by pin (:func:`worst_path`).
+SDF REGISTER...`` prints the worst path into each register named, pin by pin (:func:`worst_paths`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["Endpoint", "EndpointTiming", "PathStep", "parse_sdf", "endpoint_timing", "summarize",
-           "worst_path"]
+           "worst_path", "worst_paths"]
 
 _TRIPLE = r"\(([-\d.]*):([-\d.]*):([-\d.]*)\)"
 _INSTANCE = re.compile(r"^\s*\(INSTANCE\s*(.*?)\)\s*$")
@@ -166,22 +166,35 @@ class PathStep:
     arrival_ns: float
 
 
-def worst_path(sdf: Sdf, register: str) -> list[PathStep]:
-    """The longest path into ``register`` (a name as :func:`register_of` gives it, e.g.
-    ``parser.core.huffman.shift``: the worst of its bits), from the clocked output it starts
-    at to the endpoint pin; the last step's arrival includes the setup time. Raises
-    ``KeyError`` if no clocked cell of the design has that register name."""
+def worst_paths(sdf: Sdf, registers) -> dict[str, list[PathStep]]:
+    """The longest path into each of ``registers`` (names as :func:`register_of` gives them,
+    e.g. ``parser.core.huffman.shift``: the worst of a register's bits), from the clocked output
+    it starts at to the endpoint pin; the last step's arrival includes the setup time. One
+    longest-path pass for all of them; a register with no clocked cell in the design is left
+    out of the result."""
     arrival, _, before = _longest_paths(sdf)
-    ends = [(arrival[pin] + setup, pin) for pin, setup in sdf.setups.items()
-            if pin in arrival and register_of(pin[0]) == register]
-    if not ends:
-        raise KeyError(f"no clocked cell of register {register!r} in the SDF")
-    total, pin = max(ends)
-    steps = [PathStep(pin[0], pin[1], sdf.cell_types.get(pin[0], "?"), total)]
-    while pin in before and before[pin] in arrival:
-        pin = before[pin]
-        steps.append(PathStep(pin[0], pin[1], sdf.cell_types.get(pin[0], "?"), arrival[pin]))
-    return steps[::-1]
+    wanted, ends = set(registers), {}
+    for pin, setup in sdf.setups.items():
+        register = register_of(pin[0])
+        if register in wanted and pin in arrival:
+            ends[register] = max(ends.get(register, (-1.0, pin)), (arrival[pin] + setup, pin))
+    paths = {}
+    for register, (total, pin) in ends.items():
+        steps = [PathStep(pin[0], pin[1], sdf.cell_types.get(pin[0], "?"), total)]
+        while pin in before and before[pin] in arrival:
+            pin = before[pin]
+            steps.append(PathStep(pin[0], pin[1], sdf.cell_types.get(pin[0], "?"), arrival[pin]))
+        paths[register] = steps[::-1]
+    return paths
+
+
+def worst_path(sdf: Sdf, register: str) -> list[PathStep]:
+    """:func:`worst_paths` for one register; ``KeyError`` if the design has no clocked cell of
+    that name."""
+    try:
+        return worst_paths(sdf, [register])[register]
+    except KeyError:
+        raise KeyError(f"no clocked cell of register {register!r} in the SDF") from None
 
 
 _FF_SUFFIX = re.compile(r"_TRELLIS_FF_Q(?:_\d+)?$|_SB_DFF\w*$|_DP16KD$")
@@ -267,12 +280,12 @@ def main(argv=None) -> int:
         for r in t.worst_registers:
             print(f"{r['worst_ns']:7.2f} ns  {r['register']}  <- {r['from']}")
         return 0
+    paths = worst_paths(sdf, args.registers)
     for register in args.registers:
-        try:
-            steps = worst_path(sdf, register)
-        except KeyError as e:
-            print(f"error: {e.args[0]}", file=sys.stderr)
+        if register not in paths:
+            print(f"error: no clocked cell of register {register!r} in the SDF", file=sys.stderr)
             return 1
+        steps = paths[register]
         print(f"{register}: {steps[-1].arrival_ns:.2f} ns")
         for s in steps:
             print(f"  {s.arrival_ns:7.2f}  {s.cell_type:<13} {s.instance} .{s.pin}")
