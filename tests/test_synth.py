@@ -66,6 +66,34 @@ def test_place_and_route_figures(tmp_path):
     assert carry > 0 and (r["luts"], r["lut4s"]) == (logic, logic + carry)
 
 
+def test_named_ecp5_part_is_the_one_placed(tmp_path):
+    """``--device 45k --speed 8``: nextpnr places on that part, the result and the table say so, and
+    the run has its own build directory (the default part's cached result is not taken)."""
+    r = synthesize(Design("BitReader", TINY), root=tmp_path, generic=False, device="45k", speed=8)
+    assert r["device"] == "--45k --package CABGA381 --speed 8" and r["fmax_mhz"] > 0
+    assert (r["options"]["device"], r["options"]["speed"]) == ("45k", 8)
+    assert (tmp_path / r["name"] / "ecp5_45k_speed8_seed1" / "result.json").exists()
+    assert "Target ecp5 (LFE5U-45F CABGA381 speed 8" in markdown([r], part=("45k", 8))
+    assert "does not fit" not in markdown([r], part=("45k", 8))
+
+
+def test_ecp5_parts(monkeypatch, tmp_path):
+    from synth import flow
+
+    t = flow.ecp5_target("45k", 7)
+    assert t.device_args == ("--45k", "--package", "CABGA381", "--speed", "7")
+    assert t.larger == (("--85k", "--package", "CABGA381", "--speed", "7"),)    # same speed, larger only
+    assert flow.ecp5_target("85k", 6).larger == () and flow.TARGETS["ecp5"] == flow.ecp5_target()
+    with pytest.raises(ValueError, match="12k"):
+        flow.ecp5_target("12k", 6)
+    with pytest.raises(ValueError, match="speed grade 9"):
+        flow.ecp5_target("25k", 9)
+    from synth.__main__ import main
+    assert main(["--target", "ice40", "--speed", "8", "--results", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit):
+        main(["--device", "12k"])
+
+
 def test_unplaced_design_stops_after_synthesis(tmp_path):
     """A design marked ``place=False`` (the default set's 2-lane top) gets cell counts, no Fmax,
     even when the run places the others."""
