@@ -114,15 +114,20 @@ def _si(x, unit):
     return f"{x:.3g} {unit}"
 
 
-def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp5",
-             part: tuple = ECP5_DEFAULT) -> str:
+def _part(r: dict) -> tuple:
+    """The ECP5 part a result was placed for, from its options (device, speed)."""
+    o = r.get("options", {})
+    return o.get("device", ECP5_DEFAULT[0]), o.get("speed", ECP5_DEFAULT[1])
+
+
+def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp5") -> str:
     def cfg(r):
         c = r["config"]
         return f'P={c["block_bits"]} L={c["max_code_len"]} T={c["num_tables"]} b={c["weight_bits"]} ' \
                f'w={c["word_bits"]}'
 
-    device = {"ecp5": f"{ecp5_name(*part)}, a larger ECP5 where noted", "ice40": "iCE40 UP5K"}.get(
-        target, "no FPGA: technology-independent estimate only")
+    device = {"ecp5": f"{ecp5_name(*_part(results[0]))}, a larger ECP5 where noted",
+              "ice40": "iCE40 UP5K"}.get(target, "no FPGA: technology-independent estimate only")
     lines = [f"Target {target} ({device}" +
              f"), nextpnr at {results[0].get('freq_mhz', 100)} MHz requested, "
              f"seed {results[0].get('options', {}).get('seed', 1)}. Generic: yosys "
@@ -156,8 +161,8 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
         elif r["fmax_mhz"] is None and not r.get("options", {}).get("place", True):
             notes.append(f"- {name} ({cfg(r)}): not placed (multi-lane tops need `--place-tops`; or "
                          "`--no-place`): cell counts only, no Fmax.")
-        if r.get("device") and f"--{part[0]}" not in r["device"].split() and target == "ecp5":
-            notes.append(f"- {name} ({cfg(r)}) does not fit the {ecp5_name(*part).split()[0]}: placed on "
+        if r.get("device") and f"--{_part(r)[0]}" not in r["device"].split() and target == "ecp5":
+            notes.append(f"- {name} ({cfg(r)}) does not fit the {ecp5_name(*_part(r)).split()[0]}: placed on "
                          f"`{r['device']}`.")
         lut4s = r.get("lut4s", r["luts"])
         lines.append(f"| {name} | {cfg(r)} | {lut4s} | {lut4s - r['luts']} | {r['ffs']} | {r['brams']} | "
@@ -343,7 +348,7 @@ def run(args) -> int:
     if energy:
         doc["energy"] = energy
     (results_dir / f"{stem}.json").write_text(json.dumps(doc, indent=1))
-    md = markdown(results, energy, args.target, part)
+    md = markdown(results, energy, args.target)
     (results_dir / f"{stem}.md").write_text(md)
     if args.sweep:
         plot_sweep(results, results_dir / "synth_sweep.png")
