@@ -53,7 +53,7 @@ synth: $(STAMP)
 	$(PY) -m synth
 
 verilog: $(STAMP)
-	$(PY) -m sw_codec.cli verilog -o build/verilog
+	$(VENV)/bin/poscodec verilog -o build/verilog
 
 clean:
 	rm -rf build sim_build results .pytest_cache .hypothesis

@@ -1,6 +1,8 @@
 from amaranth.hdl import *
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from .tokens import word_layout
 
 
 __all__ = ["BitReader"]
@@ -120,7 +122,7 @@ class BitReader(wiring.Component):
         self._late_take = bool(late_take)
 
         super().__init__({
-            "i":       In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1}))),
+            "i":       In(stream.Signature(word_layout(word_bits))),
             "window":  Out(window_bits),
             "count":   Out(range(window_bits + 1)),
             "full":    Out(1),

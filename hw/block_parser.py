@@ -1,29 +1,22 @@
 from contextlib import nullcontext
 
 from amaranth.hdl import *
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import enum, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
+
+from sw_codec.format import (COUNT_BITS, COUNT_K_BITS, DISTANCE_WIDTH_BITS, LENGTH_BITS, MAX_CODE_LENGTH,
+                              MAX_EXP_GOLOMB_PREFIX, MIN_BLOCK_BITS, NUM_TABLES_CHOICES, RICE_BIAS_BITS,
+                              SYMBOL_BITS, TABLES_LOG2_BITS)
 
 from .bit_reader import BitReader
 from .huffman_decoder import CanonicalHuffmanDecoder
 from .logic import or_all
-from .tokens import TokenKind, member_layout
+from .params import check_block_bits, check_weight_bits
+from .tokens import Mode, Slots, TokenKind, member_layout, word_layout
 
 
-__all__ = ["Mode", "Slots", "ParserError", "RiceContext", "BlockParser"]
-
-
-class Mode(enum.Enum, shape=2):
-    RAW      = 0
-    REPEAT   = 1
-    DISTANCE = 2
-    HUFFMAN  = 3
-
-
-class Slots(enum.Enum, shape=1):
-    ALL  = 0
-    FREE = 1
+__all__ = ["ParserError", "RiceContext", "BlockParser"]
 
 
 class ParserError(enum.Enum, shape=4):
@@ -50,16 +43,6 @@ class ParserError(enum.Enum, shape=4):
     BAD_BLOCK_BITS  = 10
 
 
-#: Field widths of docs/FORMAT.md (the same constants as sw_codec.layer / sw_codec.huffman).
-COUNT_K_BITS = 4
-RICE_BIAS_BITS = 4
-TABLES_LOG2_BITS = 2
-SYMBOL_BITS = 6
-LENGTH_BITS = 4
-COUNT_BITS = 7
-DISTANCE_WIDTH_BITS = 5
-MAX_EXP_GOLOMB_PREFIX = 32
-MIN_BLOCK_BITS = 4
 
 
 def _times_const(value, factor):
@@ -119,8 +102,8 @@ class RiceContext(wiring.Component):
     """
 
     def __init__(self, *, block_bits, num_tables):
-        if num_tables not in (1, 2, 4, 8):
-            raise ValueError(f"num_tables must be 1, 2, 4 or 8, not {num_tables!r}")
+        if num_tables not in NUM_TABLES_CHOICES:
+            raise ValueError(f"num_tables must be one of {NUM_TABLES_CHOICES}, not {num_tables!r}")
         self._block_bits = block_bits
         self._num_tables = num_tables
         self._tc_log2 = (num_tables - 1).bit_length()
@@ -166,7 +149,7 @@ class RiceContext(wiring.Component):
 class BlockParser(wiring.Component):
     """Block parser: a layer payload's bits in, member tokens out.
 
-    The hardware twin of ``sw_codec.layer.decode_block`` up to the ``DistanceAccumulator``: it
+    The hardware twin of ``sw_codec.decoder.decode_block`` up to the ``DistanceAccumulator``: it
     reads the preamble (loading the Huffman tables into its ``CanonicalHuffmanDecoder``), then
     for every block size it receives on ``blocks``, the block's header and groups, and emits the
     ``BLOCK``, ``MEMBER``... ``END`` tokens that ``trace_layer(...)[1].members`` lists. It owns
@@ -234,16 +217,14 @@ class BlockParser(wiring.Component):
 
     def __init__(self, *, weight_bits, block_bits, word_bits=32, max_code_len=15, num_tables=4,
                  window_bits=32):
-        if weight_bits not in (4, 8, 16):
-            raise ValueError(f"weight_bits must be 4, 8 or 16, not {weight_bits!r}")
-        if not isinstance(block_bits, int) or not MIN_BLOCK_BITS <= block_bits <= 16:
-            raise ValueError(f"block_bits must be an integer in 4..16, not {block_bits!r}")
+        check_weight_bits(weight_bits)
+        check_block_bits(block_bits)
         if word_bits not in (32, 64, 128):
             raise ValueError(f"word_bits must be 32, 64 or 128, not {word_bits!r}")
-        if not isinstance(max_code_len, int) or not 1 <= max_code_len <= 15:
-            raise ValueError(f"max_code_len must be an integer in 1..15, not {max_code_len!r}")
-        if num_tables not in (1, 2, 4, 8):
-            raise ValueError(f"num_tables must be 1, 2, 4 or 8, not {num_tables!r}")
+        if not isinstance(max_code_len, int) or not 1 <= max_code_len <= MAX_CODE_LENGTH:
+            raise ValueError(f"max_code_len must be an integer in 1..{MAX_CODE_LENGTH}, not {max_code_len!r}")
+        if num_tables not in NUM_TABLES_CHOICES:
+            raise ValueError(f"num_tables must be one of {NUM_TABLES_CHOICES}, not {num_tables!r}")
         if not isinstance(window_bits, int) or not (
                 max(weight_bits, max_code_len + block_bits) <= window_bits <= word_bits):
             raise ValueError(f"window_bits must be in max(weight_bits, max_code_len + block_bits)"
@@ -256,7 +237,7 @@ class BlockParser(wiring.Component):
         self._window_bits = window_bits
 
         super().__init__({
-            "i":      In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1}))),
+            "i":      In(stream.Signature(word_layout(word_bits))),
             "blocks": In(stream.Signature(range(2 ** block_bits + 1))),
             "o":      Out(stream.Signature(member_layout(weight_bits, block_bits))),
             "mode":             In(Mode),

@@ -1,12 +1,11 @@
 """The decoder top: ``lanes`` independent lanes decoding a layer's blocks in parallel."""
 
 from amaranth.hdl import Cat, Module
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .block_parser import Mode, Slots
 from .layer_decoder import LayerDecoder
-from .tokens import weight_layout, write_layout
+from .tokens import Mode, Slots, weight_layout, word_layout, write_layout
 
 __all__ = ["DecoderTop"]
 
@@ -57,7 +56,7 @@ class DecoderTop(wiring.Component):
         self.params = dict(p, lanes=lanes)
         members = {}
         for i in range(lanes):
-            members[f"words_{i}"] = In(stream.Signature(data.StructLayout({"data": p["word_bits"], "last": 1})))
+            members[f"words_{i}"] = In(stream.Signature(word_layout(p["word_bits"])))
             members[f"blocks_{i}"] = In(stream.Signature(range((1 << p["block_bits"]) + 1)))
             members[f"weights_{i}"] = Out(stream.Signature(
                 weight_layout(p["weight_bits"]) if p["in_order"] else write_layout(p["weight_bits"], p["block_bits"])))

@@ -1,9 +1,12 @@
+from functools import cached_property
+
 from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .logic import or_all
+from .params import check_block_bits, check_weight_bits
 from .tokens import TokenKind, member_layout, write_layout
 
 
@@ -93,6 +96,13 @@ class DistanceAccumulator(wiring.Component):
         below), so the stage never hangs; in the cycle an ``all``-mode duplicate is found, ``i``
         may still take one token (the stages do not wait for that check).
 
+    Attributes
+    ----------
+    bitmap : :class:`lib.memory.Memory`
+        The occupancy bitmap, ``2**P / W`` entries of ``{claims: W, below, epoch}``, for
+        inspection in simulation: ``claims`` has a bit per slot, ``below`` the free slots before
+        each byte of the word after the first (``bitlen(W)`` bits each).
+
     Latency, throughput and backpressure
     ------------------------------------
     The epoch survives reset. A reset (or the decoder's ``clear``) between blocks costs one
@@ -116,10 +126,8 @@ class DistanceAccumulator(wiring.Component):
     """
 
     def __init__(self, *, weight_bits, block_bits, scan_bits=256, register_word=None):
-        if weight_bits not in (4, 8, 16):
-            raise ValueError(f"weight_bits must be 4, 8 or 16, not {weight_bits!r}")
-        if not isinstance(block_bits, int) or not 4 <= block_bits <= 16:
-            raise ValueError(f"block_bits must be an integer in 4..16, not {block_bits!r}")
+        check_weight_bits(weight_bits)
+        check_block_bits(block_bits)
         if (not isinstance(scan_bits, int) or not 8 <= scan_bits <= 1024
                 or scan_bits & (scan_bits - 1)):
             raise ValueError(f"scan_bits must be a power of two in 8..1024, not {scan_bits!r}")
@@ -132,12 +140,29 @@ class DistanceAccumulator(wiring.Component):
             register_word = self._word_bits >= 128
         self._register_word = bool(register_word)
 
+        W, CW = self._word_bits, self._word_bits.bit_length()
+        GB = min(8, W)                          # slots per byte
+        NB = W // GB                            # bytes per word
+        # `below`: for bytes k = 1 .. NB - 1 of the word, the free slots (zero claim bits) in
+        # bytes 0 .. k - 1, CW bits each, kept beside the claims and written with them, so that
+        # stage B does not count them (BW bits; one unused bit if the word is one byte). A word
+        # with no claims has `all_free_below`.
+        BW = max(1, (NB - 1) * CW)
+        self._entry = data.StructLayout({"claims": W, "below": BW, "epoch": self._epoch_bits})
+        self._all_free_below = sum((GB * k) << ((k - 1) * CW) for k in range(1, NB))
+
         super().__init__({
             "i":     In(stream.Signature(member_layout(weight_bits, block_bits))),
             "o":     Out(stream.Signature(write_layout(weight_bits, block_bits))),
             "slots": In(1),
             "error": Out(1),
         })
+
+    @cached_property
+    def bitmap(self):
+        """The occupancy bitmap (made on first use: by ``elaborate``, or by a test inspecting it)."""
+        empty = {"claims": 0, "below": self._all_free_below, "epoch": 0}
+        return Memory(shape=self._entry, depth=self._words, init=[empty] * self._words)
 
     @property
     def weight_bits(self):
@@ -166,16 +191,9 @@ class DistanceAccumulator(wiring.Component):
 
         GB = min(8, W)                          # slots per byte
         NB = W // GB                            # bytes per word
-        # `below`: for bytes k = 1 .. NB - 1 of the word, the free slots (zero claim bits) in
-        # bytes 0 .. k - 1, CW bits each, kept beside the claims and written with them, so that
-        # stage B does not count them (BW bits; one unused bit if the word is one byte). A word
-        # with no claims has `all_free_below`.
-        BW = max(1, (NB - 1) * CW)
-        entry = data.StructLayout({"claims": W, "below": BW, "epoch": G})
-        all_free_below = C(sum((GB * k) << ((k - 1) * CW) for k in range(1, NB)), BW)
-        empty = {"claims": 0, "below": all_free_below.value, "epoch": 0}
-        m.submodules.bitmap = bitmap = Memory(shape=entry, depth=NW, init=[empty] * NW)
-        self._bitmap = bitmap                   # for white-box tests
+        BW = self.bitmap.shape["below"].width
+        all_free_below = C(self._all_free_below, BW)
+        m.submodules.bitmap = bitmap = self.bitmap
         wp = bitmap.write_port()
         rp = bitmap.read_port(transparent_for=(wp,))
 

@@ -3,16 +3,12 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from sw_codec.format import COUNT_BITS, MAX_CODE_LENGTH, MAX_SYMBOLS, NUM_TABLES_CHOICES, SYMBOL_BITS
+
 from .logic import or_all
 
 
 __all__ = ["CanonicalHuffmanDecoder"]
-
-
-#: Field widths of a stored table (docs/FORMAT.md, "Huffman table"); same as sw_codec.huffman.
-MAX_SYMBOLS = 64
-SYMBOL_BITS = 6
-COUNT_BITS = 7
 
 
 class CanonicalHuffmanDecoder(wiring.Component):
@@ -115,10 +111,10 @@ class CanonicalHuffmanDecoder(wiring.Component):
     """
 
     def __init__(self, *, max_code_len=15, num_tables=4, window_bits=None, max_extra_bits=16):
-        if not isinstance(max_code_len, int) or not 1 <= max_code_len <= 15:
-            raise ValueError(f"max_code_len must be an integer in 1..15, not {max_code_len!r}")
-        if num_tables not in (1, 2, 4, 8):
-            raise ValueError(f"num_tables must be 1, 2, 4 or 8, not {num_tables!r}")
+        if not isinstance(max_code_len, int) or not 1 <= max_code_len <= MAX_CODE_LENGTH:
+            raise ValueError(f"max_code_len must be an integer in 1..{MAX_CODE_LENGTH}, not {max_code_len!r}")
+        if num_tables not in NUM_TABLES_CHOICES:
+            raise ValueError(f"num_tables must be one of {NUM_TABLES_CHOICES}, not {num_tables!r}")
         if not isinstance(max_extra_bits, int) or not 1 <= max_extra_bits <= 16:
             raise ValueError(f"max_extra_bits must be an integer in 1..16, not {max_extra_bits!r}")
         if window_bits is None:
@@ -139,7 +135,7 @@ class CanonicalHuffmanDecoder(wiring.Component):
             "load_count":       In(COUNT_BITS),
             "load_symbol_en":   In(1),
             "load_symbol":      In(SYMBOL_BITS),
-            "load_total":       Out(range(15 * (2 ** COUNT_BITS - 1) + 1)),
+            "load_total":       Out(range(MAX_CODE_LENGTH * (2 ** COUNT_BITS - 1) + 1)),
             "load_error":       Out(1),
             "load_incomplete":  Out(1),
 

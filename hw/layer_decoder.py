@@ -1,13 +1,13 @@
 """One decoding lane: memory words in, the layer's weights out in order."""
 
 from amaranth.hdl import Module, ResetInserter
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .block_parser import BlockParser, Mode, ParserError, Slots
+from .block_parser import BlockParser, ParserError
 from .distance_accumulator import DistanceAccumulator
 from .repeat_expander import RepeatExpander
-from .tokens import weight_layout, write_layout
+from .tokens import Mode, Slots, weight_layout, word_layout, write_layout
 
 __all__ = ["LayerDecoder"]
 
@@ -81,7 +81,7 @@ class LayerDecoder(wiring.Component):
                            max_code_len=max_code_len, num_tables=num_tables, scan_bits=scan_bits,
                            in_order=in_order)
         super().__init__({
-            "words": In(stream.Signature(data.StructLayout({"data": word_bits, "last": 1}))),
+            "words": In(stream.Signature(word_layout(word_bits))),
             "blocks": In(stream.Signature(range((1 << block_bits) + 1))),
             "weights": Out(stream.Signature(weight_layout(weight_bits) if in_order
                                             else write_layout(weight_bits, block_bits))),

@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .tokens import TokenKind, weight_layout, write_layout
+from .tokens import TokenKind, activation_layout, weight_layout, write_layout
 
 __all__ = ["PEArray", "layer_config"]
 
@@ -153,7 +153,7 @@ class PEArray(wiring.Component):
         lane_layout = write_layout(weight_bits, block_bits) if repeat_aware else weight_layout(weight_bits)
         members = {f"weights_{i}": In(stream.Signature(lane_layout)) for i in range(lanes)}
         members.update({
-            "acts": In(stream.Signature(data.StructLayout({"value": signed(act_bits), "last": 1}))),
+            "acts": In(stream.Signature(activation_layout(act_bits))),
             "y": Out(stream.Signature(data.StructLayout({
                 "row": range(max_rows), "value": signed(acc_bits), "last": 1}))),
             "rows": In(range(max_rows + 1)),

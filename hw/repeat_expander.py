@@ -3,6 +3,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .params import check_block_bits, check_weight_bits
 from .tokens import TokenKind, weight_layout, write_layout
 
 
@@ -62,10 +63,8 @@ class RepeatExpander(wiring.Component):
     """
 
     def __init__(self, *, weight_bits, block_bits, in_order):
-        if weight_bits not in (4, 8, 16):
-            raise ValueError(f"weight_bits must be 4, 8 or 16, not {weight_bits!r}")
-        if not isinstance(block_bits, int) or not 4 <= block_bits <= 16:
-            raise ValueError(f"block_bits must be an integer in 4..16, not {block_bits!r}")
+        check_weight_bits(weight_bits)
+        check_block_bits(block_bits)
         if not isinstance(in_order, bool):
             raise TypeError(f"in_order must be a bool, not {in_order!r}")
         self._weight_bits = weight_bits

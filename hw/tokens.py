@@ -1,4 +1,4 @@
-"""Payload layouts of the streams between decoder stages (shared by hw/ and the testbenches).
+"""Payload layouts of the streams between decoder stages, and the codes on the decoder's ports.
 
 The stages and their software twins (``sw_codec``):
 
@@ -8,22 +8,48 @@ The stages and their software twins (``sw_codec``):
 
 Each stream is a ``lib.stream`` valid/ready stream carrying one of the layouts below. A block on
 any of these streams is ``BLOCK``, zero or more ``MEMBER``/``WRITE`` tokens, ``END``.
+
+The codes (:class:`Mode`, :class:`Slots`, :class:`TokenKind`) are those of ``sw_codec.format``,
+as ``amaranth.lib.enum`` shapes: same names, same values, the narrowest unsigned width.
 """
 
-from amaranth.hdl import signed, unsigned
+from amaranth.hdl import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
-__all__ = ["TokenKind", "member_layout", "write_layout", "weight_layout"]
+from sw_codec import format as fmt
+
+__all__ = ["Mode", "Slots", "TokenKind", "hardware_enum", "word_layout", "member_layout", "write_layout",
+           "weight_layout", "activation_layout"]
 
 
-class TokenKind(enum.Enum, shape=2):
-    #: Start of a block. ``value`` is the implicit value; ``index``/``position`` is the block
-    #: size ``n`` (1 .. 2**block_bits).
-    BLOCK = 0
-    #: One position of a group (``MemberToken``) or one weight write (``WriteToken``).
-    MEMBER = 1
-    #: End of a block; no other field is meaningful.
-    END = 2
+def hardware_enum(codes: type) -> type:
+    """The ``amaranth.lib.enum.Enum`` twin of a ``sw_codec.format`` code enum: same name, members
+    and values, shaped as the narrowest unsigned integer that holds them (so signals of it show
+    the member names in waveforms and in the generated Verilog's attributes)."""
+    shape = Shape.cast(codes)
+    namespace = enum.EnumMeta.__prepare__(codes.__name__, (enum.Enum,), shape=shape)
+    namespace["__module__"] = __name__
+    namespace["__qualname__"] = codes.__qualname__
+    namespace["__doc__"] = codes.__doc__
+    for member in codes:
+        namespace[member.name] = member.value
+    return enum.EnumMeta(codes.__name__, (enum.Enum,), namespace, shape=shape)
+
+
+#: The layer's coding (``raw``, ``repeat``, ``distance``, ``huffman``): the decoder's ``mode`` port.
+Mode = hardware_enum(fmt.Mode)
+#: Slot counting (``all``, ``free``): the decoder's ``slots`` port.
+Slots = hardware_enum(fmt.Slots)
+#: ``BLOCK``: start of a block; ``value`` is the implicit value, ``index``/``position`` the block
+#: size ``n`` (1 .. 2**block_bits). ``MEMBER``: one position of a group (``member_layout``) or
+#: one weight write (``write_layout``). ``END``: end of a block; no other field is meaningful.
+TokenKind = hardware_enum(fmt.TokenKind)
+
+
+def word_layout(word_bits: int) -> data.StructLayout:
+    """Memory words into a lane's BitReader: ``data`` (byte ``k`` in bits ``8k .. 8k+7``, each
+    byte read MSB first) and ``last`` on the final word of the stream."""
+    return data.StructLayout({"data": word_bits, "last": 1})
 
 
 def member_layout(weight_bits: int, block_bits: int) -> data.StructLayout:
@@ -60,3 +86,8 @@ def write_layout(weight_bits: int, block_bits: int) -> data.StructLayout:
 def weight_layout(weight_bits: int) -> data.StructLayout:
     """RepeatExpander's in-order output: one weight per transfer, ``last`` on a block's last."""
     return data.StructLayout({"value": signed(weight_bits), "last": 1})
+
+
+def activation_layout(act_bits: int) -> data.StructLayout:
+    """The PE array's activations: one per transfer, ``last`` on a layer's last."""
+    return data.StructLayout({"value": signed(act_bits), "last": 1})

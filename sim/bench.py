@@ -14,11 +14,12 @@ import json
 import time
 from pathlib import Path
 
+from hw.params import DecoderParams
 from sw_codec.codec import encode_integers
 from sw_codec.models import bundled_model, load_model
-from sw_codec.quantize import quantize
+from sw_codec.quantization import quantize
 
-from .rtl_decode import HardwareParams, LayerJob, run_layers
+from .rtl_decode import LayerJob, run_layers
 
 LAYERS = [("minilm", "encoder.layer.0.intermediate.dense.weight"),
           ("yolov8n", "model.8.m.0.cv1.conv.weight")]
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     print(f"{'layer':<48} {'mode':<14} {'lanes':>5} {'weights':>8} {'cycles':>8} {'w/cycle/lane':>12} "
           f"{'sustained':>9} {'bits/w':>7}")
     for lanes in args.lanes:
-        hw = HardwareParams(lanes=lanes, block_bits=args.block_bits)
+        hw = DecoderParams(lanes=lanes, block_bits=args.block_bits)
         jobs = []
         for model, layer in LAYERS:
             if model not in models:
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
     summary = {k: {l: sum(v) / len(v) for l, v in d.items()} for k, d in summary.items()}
     print("mean sustained weights/cycle/lane:", json.dumps(summary, indent=None))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    hw = HardwareParams(block_bits=args.block_bits)
+    hw = DecoderParams(block_bits=args.block_bits)
     Path(args.out).write_text(json.dumps({"hardware": {"block_bits": args.block_bits, "word_bits": hw.word_bits,
                                                        "scan_bits": hw.scan_bits, "simulator": args.simulator},
                                           "summary_sustained_weights_per_cycle_per_lane": summary, "runs": runs}, indent=1))

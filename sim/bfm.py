@@ -2,7 +2,8 @@
 
 Amaranth names a stream port ``<name>__valid``, ``<name>__ready`` and ``<name>__payload``; a
 struct payload is one flat vector with the first field in the low bits. ``layout`` below is that
-struct as ``[(field, width), ...]`` so items can be dicts; without it, items are plain ints.
+struct (the ``amaranth.lib.data.StructLayout`` of ``hw/tokens.py``, or ``[(field, width), ...]``)
+so items can be dicts of unsigned field values; without it, items are plain ints.
 
 Timing: the models drive on the falling clock edge and sample in the ``ReadOnly`` phase that
 follows, when all inputs are settled for the next rising edge. A transfer is counted when valid
@@ -18,7 +19,16 @@ from collections import deque
 import cocotb
 from cocotb.triggers import ClockCycles, Event, FallingEdge, ReadOnly
 
-__all__ = ["pack", "unpack", "StreamSource", "StreamSink", "WatchdogTimeout", "watchdog", "random_pauses"]
+__all__ = ["layout_fields", "pack", "unpack", "StreamSource", "StreamSink", "WatchdogTimeout", "watchdog",
+           "random_pauses"]
+
+
+def layout_fields(layout):
+    """``[(field, width), ...]`` in bit order (first field in the low bits) of a ``StructLayout``;
+    a list of pairs (or None) is returned as it is."""
+    if layout is None or isinstance(layout, (list, tuple)):
+        return layout
+    return [(name, field.width) for name, field in sorted(layout, key=lambda item: item[1].offset)]
 
 
 def pack(layout, item):
@@ -26,7 +36,7 @@ def pack(layout, item):
     if layout is None or isinstance(item, int):
         return int(item)
     value, offset = 0, 0
-    for field, width in layout:
+    for field, width in layout_fields(layout):
         field_value = int(item.get(field, 0))
         if not 0 <= field_value < (1 << width):
             raise ValueError(f"field {field!r} value {field_value} does not fit in {width} bits")
@@ -40,7 +50,7 @@ def unpack(layout, value):
     if layout is None:
         return value
     item, offset = {}, 0
-    for field, width in layout:
+    for field, width in layout_fields(layout):
         item[field] = (value >> offset) & ((1 << width) - 1)
         offset += width
     return item
@@ -52,7 +62,7 @@ class _StreamBase:
         self.ready   = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
         self.clock   = clock
-        self.layout  = layout
+        self.layout  = layout_fields(layout)
         self.queue   = deque()
         self._pause  = None
         self._idle   = Event()

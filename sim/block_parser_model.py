@@ -11,29 +11,17 @@ the problems the parser can detect.
 
 import numpy as np
 
-from sw_codec import layer
 from sw_codec.bits import BitReader
+from sw_codec.decoder import StageTrace, decode_block, read_preamble, trace_layer
 from sw_codec.errors import FormatError
-from sw_codec.huffman import CanonicalHuffmanDecoder, HuffmanTable
+from sw_codec.format import BLOCK_OFFSET_BYTES
+from sw_codec.huffman import CanonicalHuffmanDecoder
 
-__all__ = ["MODES", "SLOTS", "parser_stream", "block_sizes", "expected_tokens",
-           "contiguous_trace", "random_weights", "pad_to_words", "UNDETECTABLE"]
-
-MODES = {"raw": 0, "repeat": 1, "distance": 2, "huffman": 3}
-SLOTS = {"all": 0, "free": 1}
+__all__ = ["parser_stream", "block_sizes", "expected_tokens", "contiguous_trace", "random_weights", "pad_to_words",
+           "UNDETECTABLE"]
 
 #: sw_codec errors the parser does not check: they belong to the DistanceAccumulator.
 UNDETECTABLE = ("two values claim the same position",)
-
-
-def _read_preamble(reader, mode):
-    params = layer.PositionParams(count_k=reader.read(layer.COUNT_K_BITS))
-    if mode == "huffman":
-        params.rice_bias = reader.read(layer.RICE_BIAS_BITS)
-        num_tables = 1 << reader.read(layer.TABLES_LOG2_BITS)
-        params.tables = [HuffmanTable.read(reader) for _ in range(num_tables)]
-    reader.align()
-    return params
 
 
 def block_sizes(count, block_bits):
@@ -46,9 +34,9 @@ def parser_stream(payload, count, mode, block_bits):
     if mode == "raw":
         return bytes(payload)
     reader = BitReader(payload)
-    _read_preamble(reader, mode)
+    read_preamble(reader, mode)
     table_at = reader.pos // 8
-    blocks_at = table_at + layer.BLOCK_OFFSET_BYTES * len(block_sizes(count, block_bits))
+    blocks_at = table_at + BLOCK_OFFSET_BYTES * len(block_sizes(count, block_bits))
     return bytes(payload[:table_at]) + bytes(payload[blocks_at:])
 
 
@@ -61,7 +49,7 @@ def _as_int(token):
 
 
 def expected_tokens(payload, count, bits, mode, slots, block_bits):
-    _, trace = layer.trace_layer(payload, count, bits, mode, slots, block_bits)
+    _, trace = trace_layer(payload, count, bits, mode, slots, block_bits)
     return [_as_int(t) for t in trace.members]
 
 
@@ -69,13 +57,13 @@ def contiguous_trace(stream, count, bits, mode, slots, block_bits, num_tables=8)
     """Decode a parser stream (already padded to whole words) as the hardware does; returns the
     tokens or raises ``FormatError``. Position modes only."""
     reader = BitReader(stream)
-    params = _read_preamble(reader, mode)
+    params = read_preamble(reader, mode)
     if mode == "huffman" and len(params.tables) > num_tables:
         raise FormatError(f"{len(params.tables)} tables, the parser holds {num_tables}")
     huffman = CanonicalHuffmanDecoder(params.tables) if mode == "huffman" else None
-    trace = layer.StageTrace([], [])
+    trace = StageTrace([], [])
     for n in block_sizes(count, block_bits):
-        layer.decode_block(reader, n, bits, mode, slots, params, huffman, trace)
+        decode_block(reader, n, bits, mode, slots, params, huffman, trace)
         reader.align()
     return [_as_int(t) for t in trace.members]
 

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hw.params import DecoderParams
+from sw_codec.decoder import decode_layer
+from sw_codec.format import Mode, Slots
 from sw_codec.lanes import lane_streams
-from sw_codec.layer import decode_layer
 
-from .runner import BUILD_ROOT, generate_verilog, run_cocotb
-
-MODE_CODES = {"raw": 0, "repeat": 1, "distance": 2, "huffman": 3}
-SLOTS_CODES = {"all": 0, "free": 1}
+from .runner import generate_verilog, run_cocotb, write_job
 
 
 @dataclass
@@ -39,20 +38,6 @@ class LayerJob:
     stall_in: float = 0.0
     stall_out: float = 0.0
     cut: float | None = None  # keep only this fraction of each lane's stream (a truncated input)
-
-
-@dataclass
-class HardwareParams:
-    lanes: int = 1
-    weight_bits: int = 8
-    block_bits: int = 14
-    word_bits: int = 32
-    max_code_len: int = 15
-    num_tables: int = 4
-    scan_bits: int = 256
-
-    def lane_params(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "lanes"}
 
 
 @dataclass
@@ -83,17 +68,17 @@ class LayerResult:
         return min(rates) if rates else 0.0
 
 
-def build_top(hw: HardwareParams):
+def build_top(hw: DecoderParams):
     from hw.decoder_top import DecoderTop
 
     # Verilator mangles long module names, so the top is named by a digest of its parameters.
-    top = "poscodec_decoder_" + hashlib.sha1(json.dumps(hw.__dict__, sort_keys=True).encode()).hexdigest()[:10]
-    path = generate_verilog(DecoderTop(lanes=hw.lanes, **hw.lane_params()), top)
-    (path.parent / "params.json").write_text(json.dumps(hw.__dict__, indent=1))
+    top = "poscodec_decoder_" + hashlib.sha1(json.dumps(hw.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    path = generate_verilog(DecoderTop(lanes=hw.lanes, **hw.kwargs()), top)
+    (path.parent / "params.json").write_text(json.dumps(hw.as_dict(), indent=1))
     return top, path
 
 
-def run_layers(jobs: list[LayerJob], hw: HardwareParams, sim: str = "verilator", seed: int = 1,
+def run_layers(jobs: list[LayerJob], hw: DecoderParams, sim: str = "verilator", seed: int = 1,
                check: bool = True) -> list[LayerResult]:
     """Decode ``jobs`` in RTL on ``sim``; raises AssertionError on a mismatch if ``check``."""
     top, verilog = build_top(hw)
@@ -115,19 +100,12 @@ def run_layers(jobs: list[LayerJob], hw: HardwareParams, sim: str = "verilator",
                 [expected[b * n:(b + 1) * n] for b in s.blocks] or [np.zeros(0, int)]).astype(int).tolist()
             data = s.data if job.cut is None else s.data[: int(len(s.data) * job.cut)]
             lanes.append({"data": data.hex(), "block_sizes": s.block_sizes, "expected": exp})
-        layers.append({"name": job.name, "mode": MODE_CODES[job.mode], "slots": SLOTS_CODES[job.slots],
+        layers.append({"name": job.name, "mode": Mode.of(job.mode), "slots": Slots.of(job.slots),
                        "layer_block_bits": block_bits, "lanes": lanes, "expect_error": job.expect_error,
                        "stall_in": job.stall_in, "stall_out": job.stall_out})
     body = {"lanes": hw.lanes, "word_bits": hw.word_bits, "weight_bits": hw.weight_bits, "seed": seed,
             "layers": layers}
-    digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
-    job_dir = BUILD_ROOT / top / "jobs"
-    job_dir.mkdir(parents=True, exist_ok=True)
-    job_path, result_path = job_dir / f"{sim}_{digest}.json", job_dir / f"{sim}_{digest}.result.json"
-    body["result"] = str(result_path)
-    job_path.write_text(json.dumps(body))
-    if result_path.exists():
-        result_path.unlink()
+    job_path, result_path = write_job(top, sim, body)
     failure = None
     try:
         run_cocotb(sim=sim, top_name=top, verilog=verilog, test_module="sim.tb_decoder",

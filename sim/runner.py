@@ -12,13 +12,14 @@ module reads them with :func:`test_params`. ``WAVES=1`` records waveforms: from 
 without them ``dump.vcd``), from Icarus ``build/<top>/icarus/<top>.fst`` (cocotb's dump module).
 """
 
+import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 
 __all__ = ["BUILD_ROOT", "PARAMS_ENV", "available_simulators", "top_name_for",
-           "generate_verilog", "run_cocotb", "test_params"]
+           "generate_verilog", "run_cocotb", "write_job", "test_params"]
 
 
 BUILD_ROOT = Path(__file__).resolve().parent.parent / "build"
@@ -192,6 +193,21 @@ def run_cocotb(*, sim, top_name, verilog, test_module, params=None, testcase=Non
     except SystemExit as exc:
         raise AssertionError(f"cocotb run of {test_module} on {top_name} ({sim}) failed "
                              f"(exit {exc.code}); see {build_dir / 'test.log'}") from None
+
+
+def write_job(top_name, sim, body):
+    """Write ``body`` (a JSON-able dict) as a job for a testbench of ``top_name`` on ``sim``:
+    ``build/<top>/jobs/<sim>_<digest>.json``, named by a digest of its content, with the path of
+    the result file the testbench writes added as ``result`` (a stale result is removed).
+    Returns ``(job path, result path)``; the testbench gets the job path as parameter ``job``."""
+    digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+    job_dir = BUILD_ROOT / top_name / "jobs"
+    job_dir.mkdir(parents=True, exist_ok=True)
+    job_path, result_path = job_dir / f"{sim}_{digest}.json", job_dir / f"{sim}_{digest}.result.json"
+    job_path.write_text(json.dumps(dict(body, result=str(result_path))))
+    if result_path.exists():
+        result_path.unlink()
+    return job_path, result_path
 
 
 def test_params():

@@ -1,7 +1,7 @@
-"""cocotb testbench of the accelerator in ``sim.accel_harness.AccelHarness`` (the main-memory
+"""cocotb testbench of the accelerator in ``sim.accel.memory.AccelHarness`` (the main-memory
 model is in HDL there; this module only loads memories, starts runs and checks ``y``).
 
-The job (JSON named by the ``job`` parameter, written by ``sim.rtl_accel``) lists runs: a layer
+The job (JSON named by the ``job`` parameter, written by ``sim.accel.run``) lists runs: a layer
 slice in one coding mode (each lane's memory words and block sizes), its activations, the
 expected outputs, and the memory model's ``bandwidth`` (bits per cycle, all lanes together),
 ``latency`` (cycles from a word's request to its arrival) and per-lane prefetch depth
@@ -19,7 +19,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
-from sim.accel_harness import FRAC
+from hw.tokens import activation_layout
+from sim.accel.memory import FRAC
+from sim.bfm import pack
 from sim.runner import test_params
 from sim.tb_decoder import signed, words_of
 
@@ -48,6 +50,7 @@ async def accelerate(dut):
     params = test_params()
     job = json.loads(open(params["job"]).read())
     word_bits, act_bits = job["word_bits"], job["act_bits"]
+    acts = activation_layout(act_bits)
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns", impl="gpi").start())
     dut.start.value = 0
@@ -67,7 +70,8 @@ async def accelerate(dut):
         if run["acts"] != acts_loaded:
             dut.acts__valid.value = 1
             for j, a in enumerate(run["acts"]):
-                dut.acts__payload.value = (a & ((1 << act_bits) - 1)) | (int(j == len(run["acts"]) - 1) << act_bits)
+                dut.acts__payload.value = pack(acts, {"value": a & ((1 << act_bits) - 1),
+                                                      "last": int(j == len(run["acts"]) - 1)})
                 await FallingEdge(dut.clk)
             dut.acts__valid.value = 0
             acts_loaded = run["acts"]

@@ -1,4 +1,4 @@
-"""cocotb testbench for hw.backend.Backend (DistanceAccumulator -> in-order RepeatExpander).
+"""cocotb testbench for sim.backend.Backend (DistanceAccumulator -> in-order RepeatExpander).
 
 Parameters (from sim.runner.test_params): ``weight_bits``, ``block_bits``, ``scan_bits``.
 Member tokens come from sw_codec traces (sim.traces); the weights out are compared with
@@ -12,9 +12,11 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
+from hw.tokens import member_layout, weight_layout
 from sim.bfm import StreamSink, StreamSource, random_pauses, watchdog
 from sim.runner import test_params
-from sim.traces import KIND_CODES, KINDS, layer_case, member_fields
+from sim.traces import KINDS, layer_case, member_fields
+from sw_codec.format import MODES, POSITION_MODES, Slots, TokenKind
 
 
 class TB:
@@ -32,12 +34,11 @@ class TB:
         dut.slots.value = 0
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         wb, P = self.weight_bits, self.block_bits
-        self.source = StreamSource(dut, "i", dut.clk, layout=[
-            ("kind", 2), ("value", wb), ("index", P + 1), ("first", 1), ("absolute", 1)])
-        self.sink = StreamSink(dut, "o", dut.clk, layout=[("value", wb), ("last", 1)])
+        self.source = StreamSource(dut, "i", dut.clk, layout=member_layout(wb, P))
+        self.sink = StreamSink(dut, "o", dut.clk, layout=weight_layout(wb))
 
     async def reset(self, slots):
-        self.dut.slots.value = {"all": 0, "free": 1}[slots]
+        self.dut.slots.value = Slots.of(slots)
         self.dut.rst.value = 1
         await ClockCycles(self.dut.clk, 2)
         self.dut.rst.value = 0
@@ -46,7 +47,7 @@ class TB:
         mask = (1 << self.weight_bits) - 1
         for token in members:
             fields = member_fields(token)
-            fields["kind"] = KIND_CODES[fields["kind"]]
+            fields["kind"] = TokenKind[fields["kind"]]
             fields["value"] &= mask
             self.source.send_nowait(fields)
 
@@ -69,8 +70,7 @@ async def test_layers(dut, slots, pause):
     await tb.reset(slots)
     tb.source.set_pause_generator(random_pauses(tb.rng, pause))
     tb.sink.set_pause_generator(random_pauses(tb.rng, pause))
-    modes = ["raw", "repeat", "distance", "huffman"] if slots == "all" else \
-        ["repeat", "distance", "huffman"]
+    modes = MODES if slots == "all" else POSITION_MODES
     n = 1 << tb.block_bits
     weights, ends = [], set()
     for mode in modes:

@@ -10,6 +10,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
+from hw.tokens import word_layout
 from sim.bfm import StreamSource, random_pauses, watchdog
 from sim.bitstream_model import BitReaderModel, bytes_to_words
 from sim.runner import test_params
@@ -24,7 +25,7 @@ class TB:
         self.rng = random.Random(cocotb.RANDOM_SEED)
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         self.source = StreamSource(dut, "i", dut.clk,
-                                   layout=[("data", self.word_bits), ("last", 1)])
+                                   layout=word_layout(self.word_bits))
         dut.consume.value = 0
         dut.align.value = 0
         dut.clear.value = 0

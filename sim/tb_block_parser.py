@@ -12,14 +12,13 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
+from hw.tokens import member_layout, word_layout
 from sim.bfm import StreamSink, StreamSource, random_pauses, watchdog
 from sim.bitstream_model import bytes_to_words
-from sim.block_parser_model import (MODES, SLOTS, block_sizes, expected_tokens, parser_stream,
-                                    random_weights)
+from sim.block_parser_model import block_sizes, expected_tokens, parser_stream, random_weights
 from sim.runner import test_params
-from sw_codec import layer
-
-KINDS = {0: "BLOCK", 1: "MEMBER", 2: "END"}
+from sw_codec.encoder import encode_layer
+from sw_codec.format import Mode, Slots, TokenKind
 
 
 class TB:
@@ -32,13 +31,9 @@ class TB:
         self.rng = random.Random(cocotb.RANDOM_SEED)
         self.nrng = np.random.default_rng(cocotb.RANDOM_SEED)
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.source = StreamSource(dut, "i", dut.clk,
-                                   layout=[("data", self.word_bits), ("last", 1)])
+        self.source = StreamSource(dut, "i", dut.clk, layout=word_layout(self.word_bits))
         self.blocks = StreamSource(dut, "blocks", dut.clk)
-        self.sink = StreamSink(dut, "o", dut.clk,
-                               layout=[("kind", 2), ("value", self.bits),
-                                       ("index", self.block_bits + 1), ("first", 1),
-                                       ("absolute", 1)])
+        self.sink = StreamSink(dut, "o", dut.clk, layout=member_layout(self.bits, self.block_bits))
         dut.clear.value = 0
 
     def set_pauses(self, rate):
@@ -49,8 +44,8 @@ class TB:
         """Configure the layer and restart the parser with a `clear` pulse (or the reset)."""
         dut = self.dut
         await FallingEdge(dut.clk)
-        dut.mode.value = MODES[mode]
-        dut.slots.value = SLOTS[slots]
+        dut.mode.value = Mode.of(mode)
+        dut.slots.value = Slots.of(slots)
         dut.layer_block_bits.value = layer_block_bits or self.block_bits
         dut.rst.value = 1
         dut.clear.value = 1
@@ -67,7 +62,7 @@ class TB:
             self.blocks.send_nowait(size)
 
     def token(self, item):
-        kind = KINDS[item["kind"]]
+        kind = TokenKind(item["kind"]).name
         value = item["value"] - ((item["value"] >> (self.bits - 1)) << self.bits)
         if kind == "BLOCK":
             return (kind, value, item["index"])
@@ -86,7 +81,7 @@ class TB:
 
     def layer(self, mode, slots, kind, count):
         q = random_weights(self.nrng, count, self.bits, kind)
-        payload = layer.encode_layer(q, self.bits, mode, slots, self.block_bits)
+        payload = encode_layer(q, self.bits, mode, slots, self.block_bits)
         stream = parser_stream(payload, count, mode, self.block_bits)
         expected = expected_tokens(payload, count, self.bits, mode, slots, self.block_bits)
         return stream, block_sizes(count, self.block_bits), expected

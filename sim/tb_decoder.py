@@ -17,6 +17,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
+from hw.tokens import weight_layout, word_layout
 from sim.bfm import StreamSink, StreamSource
 from sim.runner import test_params
 
@@ -54,9 +55,9 @@ async def decode_layers(dut):
     await FallingEdge(dut.clk)
     dut.rst.value = 0
 
-    words = [StreamSource(dut, f"words_{i}", dut.clk, [("data", word_bits), ("last", 1)]) for i in range(lanes)]
+    words = [StreamSource(dut, f"words_{i}", dut.clk, word_layout(word_bits)) for i in range(lanes)]
     blocks = [StreamSource(dut, f"blocks_{i}", dut.clk) for i in range(lanes)]
-    sinks = [StreamSink(dut, f"weights_{i}", dut.clk, [("value", weight_bits), ("last", 1)]) for i in range(lanes)]
+    sinks = [StreamSink(dut, f"weights_{i}", dut.clk, weight_layout(weight_bits)) for i in range(lanes)]
 
     results = []
     for layer in job["layers"]:

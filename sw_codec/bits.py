@@ -9,9 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import FormatError
-
-#: The longest Exp-Golomb prefix (leading zeros) a decoder accepts; longer means corrupt input.
-MAX_EXP_GOLOMB_PREFIX = 32
+from .format import MAX_EXP_GOLOMB_PREFIX
 
 
 _BIT_LENGTH_TABLE = np.array([0] + [int(i).bit_length() for i in range(1, 1 << 17)], dtype=np.int64)

@@ -15,12 +15,13 @@ from math import lgamma, log
 
 import numpy as np
 
+from .analysis import analyze
 from .baselines import entropy_bits
-from .cli import _model_path
+from .encoder import payload_size
 from .huffman import rice_context
-from .layer import analyze, choose_params, payload_size
-from .models import load_model
-from .quantize import quantize
+from .models import load_model, model_path
+from .quantization import quantize
+from .search import choose_params
 
 
 def breakdown(q: np.ndarray, bits: int = 8, block_bits: int = 14) -> dict:
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     ap.add_argument("--block-bits", type=int, default=14)
     ap.add_argument("--min-params", type=int, default=4096, help="without LAYER: skip smaller layers (default 4096)")
     args = ap.parse_args(argv)
-    tensors = load_model(_model_path(args.model))
+    tensors = load_model(model_path(args.model))
     if args.layer is None:
         result = breakdown_model(tensors, args.bits, args.granularity, args.block_bits, args.min_params, progress=True)
         print(f"{result.pop('layers')} layers, {result.pop('params')} weights")

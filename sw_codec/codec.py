@@ -9,12 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .analysis import analyze
 from .container import LayerRecord, payload_of, read_table, write_container
-from .distance import SLOTS
+from .decoder import decode_layer
+from .encoder import encode_positions, encode_raw, huffman_size_bounds, payload_size
 from .errors import FormatError
-from .layer import MODES, POSITION_MODES, analyze, check_params, choose_params, decode_layer, \
-    encode_positions, encode_raw, huffman_size_bounds, payload_size
-from .quantize import GRANULARITIES, dequantize, quantize
+from .format import MODES, POSITION_MODES, SLOTS, check_params
+from .quantization import GRANULARITIES, dequantize, quantize
+from .search import choose_params
 
 DEFAULT_BLOCK_BITS = 14
 MODE_CHOICES = ("auto",) + MODES
@@ -60,7 +62,7 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
     of every candidate that was measured. ``auto`` does not measure candidates that cannot be
     picked: with ``slots="auto"`` the ``repeat/all`` and ``distance/all`` ones, never smaller than
     their ``free`` twins (:func:`dominated_by_free`), and Huffman ones whose lower bound
-    (:func:`~sw_codec.layer.huffman_size_bound`) shows that a measured candidate is picked before
+    (:func:`~sw_codec.encoder.huffman_size_bound`) shows that a measured candidate is picked before
     them. :func:`candidate_sizes` measures every one.
     """
     check_params(bits, block_bits)
@@ -96,7 +98,7 @@ def _smallest(groups, candidates, sizes: dict, raw: tuple) -> tuple:
     candidate when measuring it packed it, else None.
 
     The repeat and distance modes are cheap to size and always measured; a Huffman candidate gets
-    a lower bound first (:func:`~sw_codec.layer.huffman_size_bounds`, all of them in one pass).
+    a lower bound first (:func:`~sw_codec.encoder.huffman_size_bounds`, all of them in one pass).
     Candidates are taken from the lowest bound (or size) up; one whose bound exceeds the best size
     so far, or equals it and comes after the best in order, is never picked, so is not measured.
     A Huffman candidate that is measured is packed (its size is the payload's length): one is

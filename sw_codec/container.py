@@ -9,21 +9,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import FormatError
-from .layer import BITS, MAX_BLOCK_BITS, MIN_BLOCK_BITS
-
-MAGIC = b"\x89PCZ"
-VERSION = 1
-HEADER = struct.Struct("<4sHHII")  # magic, version, flags, layer count, table bytes
-MAX_LAYERS = 1 << 20
-MAX_NDIM = 8
-MAX_WEIGHTS = 1 << 40
-MODE_CODES = {"float32": 0, "raw": 1, "repeat": 2, "distance": 3, "huffman": 4}
-GRANULARITY_CODES = {"none": 0, "tensor": 1, "channel": 2}
-SLOTS_CODES = {"all": 0, "free": 1}
+from .format import (HEADER, MAGIC, MAX_BLOCK_BITS, MAX_LAYERS, MAX_NDIM, MAX_WEIGHTS, MIN_BLOCK_BITS,
+                     POSITION_MODES, VERSION, WEIGHT_BITS, Granularity, LayerMode, Slots)
 
 
-def _name_of(codes: dict, code: int) -> str | None:
-    return next((k for k, v in codes.items() if v == code), None)
+def _label_of(codes: type, code: int) -> str | None:
+    """The label of ``code`` in the enum ``codes``, or None if it has no such code."""
+    try:
+        return codes(code).label
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -52,8 +47,8 @@ class LayerRecord:
         return b"".join([
             struct.pack("<H", len(name)), name,
             struct.pack("<B", len(self.shape)), struct.pack(f"<{len(self.shape)}Q", *self.shape),
-            struct.pack("<BBBBB", MODE_CODES[self.mode], self.bits, GRANULARITY_CODES[self.granularity],
-                        SLOTS_CODES[self.slots], self.block_bits),
+            struct.pack("<BBBBB", LayerMode.of(self.mode), self.bits, Granularity.of(self.granularity),
+                        Slots.of(self.slots), self.block_bits),
             struct.pack("<I", len(scales)), scales.tobytes(),
             struct.pack("<QQI", self.offset, self.length, self.crc32),
         ])
@@ -131,19 +126,19 @@ def read_table(data: bytes) -> list[LayerRecord]:
         if count > MAX_WEIGHTS:
             raise r.error(f"shape {shape} claims {count} weights (at most {MAX_WEIGHTS})")
         mode_code, bits, gran_code, slots_code, block_bits = r.take("<BBBBB")
-        mode, granularity, slots = (_name_of(MODE_CODES, mode_code), _name_of(GRANULARITY_CODES, gran_code),
-                                    _name_of(SLOTS_CODES, slots_code))
+        mode, granularity, slots = (_label_of(LayerMode, mode_code), _label_of(Granularity, gran_code),
+                                    _label_of(Slots, slots_code))
         if mode is None or granularity is None or slots is None:
             raise r.error(f"unknown mode/granularity/slots code {mode_code}/{gran_code}/{slots_code}")
         if mode == "float32":
             if bits != 32 or granularity != "none":
                 raise r.error("float32 layer must have 32 bits and no granularity")
         else:
-            if bits not in BITS:
+            if bits not in WEIGHT_BITS:
                 raise r.error(f"unsupported bit width {bits}")
             if granularity == "none":
                 raise r.error("integer layer without a scale granularity")
-        if mode in ("repeat", "distance", "huffman") and not MIN_BLOCK_BITS <= block_bits <= MAX_BLOCK_BITS:
+        if mode in POSITION_MODES and not MIN_BLOCK_BITS <= block_bits <= MAX_BLOCK_BITS:
             raise r.error(f"block bits {block_bits} outside {MIN_BLOCK_BITS}..{MAX_BLOCK_BITS}")
         (num_scales,) = r.take("<I")
         expected = {"none": 0, "tensor": 1, "channel": shape[0] if len(shape) >= 2 else 1}[granularity]

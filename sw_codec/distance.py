@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bits import BitReader
-
-#: How positions of a value are counted inside a block.
-SLOTS = ("all", "free")
+from .format import SLOTS
 
 
 class DistanceAccumulator:

@@ -15,14 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bits import BitReader, BitWriter, bit_length
-from .errors import FormatError
-
-#: Field widths of the table as it is stored (see docs/FORMAT.md, "Huffman table").
-MAX_SYMBOLS = 64
-MAX_CODE_LENGTH = 15
-SYMBOL_BITS = 6
-COUNT_BITS = 7
-LENGTH_BITS = 4
+from .format import COUNT_BITS, LENGTH_BITS, MAX_CODE_LENGTH, SYMBOL_BITS
 
 
 def code_lengths(freqs: np.ndarray, max_len: int) -> np.ndarray:

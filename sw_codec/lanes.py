@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bits import BitReader
+from .decoder import read_preamble
 from .errors import FormatError
-from .huffman import HuffmanTable
-from .layer import BLOCK_OFFSET_BYTES, COUNT_K_BITS, RICE_BIAS_BITS, TABLES_LOG2_BITS
+from .format import BLOCK_OFFSET_BYTES
 
 
 @dataclass
@@ -33,12 +33,7 @@ def preamble_length(payload: bytes, mode: str) -> int:
     if mode == "raw":
         return 0
     r = BitReader(payload)
-    r.read(COUNT_K_BITS)
-    if mode == "huffman":
-        r.read(RICE_BIAS_BITS)
-        for _ in range(1 << r.read(TABLES_LOG2_BITS)):
-            HuffmanTable.read(r)
-    r.align()
+    read_preamble(r, mode)
     return r.pos // 8
 
 

@@ -116,3 +116,14 @@ def bundled_model(name: str = "minilm") -> Path:
     if not path.exists():
         raise ModelError(f"bundled model {name!r}: {path} is missing from the installed {package}")
     return path
+
+
+#: A model argument starting with this names a bundled model: ``@minilm``.
+BUNDLED_PREFIX = "@"
+
+
+def model_path(spec: str) -> Path:
+    """The model file a command-line argument names: ``@NAME`` a bundled model, else a path."""
+    if spec.startswith(BUNDLED_PREFIX):
+        return bundled_model(spec[len(BUNDLED_PREFIX):])
+    return Path(spec)

@@ -8,9 +8,10 @@ import numpy as np
 class RepeatExpander:
     """Writes each group's value at its positions into a block buffer; restarts at every block.
 
-    ``writes(value, positions)`` is the (address, value) write stream the hardware emits, one
-    write per position. ``finish(implicit)`` reads the buffer out in order, with the block's
-    implicit value (the one stored without positions) in every slot no group wrote.
+    ``write(value, positions)`` is one group: a write per position, as the hardware's write
+    stream carries them (``StageTrace.writes``). ``finish(implicit)`` reads the buffer out in
+    order, with the block's implicit value (the one stored without positions) in every slot no
+    group wrote.
     """
 
     def __init__(self, block_size: int):
@@ -20,10 +21,6 @@ class RepeatExpander:
     def write(self, value: int, positions: np.ndarray) -> None:
         self.buffer[positions] = value
         self.written[positions] = True
-
-    @staticmethod
-    def writes(value: int, positions: np.ndarray) -> list[tuple[int, int]]:
-        return [(int(p), value) for p in positions]
 
     def finish(self, implicit: int) -> np.ndarray:
         return np.where(self.written, self.buffer, implicit)

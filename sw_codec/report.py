@@ -8,7 +8,7 @@ import numpy as np
 
 from . import baselines
 from .codec import DEFAULT_BLOCK_BITS, candidate_sizes, check_choices, encode_integers
-from .quantize import quantize
+from .quantization import quantize
 
 #: Columns of the report in order: our modes, then the baselines.
 MODE_COLUMNS = ("raw", "repeat/all", "repeat/free", "distance/all", "distance/free", "huffman/all", "huffman/free")

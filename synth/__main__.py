@@ -21,10 +21,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .flow import (BUILD_ROOT, ECP5_DEFAULT, ECP5_DEVICES, ECP5_SPEEDS, MAX_FF_MEMORY_BITS, Design, LaneConfig,
+from hw.params import LaneParams
+
+from .flow import (BUILD_ROOT, ECP5_DEFAULT, ECP5_DEVICES, ECP5_SPEEDS, MAX_FF_MEMORY_BITS, Design,
                    SynthError, derive, ecp5_name, measured_throughput, stage_designs, synthesize, top_designs)
 
-DEFAULT = LaneConfig()                          # the lane of `make sim`: b=8, P=14, 32-bit words
+DEFAULT = LaneParams()                          # the lane of `make sim`: b=8, P=14, 32-bit words
 # RepeatExpander's block buffer (1 read, 2 write ports) fits no FPGA block RAM and becomes
 # 2 * 2**P * (b + 1) flip-flops, so complete lanes are placed and routed with small blocks; the
 # Huffman and parser logic on the critical path does not depend on P.
@@ -95,7 +97,7 @@ def with_throughput(results: list[dict], results_dir: Path, override: float | No
         if override is not None:
             wpc, source = override, "given on the command line"
         else:
-            wpc, source = measured_throughput(results_dir, LaneConfig(**r["config"])) or (1.0, "design target")
+            wpc, source = measured_throughput(results_dir, LaneParams(**r["config"])) or (1.0, "design target")
         lane = lane_fmax.get(json.dumps(r.get("config"), sort_keys=True))
         if r.get("kind") == "top" and "error" not in r and not r.get("fmax_mhz") and lane:
             r = dict(r, fmax_from=lane["name"])
@@ -229,7 +231,7 @@ def endpoint_lines(results: list[dict], modules: int = 8) -> list[str]:
     return lines
 
 
-def run_energy(config: LaneConfig, results: list[dict], args) -> dict:
+def run_energy(config: LaneParams, results: list[dict], args) -> dict:
     from .energy import EnergyModel, count_toggles, energy, layer_slice, simulate_lane
 
     layer, q = layer_slice(args.energy_weights, config.weight_bits)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .flow import LaneConfig
+from hw.params import LaneParams
 
 __all__ = ["EnergyModel", "layer_slice", "simulate_lane", "count_toggles", "energy"]
 
@@ -46,7 +46,7 @@ class EnergyModel:
 def layer_slice(weights: int, bits: int = 8, model: str = "minilm", layer: str | None = None):
     """``(name, q)``: the first ``weights`` quantized weights of a real layer of a bundled model."""
     from sw_codec.models import bundled_model, load_model
-    from sw_codec.quantize import quantize
+    from sw_codec.quantization import quantize
 
     tensors = load_model(bundled_model(model))
     if layer is None:
@@ -55,15 +55,15 @@ def layer_slice(weights: int, bits: int = 8, model: str = "minilm", layer: str |
     return layer, q.ravel()[:weights]
 
 
-def simulate_lane(config: LaneConfig, q: np.ndarray, vcd_path: Path, *, mode: str = "huffman",
+def simulate_lane(config: LaneParams, q: np.ndarray, vcd_path: Path, *, mode: str = "huffman",
                   slots: str = "all", max_cycles: int = 200_000) -> dict:
     """Decode ``q`` (encoded by ``sw_codec``) on one lane; returns cycles, weights and mismatches."""
     from amaranth.sim import Simulator
 
-    from hw.block_parser import Mode, Slots
+    from hw.tokens import Mode, Slots
     from hw.layer_decoder import LayerDecoder
     from sw_codec.lanes import lane_streams
-    from sw_codec.layer import encode_layer
+    from sw_codec.encoder import encode_layer
 
     P, bits, wb = config.block_bits, config.weight_bits, config.word_bits
     payload = encode_layer(q, bits, mode, slots, P)
@@ -71,7 +71,7 @@ def simulate_lane(config: LaneConfig, q: np.ndarray, vcd_path: Path, *, mode: st
     data = lane.data + bytes(-len(lane.data) % (wb // 8))
     words = [int.from_bytes(data[i:i + wb // 8], "little") for i in range(0, len(data), wb // 8)]
 
-    dut = LayerDecoder(**asdict(config))
+    dut = LayerDecoder(**config.kwargs())
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     out: list[int] = []

@@ -31,7 +31,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["LaneConfig", "Design", "Target", "TARGETS", "ecp5_target", "ecp5_name", "ECP5_DEVICES",
+from hw.params import LaneParams
+
+__all__ = ["Design", "Target", "TARGETS", "ecp5_target", "ecp5_name", "ECP5_DEVICES",
            "ECP5_SPEEDS", "stage_designs", "top_designs", "synthesize", "derive", "SynthError"]
 
 BUILD_ROOT = Path("build/synth")
@@ -42,30 +44,11 @@ class SynthError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class LaneConfig:
-    """Parameters of one decoder lane (those of :class:`hw.layer_decoder.LayerDecoder`)."""
-
-    weight_bits: int = 8
-    block_bits: int = 14
-    word_bits: int = 32
-    max_code_len: int = 15
-    num_tables: int = 4
-    scan_bits: int = 256
-
-    @property
-    def tag(self) -> str:
-        # The accumulator caps its scan width at the block size: the tag names the width built.
-        scan = min(self.scan_bits, 1 << self.block_bits)
-        return f"b{self.weight_bits}_p{self.block_bits}_w{self.word_bits}_l{self.max_code_len}" \
-               f"_t{self.num_tables}_s{scan}"
-
-
-@dataclass(frozen=True)
 class Design:
     """One component to synthesize: ``kind`` is ``stage``, ``lane`` or ``top``."""
 
     component: str
-    config: LaneConfig
+    config: LaneParams
     lanes: int = 1
     #: Place and route it; ``False``: the FPGA figures stop at synthesis (cells, no Fmax).
     place: bool = True
@@ -102,22 +85,22 @@ class Design:
             return RepeatExpander(weight_bits=c.weight_bits, block_bits=c.block_bits, in_order=True)
         if self.component == "LayerDecoder":
             from hw.layer_decoder import LayerDecoder
-            return LayerDecoder(**asdict(c))
+            return LayerDecoder(**c.kwargs())
         if self.component == "DecoderTop":
             from hw.decoder_top import DecoderTop
-            return DecoderTop(lanes=self.lanes, **asdict(c))
+            return DecoderTop(lanes=self.lanes, **c.kwargs())
         raise ValueError(f"unknown component {self.component!r}")
 
 
 STAGES = ("BitReader", "CanonicalHuffmanDecoder", "BlockParser", "DistanceAccumulator", "RepeatExpander")
 
 
-def stage_designs(config: LaneConfig) -> list[Design]:
+def stage_designs(config: LaneParams) -> list[Design]:
     """Every pipeline stage at ``config``."""
     return [Design(s, config) for s in STAGES]
 
 
-def top_designs(config: LaneConfig, lanes=(1, 2)) -> list[Design]:
+def top_designs(config: LaneParams, lanes=(1, 2)) -> list[Design]:
     """One lane (``LayerDecoder``) and ``DecoderTop`` for each lane count above 1."""
     return [Design("LayerDecoder", config)] + [Design("DecoderTop", config, n) for n in lanes if n > 1]
 
@@ -551,7 +534,7 @@ def derive(result: dict, weights_per_cycle_per_lane: float = 1.0, source: str = 
                 lut4s_per_lane=result.get("lut4s", result["luts"]) / lanes)
 
 
-def measured_throughput(results_dir: Path, config: LaneConfig, mode: str = "huffman"):
+def measured_throughput(results_dir: Path, config: LaneParams, mode: str = "huffman"):
     """``(weights per cycle per lane, source)`` from the ``mode`` runs of ``results/sim*.json``
     (those on hardware of the same block size if any, else all); ``None`` when there are none."""
     runs = []

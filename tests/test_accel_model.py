@@ -1,10 +1,10 @@
-"""The system-level model of ``sim.accel`` on synthetic measurements (no RTL): the extrapolation
+"""The system-level model of ``sim.accel.model`` on synthetic measurements (no RTL): the extrapolation
 and the energy bookkeeping behave as docs/ENERGY.md says."""
 
 import pytest
 
-from sim.accel import DECODER_PJ_PER_WEIGHT, DECODER_PJ_SENSITIVITY, MODES, extrapolate, markdown_table
-from sim.rtl_accel import AccelParams
+from sim.accel.model import DECODER_PJ_PER_WEIGHT, DECODER_PJ_SENSITIVITY, MODES, extrapolate, markdown_table
+from sim.accel.run import AccelParams
 
 
 def _run(mode, slots, bw, bits_per_weight, peak_cycles_per_weight=0.25, weights=1000, rows=10):

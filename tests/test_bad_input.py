@@ -10,8 +10,9 @@ from hypothesis import given, strategies as st
 from sw_codec import FormatError, compress, decompress, inspect
 from sw_codec.bits import BitWriter
 from sw_codec.container import HEADER, LayerRecord, write_container
-from sw_codec.distance import SLOTS
-from sw_codec.layer import POSITION_MODES, decode_layer, encode_layer
+from sw_codec.decoder import decode_layer
+from sw_codec.encoder import encode_layer
+from sw_codec.format import POSITION_MODES, SLOTS
 
 
 def small_model(mode="auto", block_bits=6):
@@ -153,7 +154,7 @@ def test_huffman_table_over_subscribed_and_past_the_length_limit():
 
 
 def test_cli_prints_the_error_and_exits_non_zero(tmp_path, capsys):
-    from sw_codec.cli import main
+    from poscodec.cli import main
 
     bad = tmp_path / "bad.pcz"
     bad.write_bytes(b"not a pcz file at all")

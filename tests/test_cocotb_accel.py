@@ -2,15 +2,15 @@
 
 An FC slice of MiniLM and a 3x3 conv of YOLOv8n (im2col: W is (C_out, C_in*9), x one output
 pixel's patch), int8 weights from sw_codec's quantizer, random int8 activations, fed from the
-main-memory model of ``sim.accel_harness`` at a low and a high bandwidth; then the same slices on
+main-memory model of ``sim.accel.memory`` at a low and a high bandwidth; then the same slices on
 the repeat-aware PE array (the decoder's write stream, one multiply per run of equal weights).
 """
 
 import numpy as np
 import pytest
 
-from sim.accel import representative_slices
-from sim.rtl_accel import AccelParams, AccelRun, run_accel
+from sim.accel.model import representative_slices
+from sim.accel.run import AccelParams, AccelRun, run_accel
 
 HW = AccelParams(lanes=2, max_k=1152)
 MODES = [("raw", "all"), ("repeat", "free"), ("distance", "all"), ("huffman", "free")]

@@ -21,7 +21,7 @@ SIMULATORS = [
 ], ids=lambda p: f"b{p['weight_bits']}_P{p['block_bits']}_w{p['scan_bits']}")
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_backend(sim, params):
-    from hw.backend import Backend
+    from sim.backend import Backend
 
     top = top_name_for("backend", params)
     verilog = generate_verilog(Backend(**params), top)

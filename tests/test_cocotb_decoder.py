@@ -8,21 +8,22 @@ output, and corrupt streams (the error flag rises, nothing hangs, and the next l
 import numpy as np
 import pytest
 
-from sim.rtl_decode import HardwareParams, LayerJob, run_layers
+from hw.params import DecoderParams
+from sim.rtl_decode import LayerJob, run_layers
 from sim.runner import available_simulators
-from sw_codec.layer import encode_layer
+from sw_codec.encoder import encode_layer
 
 SIMULATORS = ["verilator", pytest.param("icarus", marks=pytest.mark.skipif(
     "icarus" not in available_simulators(), reason="Icarus Verilog not installed (iverilog/vvp not on PATH)"))]
 
 HARDWARE = [
-    HardwareParams(lanes=2, weight_bits=8, block_bits=6, word_bits=32, scan_bits=16),
-    HardwareParams(lanes=1, weight_bits=4, block_bits=5, word_bits=64, max_code_len=12, num_tables=2),
+    DecoderParams(lanes=2, weight_bits=8, block_bits=6, word_bits=32, scan_bits=16),
+    DecoderParams(lanes=1, weight_bits=4, block_bits=5, word_bits=64, max_code_len=12, num_tables=2),
 ]
 MODES = [("raw", "all")] + [(m, s) for m in ("repeat", "distance", "huffman") for s in ("all", "free")]
 
 
-def layers_for(hw: HardwareParams):
+def layers_for(hw: DecoderParams):
     rng = np.random.default_rng(hw.weight_bits)
     hi = (1 << (hw.weight_bits - 1)) - 1
     n = 1 << hw.block_bits
@@ -33,7 +34,7 @@ def layers_for(hw: HardwareParams):
     data = [("laplace", laplace), ("special", special)]
     if hw.weight_bits == 8:
         from sw_codec.models import bundled_model, load_model
-        from sw_codec.quantize import quantize
+        from sw_codec.quantization import quantize
 
         w = load_model(bundled_model("minilm"))["encoder.layer.0.attention.self.query.weight"]
         data.append(("minilm-query", quantize(w, 8, "tensor")[0].ravel()[: 6 * n]))
@@ -66,7 +67,7 @@ def test_decoder_matches_sw_codec(sim, hw):
 def test_throughput_one_weight_per_cycle_per_lane_without_stalls():
     """All-slot counting on a real layer sustains about one weight per cycle per lane."""
     from sw_codec.models import bundled_model, load_model
-    from sw_codec.quantize import quantize
+    from sw_codec.quantization import quantize
 
     hw = HARDWARE[0]
     w = load_model(bundled_model("minilm"))["embeddings.position_embeddings.weight"]

@@ -6,9 +6,11 @@ from hypothesis import given, strategies as st
 
 from sw_codec import compress, compress_integers, decompress, encode_integers, inspect, quantize
 from sw_codec.codec import candidate_sizes, dominated_by_free
-from sw_codec.distance import SLOTS
-from sw_codec.layer import BITS, MODES, POSITION_MODES, analyze, choose_params, decode_layer, huffman_size_bound, \
-    huffman_size_bounds, payload_size
+from sw_codec.analysis import analyze
+from sw_codec.decoder import decode_layer
+from sw_codec.encoder import huffman_size_bound, huffman_size_bounds, payload_size
+from sw_codec.format import MODES, POSITION_MODES, SLOTS, WEIGHT_BITS as BITS
+from sw_codec.search import choose_params
 
 DISTRIBUTIONS = ("laplace", "uniform", "single", "all_distinct", "sparse")
 
@@ -179,9 +181,9 @@ def reference_free_indices(q: np.ndarray, g, block_bits: int) -> list[int]:
 def test_free_index_is_the_position_among_slots_smaller_values_left(bits, distribution, monkeypatch):
     """The encoder's free-slot index (bitmaps for up to 8 bits, a radix rank for 16), against its
     definition, with the bitmap tables cut into several chunks of blocks."""
-    from sw_codec import layer
+    from sw_codec import analysis
 
-    monkeypatch.setattr(layer, "_FREE_BITMAP_WORDS", 64)
+    monkeypatch.setattr(analysis, "_FREE_BITMAP_WORDS", 64)
     block_bits = 7
     q = make_integers(np.random.default_rng(bits), (5 * (1 << block_bits) + 37,), bits, distribution)
     g = analyze(q, bits, block_bits)
@@ -200,14 +202,14 @@ def test_bitmap_free_indices_match_the_definition_for_any_chunking(length, bits,
                                                                    chunk_words, seed):
     """The bitmap free-slot indices, with chunks of one or more blocks (the last one shorter) sharing
     one table buffer, against the definition."""
-    from sw_codec import layer
+    from sw_codec import analysis
 
-    saved = layer._FREE_BITMAP_WORDS
-    layer._FREE_BITMAP_WORDS = chunk_words
+    saved = analysis._FREE_BITMAP_WORDS
+    analysis._FREE_BITMAP_WORDS = chunk_words
     try:
         q, g = analyzed_layer(length, bits, block_bits, distribution, seed)
     finally:
-        layer._FREE_BITMAP_WORDS = saved
+        analysis._FREE_BITMAP_WORDS = saved
     np.testing.assert_array_equal(g.index_free, reference_free_indices(q, g, block_bits))
 
 
@@ -216,7 +218,7 @@ def test_bitmap_free_indices_match_the_definition_for_any_chunking(length, bits,
 def test_or_accumulation_of_table_rows_matches_numpy_accumulate(rows, row_words, seed):
     """Each row of the result is the OR of the table's rows up to it, by numpy's accumulate (short
     rows) or by doubling (long rows), whichever buffer holds the result."""
-    from sw_codec.layer import _or_accumulate_rows
+    from sw_codec.analysis import _or_accumulate_rows
 
     rng = np.random.default_rng(seed)
     # Sparse words, as in the free-slot tables (dense ones OR to all ones after a few rows): a third
@@ -233,7 +235,7 @@ def test_or_accumulation_of_table_rows_matches_numpy_accumulate(rows, row_words,
 def test_value_runs_by_histogram_match_the_runs_of_the_sorted_rows(rows, length, top, seed):
     """The analysis' runs of equal values (row, value, length) of uint8 blocks, from per-row
     histograms, against the runs found in the sorted rows."""
-    from sw_codec.layer import _value_runs_by_histogram, _value_runs_of_sorted
+    from sw_codec.analysis import _value_runs_by_histogram, _value_runs_of_sorted
 
     V = np.random.default_rng(seed).integers(0, top, (rows, length)).astype(np.uint8)
     for got, expected in zip(_value_runs_by_histogram(V), _value_runs_of_sorted(np.sort(V, axis=1))):
@@ -247,7 +249,7 @@ def test_payload_is_the_packed_field_list(length, bits, block_bits, distribution
     bytes of the straightforward way: every field listed in stream order (``block_fields``), then
     packed one after the other (``pack_fields``), behind the preamble and the block offsets."""
     from sw_codec.bits import pack_fields
-    from sw_codec.layer import _preamble, block_fields, encode_positions
+    from sw_codec.encoder import _preamble, block_fields, encode_positions
 
     _, g = analyzed_layer(length, bits, block_bits, distribution, seed)
     for mode in POSITION_MODES:
@@ -264,12 +266,13 @@ def test_searched_huffman_histograms_count_the_members_symbols(length, bits, blo
     """The symbol histograms the Huffman search returns for its chosen Rice bias and table count
     (spread from one joint histogram) against counting each member's symbol directly: its
     distance shifted right by the group's Rice shift, the escape symbol if that is not below it."""
-    from sw_codec.huffman import MAX_SYMBOLS, rice_context
-    from sw_codec.layer import MAX_CODE_LENGTH, _huffman_search
+    from sw_codec.format import MAX_CODE_LENGTH, MAX_SYMBOLS
+    from sw_codec.huffman import rice_context
+    from sw_codec.search import huffman_search
 
     _, g = analyzed_layer(length, bits, block_bits, distribution, seed)
     for slots in SLOTS:
-        bias, hists, _ = _huffman_search(g, slots, MAX_CODE_LENGTH)
+        bias, hists, _ = huffman_search(g, slots, MAX_CODE_LENGTH)
         k, table = rice_context(g.domain(slots), g.count, bias, len(hists))
         symbol = np.minimum(g.distances(slots) >> np.repeat(k, g.count), MAX_SYMBOLS - 1)
         member_table = np.repeat(table, g.count)

@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""BlockParser in the Amaranth simulator: token streams against sw_codec.layer.trace_layer."""
+"""BlockParser in the Amaranth simulator: token streams against sw_codec.decoder.trace_layer."""
 
 import random
 import zlib
@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.block_parser import BlockParser, Mode, ParserError, RiceContext, Slots
-from hw.tokens import TokenKind
+from hw.block_parser import BlockParser, ParserError, RiceContext
+from hw.tokens import Mode, Slots, TokenKind
 from sim.bitstream_model import bytes_to_words
 from sim.block_parser_model import (UNDETECTABLE, block_sizes, contiguous_trace, expected_tokens,
                                     pad_to_words, parser_stream, random_weights)
-from sw_codec import layer
+from sw_codec import format as fmt
+from sw_codec.analysis import analyze
+from sw_codec.decoder import PositionParams
+from sw_codec.encoder import encode_layer, encode_positions
 from sw_codec.errors import FormatError
 from sw_codec.huffman import HuffmanTable, rice_context
 
@@ -159,10 +162,10 @@ def _simulation(dut):
 
 
 def parse(q, bits, mode, slots, block_bits, *, word_bits=32, payload=None, **kwargs):
-    payload = layer.encode_layer(q, bits, mode, slots, block_bits) if payload is None else payload
+    payload = encode_layer(q, bits, mode, slots, block_bits) if payload is None else payload
     stream = parser_stream(payload, len(q), mode, block_bits)
     dut = parser(weight_bits=bits, block_bits=block_bits, word_bits=word_bits)
-    run = Run(dut, stream, block_sizes(len(q), block_bits), mode=layer.MODES.index(mode),
+    run = Run(dut, stream, block_sizes(len(q), block_bits), mode=fmt.Mode.of(mode),
               slots=("all", "free").index(slots), block_bits=block_bits, **kwargs)
     return payload, run.run(max_cycles=40 * len(stream) + 20 * len(q) + 500)
 
@@ -200,9 +203,9 @@ def test_tokens_match_trace(mode, slots, bits):
 
 
 def custom_huffman_payload(q, bits, slots, block_bits, tables, rice_bias=0):
-    groups = layer.analyze(q, bits, block_bits)
-    params = layer.PositionParams(count_k=1, rice_bias=rice_bias, tables=tables)
-    return layer.encode_positions(groups, "huffman", slots, params)
+    groups = analyze(q, bits, block_bits)
+    params = PositionParams(count_k=1, rice_bias=rice_bias, tables=tables)
+    return encode_positions(groups, "huffman", slots, params)
 
 
 CUSTOM_TABLES = {
@@ -254,7 +257,7 @@ def test_bad_table_symbol_is_bad_table(position, fault):
     with pytest.raises(FormatError, match="symbol"):
         contiguous_trace(pad_to_words(bad, 32), len(q), 8, "huffman", "free", 5)
     dut = parser(weight_bits=8, block_bits=5)
-    run = Run(dut, bad, block_sizes(len(q), 5), mode=layer.MODES.index("huffman"), slots=1,
+    run = Run(dut, bad, block_sizes(len(q), 5), mode=fmt.Mode.of("huffman"), slots=1,
               block_bits=5).run(max_cycles=2000)
     assert run.error == ParserError.BAD_TABLE
     assert not run.tokens
@@ -344,7 +347,7 @@ def test_corrupt_streams(mode, slots, seed=0):
     errors = 0
     for trial in range(6):
         q = random_weights(nrng, 100, bits, rng.choice(["skewed", "uniform"]))
-        payload = layer.encode_layer(q, bits, mode, slots, block_bits)
+        payload = encode_layer(q, bits, mode, slots, block_bits)
         stream = corrupt(parser_stream(payload, len(q), mode, block_bits), rng,
                          "truncate" if trial % 3 == 0 else "flip")
         try:
@@ -354,7 +357,7 @@ def test_corrupt_streams(mode, slots, seed=0):
         except FormatError as exc:
             expected, reason = None, exc.reason
         dut = parser(weight_bits=bits, block_bits=block_bits, word_bits=word_bits)
-        run = Run(dut, stream, block_sizes(len(q), block_bits), mode=layer.MODES.index(mode),
+        run = Run(dut, stream, block_sizes(len(q), block_bits), mode=fmt.Mode.of(mode),
                   slots=("all", "free").index(slots), block_bits=block_bits,
                   rng=rng, backpressure=0.2).run(max_cycles=40 * len(stream) + 3000)
         if expected is not None:
@@ -370,7 +373,7 @@ def test_error_codes():
     """A few hand-made faults and the cause the parser reports."""
     q = np.array([0] * 20 + [3] * 6 + [5] * 6, dtype=np.int64)      # one block of 32
     cases = {}
-    payload = layer.encode_layer(q, 8, "distance", "all", 5)
+    payload = encode_layer(q, 8, "distance", "all", 5)
     stream = parser_stream(payload, len(q), "distance", 5)
     # preamble 1 byte, then EG(0) m-1 = 2 ('011'), implicit 8 bits, value 8 bits, ...
     cases["truncated"] = (stream[:len(stream) - 2], ParserError.TRUNCATED)

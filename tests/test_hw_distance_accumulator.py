@@ -10,11 +10,12 @@ import pytest
 from hw.distance_accumulator import DistanceAccumulator
 from hw.tokens import TokenKind, member_layout
 from sim.amaranth_tb import run, stream_get, stream_put
-from sw_codec.layer import StageTrace, encode_layer, trace_layer
 from sim.traces import KINDS, layer_case, member_fields, write_fields
+from sw_codec.decoder import StageTrace, trace_layer
+from sw_codec.encoder import encode_layer
+from sw_codec.format import Slots
 
 
-SLOTS = {"all": 0, "free": 1}
 CASES = [(mode, slots) for mode in ("raw", "repeat", "distance", "huffman")
          for slots in ("all", "free") if not (mode == "raw" and slots == "free")]
 
@@ -74,7 +75,7 @@ def make_counter(result):
 
 def check_layer(dut, trace, rng, *, stall, backpressure, slots):
     async def config(ctx):
-        ctx.set(dut.slots, SLOTS[slots])
+        ctx.set(dut.slots, Slots.of(slots))
     result = {}
     run(dut, config, make_producer(dut, trace.members, rng, stall),
         make_consumer(dut, trace.writes, rng, result, backpressure), make_counter(result))
@@ -207,7 +208,7 @@ def feed_and_expect_error(dut, slots, tokens, *, emitted, max_cycles=200):
     seen = []
 
     async def producer(ctx):
-        ctx.set(dut.slots, SLOTS[slots])
+        ctx.set(dut.slots, Slots.of(slots))
         for token in tokens:
             ctx.set(dut.i.valid, 1)
             ctx.set(dut.i.payload, member(token))
@@ -314,12 +315,12 @@ def test_bitmap_free_counts_match_claims(slots, register_word):
     result = {}
 
     async def config(ctx):
-        ctx.set(dut.slots, SLOTS[slots])
+        ctx.set(dut.slots, Slots.of(slots))
 
     async def check_bitmap(ctx):
         while "done" not in result:
             await ctx.tick()
-        bitmap = dut._bitmap
+        bitmap = dut.bitmap
         for w in range(bitmap.depth):
             word = ctx.get(bitmap.data[w])
             claims, below = int(word.claims), int(word.below)

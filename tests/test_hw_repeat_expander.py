@@ -93,7 +93,7 @@ def test_in_order(mode, slots, bits):
         w, trace = layer_case(nprng, kind, count, bits, mode, slots, block_bits)
         traces.append(trace)
         weights.append(w)
-    from sw_codec.layer import StageTrace
+    from sw_codec.decoder import StageTrace
     trace = StageTrace([], sum((t.writes for t in traces), []))
     ends = np.cumsum([len(w) for w in weights])
     result = {}

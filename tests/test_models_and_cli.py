@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import save_file
 
 from sw_codec import ModelError, load_model
-from sw_codec.cli import main
+from poscodec.cli import main
 
 
 @pytest.fixture

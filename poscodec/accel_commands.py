@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hw.params import WORD_BITS_CHOICES
+
 __all__ = ["add_commands"]
 
 
 def _cmd_accel(args) -> int:
-    from .accel import DEFAULT_HW, evaluate
-    from .rtl_accel import AccelParams
+    from sim.accel.model import DEFAULT_HW, evaluate
+    from sim.accel.run import AccelParams
 
     hw = AccelParams(**dict(DEFAULT_HW, lanes=args.lanes, block_bits=args.block_bits, word_bits=args.word_bits))
     models = [m.lstrip("@") for m in args.models]
@@ -35,7 +37,7 @@ def add_commands(sub) -> None:
     p.add_argument("--no-repeat-aware", action="store_true", help="skip the repeat-aware PE array runs")
     p.add_argument("--reuse", metavar="JSON", default=None,
                    help="take the RTL measurements from an earlier accel.json (no simulation)")
-    p.add_argument("--word-bits", type=int, choices=(32, 64, 128), default=32)
+    p.add_argument("--word-bits", type=int, choices=WORD_BITS_CHOICES, default=32)
     p.add_argument("-o", "--output", default="results", help="folder for accel.json/.md/.png (default results)")
     p.add_argument("--no-write", action="store_true", help="print only")
-    p.set_defaults(func=_cmd_accel)
+    p.set_defaults(func=_cmd_accel, requires=("hw", "sim"))

