@@ -16,15 +16,19 @@ then runs:
 Nothing here depends on ``sw_codec``: the hardware is all it reads. Every step leaves its script,
 log and outputs in ``build/synth/<name>/<target>_seed<seed>/`` (one directory per run, locked
 while in use, so two seeds of one design can run side by side; an ECP5 other than the default
-LFE5U-25F at speed 6 is in the name: ``ecp5_85k_speed8_seed1``).
+LFE5U-25F at speed 6 is in the name: ``ecp5_85k_speed8_seed1``). A process starts each YoWASP
+tool once (:func:`warm`) before using it, one process at a time, so that only one compiles the
+tool into YoWASP's cache; a tool killed by SIGBUS is run again (:data:`TOOL_RETRIES`).
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -177,17 +181,80 @@ def tool(name: str) -> str:
     return found
 
 
-def _run(cmd: list[str], cwd: Path, log: str, what: str, timeout: float) -> None:
-    t0 = time.time()
-    with open(cwd / log, "w") as f:
+#: Times a tool run killed by SIGBUS is started again before its design fails (see :func:`_run`).
+TOOL_RETRIES = 2
+
+
+def yowasp_cache() -> Path:
+    """Where YoWASP keeps each tool's compiled WebAssembly: ``YOWASP_CACHE_DIR``, else the user's cache."""
+    if os.environ.get("YOWASP_CACHE_DIR"):
+        return Path(os.environ["YOWASP_CACHE_DIR"])
+    import platformdirs                 # a dependency of yowasp-runtime
+
+    return Path(platformdirs.user_cache_dir("YoWASP", appauthor=False))
+
+
+_warmed: set[str] = set()
+
+
+def warm(path: str, timeout: float = 3600) -> None:
+    """Start the YoWASP tool at ``path`` once (``--version``) holding a lock shared by every process
+    of this user, before this process runs it for real; later calls in the process do nothing.
+
+    A YoWASP tool compiles its WebAssembly on first use (minutes for Yosys) and saves the machine
+    code in its cache, truncating the cache file and writing it again; every later run maps that
+    file and executes from it. When two processes compile at once, the one finishing second
+    truncates the file under a run started from the first one's copy, and that run dies of
+    SIGBUS. Under the lock only the first process compiles; the others wait for it, then find the
+    cache ready and leave the file alone."""
+    if path in _warmed:
+        return
+    cache = yowasp_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    name = Path(path).name
+    with open(cache / f"{name}.poscodec-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _call([path, "--version"], cache, f"{name}.warm.log", f"{name} --version", timeout)
+    _warmed.add(path)
+
+
+def _status(returncode: int) -> str:
+    if returncode < 0:
         try:
-            proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            raise SynthError(f"{what}: timed out after {timeout:.0f} s (log {cwd / log})") from e
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit {returncode}"
+
+
+def _call(cmd: list[str], cwd: Path, log: str, what: str, timeout: float) -> None:
+    """Run ``cmd`` in ``cwd``, its output to ``log``; SynthError with the log's tail if it fails.
+    A run killed by SIGBUS (its tool's cached machine code rewritten under it, see :func:`warm`)
+    is started again up to :data:`TOOL_RETRIES` times, each failure noted in the log; any other
+    failure, and the last SIGBUS, is the design's error."""
+    t0 = time.time()
+    for attempt in range(TOOL_RETRIES + 1):
+        with open(cwd / log, "a" if attempt else "w") as f:
+            try:
+                proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+            except subprocess.TimeoutExpired as e:
+                raise SynthError(f"{what}: timed out after {timeout:.0f} s (log {cwd / log})") from e
+            if proc.returncode != -signal.SIGBUS or attempt == TOOL_RETRIES:
+                break
+            f.write(f"\n[synth.flow] {what}: {_status(proc.returncode)} after {time.time() - t0:.0f} s "
+                    f"(as when another process rewrites the tool's compiled code in YoWASP's cache); "
+                    f"run {attempt + 2} of {TOOL_RETRIES + 1}:\n")
     if proc.returncode != 0:
         tail = (cwd / log).read_text(errors="replace").splitlines()[-15:]
-        raise SynthError(f"{what}: exit {proc.returncode} after {time.time() - t0:.0f} s "
+        runs = f" (run {attempt + 1}; {attempt} before it killed by SIGBUS)" if attempt else ""
+        raise SynthError(f"{what}: {_status(proc.returncode)}{runs} after {time.time() - t0:.0f} s "
                          f"(log {cwd / log}):\n" + "\n".join(tail))
+
+
+def _run(cmd: list[str], cwd: Path, log: str, what: str, timeout: float) -> None:
+    """:func:`_call` for a YoWASP tool, warmed first (:func:`warm`)."""
+    warm(cmd[0], timeout)
+    _call(cmd, cwd, log, what, timeout)
 
 
 def write_netlists(design: Design, out: Path) -> tuple[Path, Path]:

@@ -33,6 +33,20 @@ FIGURES = ("luts", "lut4s", "ffs", "brams", "dsps", "cells", "transistors", "mem
 PLACED = ("fmax_mhz", "critical_path", "endpoint_timing")
 
 
+def assert_ok(result: dict) -> None:
+    """Fail with the design's error and the end of its tool's log if its synthesis failed
+    (run_all records a failed design as a row with ``error`` instead of raising)."""
+    if "error" not in result:
+        return
+    error = result["error"]
+    log = re.search(r"\(log (\S+)\)", error)
+    if log and Path(log.group(1)).exists():
+        tail = Path(log.group(1)).read_text(errors="replace").splitlines()[-40:]
+        error = error.splitlines()[0] + (f"\nlast {len(tail)} lines of {log.group(1)}:\n" + "\n".join(tail)
+                                         if tail else f"\n{log.group(1)} is empty")
+    pytest.fail(f"{result['name']} failed: {error}", pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     # Both designs at once, over two worker processes, as `make synth` runs its list; FPGA
@@ -45,6 +59,7 @@ def results(tmp_path_factory):
 @pytest.mark.parametrize("component", ["BitReader", "LayerDecoder"])
 def test_figures_present(results, component):
     r = results[component]
+    assert_ok(r)
     missing = [k for k in FIGURES if r.get(k) is None]
     assert not missing, f"{component}: no {missing}"
     assert all(r[k] is None for k in PLACED), "--no-place reported place-and-route figures"
@@ -129,7 +144,8 @@ def test_design_with_more_ports_than_pins_is_placed_in_an_io_harness(tmp_path):
     the I/O harness (instead of failing with "Unable to find a placement location"), gets an
     Fmax, and keeps the cell counts of the bare component."""
     r = synthesize(Design("BitReader", TINY), root=tmp_path, target="ice40", generic=False)
-    assert "error" not in r and r["luts"] and r["ffs"] is not None
+    assert_ok(r)
+    assert r["luts"] and r["ffs"] is not None
     h = r["io_harness"]
     assert h["port_bits"] > h["package_pins"] == 39
     assert r["fmax_mhz"] and r["endpoint_timing"]["endpoints"] > 0
@@ -208,6 +224,7 @@ def test_the_biggest_placed_design_is_submitted_first():
 def test_unplaced_top_takes_the_fmax_of_its_lane(results, tmp_path):
     """A 2-lane top that was not placed gets throughput figures from the placed lane of its
     configuration (named in the table), and none without one."""
+    assert_ok(results["LayerDecoder"])
     lane = {**results["LayerDecoder"], "fmax_mhz": 50.0}
     top = {**results["LayerDecoder"], "name": "DecoderTop_x2", "component": "DecoderTop", "kind": "top",
            "lanes": 2, "luts": 2 * lane["luts"], "fmax_mhz": None}
@@ -223,6 +240,7 @@ def test_unplaced_top_takes_the_fmax_of_its_lane(results, tmp_path):
 
 def test_tops_latch_and_loop_free(results):
     for r in results.values():
+        assert_ok(r)
         if r["kind"] in ("lane", "top"):
             assert r["latch_free"], f"{r['name']}: latches {r['latches']}"
             assert r["loop_free"], f"{r['name']}: combinational loops {r['loops']}"
@@ -230,6 +248,8 @@ def test_tops_latch_and_loop_free(results):
 
 def test_markdown_table_names_designs_and_seed(results):
     rows = list(results.values())
+    for r in rows:
+        assert_ok(r)
     text = markdown(rows)
     assert "seed 1." in text and all(f"| {r['component']} |" in text for r in rows)
     reseeded = [{**r, "options": {**r["options"], "seed": 3}} for r in rows]
@@ -278,6 +298,7 @@ def test_design_larger_than_every_device_keeps_its_cell_counts(tmp_path, monkeyp
 
 def test_derived_throughput(results):
     lane = results["LayerDecoder"]
+    assert_ok(lane)
     assert derive(lane, 0.5, "test") == lane                # no Fmax (not placed): nothing to derive
     r = derive({**lane, "fmax_mhz": 40.0}, 0.5, "test")
     assert r["weights_per_s"] == pytest.approx(40e6 * 0.5)
