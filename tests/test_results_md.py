@@ -3,9 +3,13 @@
 stale document. The results files here are small synthetic ones with the writers' keys."""
 
 import json
+from pathlib import Path
+
 import pytest
 
-from poscodec.results_md import main
+from poscodec.results_md import main, update_text
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _codec_run(model, bits, granularity, best, zstd, lzma, encode_s, zstd_s):
@@ -203,3 +207,16 @@ def test_synthesis_regions(tmp_path, results):
     assert "| 58.98 | 1 179 of 3 233 | 37.0 | `a.q` -> `b.d`, 16.95 ns, 12 levels |" in stages
     assert "| parser.core.huffman | 3000 | 900 | 16.90 | `cur` <- `window` |" in _region(text, "synth-modules")
     assert "**4.01 pJ/weight** (0.36 pJ switching + 3.65 pJ clock, 2 903 flip-flops)" in _region(text, "energy")
+
+
+def test_the_docs_markers_are_balanced_and_known(tmp_path):
+    """Every marker in the README and docs/ names a region the generator knows, and the README
+    has one generated table per area."""
+    for name in ("README.md", "docs/HARDWARE.md", "docs/ENERGY.md"):
+        text = (ROOT / name).read_text()
+        new, notes = update_text(text, tmp_path / "nothing", name)     # raises on a bad marker
+        assert new == text
+        assert all("is missing" in n for n in notes)
+    readme = (ROOT / "README.md").read_text()
+    for region in ("codec", "throughput", "synth", "accel"):
+        assert f"<!-- results:{region} -->" in readme
