@@ -19,6 +19,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -49,6 +50,11 @@ class Region:
     file: str
     target: str
     render: Callable[[dict], str]
+
+
+def _para(text: str) -> str:
+    """A sentence or paragraph wrapped at 100 columns, as the docs are."""
+    return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
 def _f(x, digits: int) -> str:
@@ -109,13 +115,13 @@ def codec_table(doc: dict) -> str:
     faster = sum(a < b for a, b in zip(ours, zstd))
     level = sum(a == b for a, b in zip(ours, zstd))
     block_bits = {r["settings"]["block_bits"] for r in runs}
-    lines += ["", f"Blocks of 2^{'/'.join(map(str, sorted(block_bits)))} weights, {n} settings. The best mode beats "
+    lines += ["", _para(f"Blocks of 2^{'/'.join(map(str, sorted(block_bits)))} weights, {n} settings. The best mode beats "
               f"zstd -19 in {wins('zstd-19')}, lzma -9 in {wins('lzma-9')} and Ethos-U in {wins('ethos-u')}; "
               f"it is {min(gap):+.3f} to {max(gap):+.3f} bits/weight from H0"
               + (f", and with Huffman `free` slot counting saves {min(free):.2f} to {max(free):.2f} bits/weight "
                  f"over `all`" if free else "")
               + f". Encoding is faster than zstd -19 in {faster} of {len(timed)} settings"
-              + (f", level (to 0.01 s) in {level}" if level else "") + f" ({doc.get('date', 'date not recorded')})."]
+              + (f", level (to 0.01 s) in {level}" if level else "") + ".")]
     return "\n".join(lines)
 
 
@@ -150,11 +156,11 @@ def throughput_table(doc: dict) -> str:
         values = [by[(layer, mode, n)]["sustained_per_lane"] for n in lane_counts if (layer, mode, n) in by]
         spread = max(spread, max(values) - min(values))
     lane_word = "lane" if lane_counts[0] == 1 else "lanes"
-    lines += ["", f"{lane_counts[0]} {lane_word}, blocks of 2^{hw.get('block_bits', '?')}, "
+    lines += ["", _para(f"{lane_counts[0]} {lane_word}, blocks of 2^{hw.get('block_bits', '?')}, "
               f"{_thousands(max(weights))} weights per layer, {hw.get('word_bits', '?')}-bit words, "
               f"{hw.get('simulator', 'verilator')}, {mismatches} mismatches over {len(runs)} runs."
               + (f" With {_and(lane_counts)} lanes the per-lane figures differ by at most "
-                 f"{spread:.2f} weights/cycle." if len(lane_counts) > 1 else "")]
+                 f"{spread:.2f} weights/cycle." if len(lane_counts) > 1 else ""))]
     return "\n".join(lines)
 
 
@@ -166,11 +172,11 @@ def sim_sentence(doc: dict) -> str:
     hw = doc.get("hardware", {})
     out = []
     for r in runs:
-        out.append(f"`make sim` decodes {doc.get('model', '?')} `{r['layer']}` ({_thousands(r['weights'])} weights, "
+        out.append(_para(f"`make sim` decodes {doc.get('model', '?')} `{r['layer']}` ({_thousands(r['weights'])} weights, "
                    f"{_mode_key(r)}, 2^{hw.get('block_bits', '?')} blocks, {hw.get('lanes', '?')} lanes) on "
                    f"{doc.get('simulator', '?')} with {r['mismatches']} mismatches: "
                    f"{r['sustained_per_lane']:.2f} weights/cycle/lane sustained, "
-                   f"{r['weights_per_cycle_per_lane']:.2f} over the whole layer including the first block's fill.")
+                   f"{r['weights_per_cycle_per_lane']:.2f} over the whole layer including the first block's fill."))
     return "\n".join(out)
 
 
@@ -216,9 +222,10 @@ def synth_table(doc: dict) -> str:
     if not rows:
         raise MissingResults("no FPGA figures")
     lines = _table(["design", "config", "LUT4s", "of them carry", "FFs", "BRAMs", "Fmax MHz"], "llrrrrr", rows)
-    lines += ["", f"{_where(doc)}."]
+    caption = f"{_where(doc)}."
     if doc.get("energy"):
-        lines[-1] += " " + energy_sentence(doc)
+        caption += " " + energy_sentence(doc)
+    lines += ["", _para(caption)]
     return "\n".join(lines)
 
 
@@ -241,7 +248,8 @@ def synth_stages_table(doc: dict) -> str:
     lines = _table(["design", "config", "LUT4s", "FFs", "BRAMs", "Fmax MHz", f"endpoints past {period:g} ns",
                     "Mweights/s", "critical path"], "llrrrrrrl", rows)
     sources = sorted({r["weights_per_cycle_source"] for r in doc["designs"] if r.get("weights_per_cycle_source")})
-    lines += ["", f"{_where(doc)}. Mweights/s = Fmax x lanes x weights/cycle/lane ({'; '.join(sources) or '-'})."]
+    lines += ["", _para(f"{_where(doc)}. Mweights/s = Fmax x lanes x weights/cycle/lane "
+                        f"({'; '.join(sources) or '-'}).")]
     return "\n".join(lines)
 
 
@@ -255,8 +263,8 @@ def synth_modules_table(doc: dict, modules: int = 8) -> str:
         t = r["endpoint_timing"]
         if lines:
             lines.append("")
-        lines += [f"{r['name']}: {_thousands(t['failing'])} of {_thousands(t['endpoints'])} endpoints need more "
-                  f"than {t['period_ns']:g} ns, the worst {t['worst_ns']:.2f} ns ({_where(doc)}).", ""]
+        lines += [_para(f"{r['name']}: {_thousands(t['failing'])} of {_thousands(t['endpoints'])} endpoints need "
+                        f"more than {t['period_ns']:g} ns, the worst {t['worst_ns']:.2f} ns ({_where(doc)})."), ""]
         rows = [[mod, s["endpoints"], s["failing"], f"{s['worst_ns']:.2f}", f"`{s['worst_register']}` <- `{s['from']}`"]
                 for mod, s in list(t["by_module"].items())[:modules]]
         lines += _table(["module", "endpoints", f"past {t['period_ns']:g} ns", "worst ns",
@@ -271,7 +279,7 @@ def energy_sentence(doc: dict) -> str:
         raise MissingResults("no energy figure (python -m synth --no-energy?)")
     s = e["sim"]
     total, data = e["energy_per_weight_j"] * 1e12, e["energy_per_weight_data_j"] * 1e12
-    return (f"Decoder energy: {e['design']} decodes {_thousands(s['weights'])} weights of `{e['layer']}` "
+    return _para(f"Decoder energy: {e['design']} decodes {_thousands(s['weights'])} weights of `{e['layer']}` "
             f"({s['mode']}/{s['slots']}, {s['bits_per_weight']:.2f} bits/weight) in {_thousands(s['cycles'])} cycles "
             f"with {s['mismatches']} mismatches: {e['toggles_per_weight']:.0f} net toggles/weight, "
             f"**{total:.2f} pJ/weight** ({data:.2f} pJ switching + {total - data:.2f} pJ clock, "
@@ -314,10 +322,10 @@ def accel_table(doc: dict) -> str:
     hw = doc.get("hardware", {})
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in out]
-    lines += ["", f"{hw.get('lanes', '?')} lanes, blocks of 2^{hw.get('block_bits', '?')}, "
+    lines += ["", _para(f"{hw.get('lanes', '?')} lanes, blocks of 2^{hw.get('block_bits', '?')}, "
               f"{hw.get('word_bits', '?')}-bit words, memory latency {doc.get('latency', '?')} cycles, "
               f"decoder {doc.get('decoder_pj_per_weight', '?'):g} pJ/weight; "
-              f"{len(doc.get('measured', []))} RTL runs, slices of {_thousands(doc.get('slice_weights', 0))} weights."]
+              f"{len(doc.get('measured', []))} RTL runs, slices of {_thousands(doc.get('slice_weights', 0))} weights.")]
     return "\n".join(lines)
 
 
