@@ -31,6 +31,7 @@ DEFAULT_DOCUMENTS = ("README.md", "docs/HARDWARE.md", "docs/ENERGY.md")
 #: Display names of the bundled models (``sw_codec.models.BUNDLED``) in the compression table.
 MODEL_NAMES = {"minilm": "MiniLM-L6", "yolov8n": "YOLOv8n", "ppocr-det": "PP-OCRv4 det",
                "ppocr-rec": "PP-OCRv4 rec", "silero-vad": "Silero VAD"}
+SIMULATORS = {"verilator": "Verilator", "icarus": "Icarus"}
 #: Columns of the throughput table (``make sim-bench``).
 THROUGHPUT_MODES = ("raw", "repeat/all", "huffman/all", "huffman/free", "distance/free")
 #: Bandwidths (bits per cycle) of the accelerator table: memory bound, compute bound.
@@ -158,7 +159,7 @@ def throughput_table(doc: dict) -> str:
     lane_word = "lane" if lane_counts[0] == 1 else "lanes"
     lines += ["", _para(f"{lane_counts[0]} {lane_word}, blocks of 2^{hw.get('block_bits', '?')}, "
               f"{_thousands(max(weights))} weights per layer, {hw.get('word_bits', '?')}-bit words, "
-              f"{hw.get('simulator', 'verilator')}, {mismatches} mismatches over {len(runs)} runs."
+              f"{SIMULATORS.get(hw.get('simulator'), hw.get('simulator', '?'))}, {mismatches} mismatches over {len(runs)} runs."
               + (f" With {_and(lane_counts)} lanes the per-lane figures differ by at most "
                  f"{spread:.2f} weights/cycle." if len(lane_counts) > 1 else ""))]
     return "\n".join(lines)
@@ -172,9 +173,10 @@ def sim_sentence(doc: dict) -> str:
     hw = doc.get("hardware", {})
     out = []
     for r in runs:
-        out.append(_para(f"`make sim` decodes {doc.get('model', '?')} `{r['layer']}` ({_thousands(r['weights'])} weights, "
+        model = str(doc.get("model", "?")).lstrip("@")
+        out.append(_para(f"`make sim` decodes {MODEL_NAMES.get(model, model)} `{r['layer']}` ({_thousands(r['weights'])} weights, "
                    f"{_mode_key(r)}, 2^{hw.get('block_bits', '?')} blocks, {hw.get('lanes', '?')} lanes) on "
-                   f"{doc.get('simulator', '?')} with {r['mismatches']} mismatches: "
+                   f"{SIMULATORS.get(doc.get('simulator'), doc.get('simulator', '?'))} with {r['mismatches']} mismatches: "
                    f"{r['sustained_per_lane']:.2f} weights/cycle/lane sustained, "
                    f"{r['weights_per_cycle_per_lane']:.2f} over the whole layer including the first block's fill."))
     return "\n".join(out)
