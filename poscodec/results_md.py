@@ -207,6 +207,12 @@ def _where(doc: dict) -> str:
             f"requested, seed {doc.get('seed', r.get('options', {}).get('seed', 1))}")
 
 
+def _failed(doc: dict) -> list[str]:
+    """A note per design whose synthesis failed (its row says "failed")."""
+    return [f"{_design_name(r)} ({_config(r)}) failed: {r['error'].splitlines()[0][:160]}"
+            for r in doc.get("designs") or [] if "error" in r]
+
+
 def _fmax(r: dict) -> str:
     if r.get("fmax_mhz"):
         return f"{r['fmax_mhz']:.2f}"
@@ -215,16 +221,18 @@ def _fmax(r: dict) -> str:
 
 def synth_table(doc: dict) -> str:
     """The README's area and Fmax table, one row per design, and the decoder energy."""
+    _designs(doc)
     rows = []
-    for r in _designs(doc):
+    for r in doc["designs"]:
+        if "error" in r:
+            rows.append([_design_name(r), _config(r)] + ["-"] * 4 + ["failed"])
+            continue
         if r.get("luts") is None:
             continue
         lut4s = r.get("lut4s", r["luts"])
         rows.append([_design_name(r), _config(r), lut4s, lut4s - r["luts"], r["ffs"], r["brams"], _fmax(r)])
-    if not rows:
-        raise MissingResults("no FPGA figures")
     lines = _table(["design", "config", "LUT4s", "of them carry", "FFs", "BRAMs", "Fmax MHz"], "llrrrrr", rows)
-    caption = f"{_where(doc)}."
+    caption = " ".join([f"{_where(doc)}."] + [f"{n}." for n in _failed(doc)])
     if doc.get("energy"):
         caption += " " + energy_sentence(doc)
     lines += ["", _para(caption)]
@@ -233,8 +241,12 @@ def synth_table(doc: dict) -> str:
 
 def synth_stages_table(doc: dict) -> str:
     """HARDWARE.md: area, Fmax, endpoints past the clock and the critical path of every design."""
+    _designs(doc)
     rows = []
-    for r in _designs(doc):
+    for r in doc["designs"]:
+        if "error" in r:
+            rows.append([_design_name(r), _config(r)] + ["-"] * 3 + ["failed"] + ["-"] * 3)
+            continue
         if r.get("luts") is None:
             continue
         lut4s = r.get("lut4s", r["luts"])
@@ -244,14 +256,12 @@ def synth_stages_table(doc: dict) -> str:
         path = f"`{p['from']}` -> `{p['to']}`, {p['delay_ns']:.2f} ns, {p['logic_levels']} levels" if p else "-"
         wps = f"{r['weights_per_s'] / 1e6:.1f}" if r.get("weights_per_s") else "-"
         rows.append([_design_name(r), _config(r), lut4s, r["ffs"], r["brams"], _fmax(r), past, wps, path])
-    if not rows:
-        raise MissingResults("no FPGA figures")
     period = next((r["endpoint_timing"]["period_ns"] for r in doc["designs"] if r.get("endpoint_timing")), 10)
     lines = _table(["design", "config", "LUT4s", "FFs", "BRAMs", "Fmax MHz", f"endpoints past {period:g} ns",
                     "Mweights/s", "critical path"], "llrrrrrrl", rows)
     sources = sorted({r["weights_per_cycle_source"] for r in doc["designs"] if r.get("weights_per_cycle_source")})
-    lines += ["", _para(f"{_where(doc)}. Mweights/s = Fmax x lanes x weights/cycle/lane "
-                        f"({'; '.join(sources) or '-'}).")]
+    lines += ["", _para(" ".join([f"{_where(doc)}. Mweights/s = Fmax x lanes x weights/cycle/lane "
+                                  f"({'; '.join(sources) or '-'})."] + [f"{n}." for n in _failed(doc)]))]
     return "\n".join(lines)
 
 

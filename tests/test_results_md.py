@@ -192,7 +192,9 @@ SYNTH = {"target": "ecp5", "device": "LFE5U-25F", "freq_mhz": 100.0, "seed": 1, 
             endpoint_timing={"period_ns": 10.0, "endpoints": 3233, "failing": 1179, "worst_ns": 16.95,
                              "by_module": {"parser.core.huffman": {"endpoints": 3000, "failing": 900, "worst_ns": 16.9,
                                                                    "worst_register": "cur", "from": "window"}}}),
-    _design("DecoderTop", "top", 2, 20000, 27769, None)],
+    _design("DecoderTop", "top", 2, 20000, 27769, None),
+    {"name": "RepeatExpander_b8", "component": "RepeatExpander", "kind": "stage", "lanes": 1,
+     "config": {"block_bits": 14, "max_code_len": 15}, "error": "RepeatExpander_b8: yosys synth_ecp5: exit 1\nlog"}],
     "energy": {"design": "LayerDecoder_b8_p6", "layer": "pos.weight", "toggles_per_weight": 444.2,
                "energy_per_weight_j": 4.007e-12, "energy_per_weight_data_j": 0.36e-12, "flip_flops": 2903,
                "sim": {"weights": 4096, "cycles": 6354, "mismatches": 0, "mode": "huffman", "slots": "all",
@@ -208,6 +210,8 @@ def test_synthesis_regions(tmp_path, results):
     text = path.read_text()
     assert "| LayerDecoder | P = 6, L = 15 | 14274 | 4888 | 100 | 2 | 58.98 |" in _region(text, "synth")
     assert "| DecoderTop x2 | P = 6, L = 15 | 27769 | 7769 | 100 | 2 | not placed |" in _region(text, "synth")
+    assert "| RepeatExpander | P = 14, L = 15 | - | - | - | - | failed |" in _region(text, "synth")
+    assert "RepeatExpander (P = 14, L = 15) failed: RepeatExpander_b8: yosys synth_ecp5: exit 1." in _words(text)
     stages = _region(text, "synth-stages")
     assert "| 58.98 | 1 179 of 3 233 | 37.0 | `a.q` -> `b.d`, 16.95 ns, 12 levels |" in stages
     assert "| parser.core.huffman | 3000 | 900 | 16.90 | `cur` <- `window` |" in _region(text, "synth-modules")
