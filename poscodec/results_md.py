@@ -54,8 +54,10 @@ class Region:
 
 
 def _para(text: str) -> str:
-    """A sentence or paragraph wrapped at 100 columns, as the docs are."""
-    return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
+    """A sentence or paragraph wrapped at 100 columns, as the docs are, never inside a number
+    with a thousands separator ("4 096")."""
+    text = re.sub(r"(?<=\d) (?=\d{3}\b)", "\0", text)
+    return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False).replace("\0", " ")
 
 
 def _f(x, digits: int) -> str:
@@ -209,8 +211,12 @@ def _where(doc: dict) -> str:
 
 def _failed(doc: dict) -> list[str]:
     """A note per design whose synthesis failed (its row says "failed")."""
-    return [f"{_design_name(r)} ({_config(r)}) failed: {r['error'].splitlines()[0][:160]}"
-            for r in doc.get("designs") or [] if "error" in r]
+    notes = []
+    for r in doc.get("designs") or []:
+        if "error" in r:
+            why = r["error"].splitlines()[0].split(" (log ")[0].removeprefix(f"{r.get('name')}: ")
+            notes.append(f"{_design_name(r)} ({_config(r)}) failed: {why[:160]}")
+    return notes
 
 
 def _fmax(r: dict) -> str:

@@ -211,7 +211,7 @@ def test_synthesis_regions(tmp_path, results):
     assert "| LayerDecoder | P = 6, L = 15 | 14274 | 4888 | 100 | 2 | 58.98 |" in _region(text, "synth")
     assert "| DecoderTop x2 | P = 6, L = 15 | 27769 | 7769 | 100 | 2 | not placed |" in _region(text, "synth")
     assert "| RepeatExpander | P = 14, L = 15 | - | - | - | - | failed |" in _region(text, "synth")
-    assert "RepeatExpander (P = 14, L = 15) failed: RepeatExpander_b8: yosys synth_ecp5: exit 1." in _words(text)
+    assert "RepeatExpander (P = 14, L = 15) failed: yosys synth_ecp5: exit 1." in _words(text)
     stages = _region(text, "synth-stages")
     assert "| 58.98 | 1 179 of 3 233 | 37.0 | `a.q` -> `b.d`, 16.95 ns, 12 levels |" in stages
     assert "| parser.core.huffman | 3000 | 900 | 16.90 | `cur` <- `window` |" in _region(text, "synth-modules")
