@@ -281,8 +281,8 @@ class BlockParser(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), reader.i)
 
         # Table loads reach the Huffman decoder one edge after the FSM reads their field: the
-        # strobes and values are registers, so the table writes (the limits, offsets and symbols
-        # of every table: about 3,300 flip-flops at T = 4, L = 15) start at a register instead of
+        # strobes and values are registers, so the table writes (every table's limits and
+        # offsets, and the symbol memory's write port) start at a register instead of
         # behind the bit reader's count and the FSM. Loading is once per layer; the FSM waits a
         # cycle where it reads the decoder's load results (TABLE_COUNTS_WAIT, TABLE_SYMBOLS_WAIT).
         load = {name: Signal.like(getattr(huffman, name), name=name) for name in (
@@ -532,7 +532,7 @@ class BlockParser(wiring.Component):
         m.d.sync += count_eg_k.eq(count_k + (prev_count_len >> 1))
         # The Rice context of a Huffman group from registers, at once: GROUP_SELECT hands its k
         # and table straight to the Huffman decoder's select. (`keep`: without it the synthesis
-        # merges the context's logic into the select's multiplexers, 456 LUT4s more at P = 6.)
+        # merges the context's logic into the select's multiplexers, a larger netlist.)
         m.submodules.rice_context = rice_context = RiceContext(block_bits=P,
                                                                num_tables=self._num_tables)
         select_k = Signal(range(P + 1), attrs={"keep": 1})

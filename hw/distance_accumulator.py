@@ -69,7 +69,8 @@ class DistanceAccumulator(wiring.Component):
     register_word : bool or None
         Put a member's word, as read, in registers (stage R, which also forwards a write made
         in the cycle it takes the word), so that no select starts at the block RAM's output
-        (about 6 ns on ECP5): in ``free`` mode B's ``W / 8 - 1`` compares follow R; in ``all``
+        (a block RAM without output register, whose clock-to-output is a large part of the
+        cycle): in ``free`` mode B's ``W / 8 - 1`` compares follow R; in ``all``
         mode a member passes A and R like a ``free`` one, and leaving R for ``b`` it claims
         its slot, its duplicate test (a ``W``-to-1 select) registered into ``b``. Two more
         cycles of latency in ``all`` mode, one in ``free`` mode and one more cycle per

@@ -33,7 +33,7 @@ class LayerDecoder(wiring.Component):
     max_code_len, num_tables : int
         Huffman capacity: longest code (<= 15) and number of tables (1, 2, 4, 8).
     scan_bits : int
-        Slots the ``free``-slot sweep examines per cycle (power of two; default 256, see
+        Width ``W`` of the accumulator's bitmap words (a power of two; default 256, see
         ``DistanceAccumulator``).
     in_order : bool
         ``True`` (default): ``weights`` are the weights in position order (the expander's block
@@ -63,8 +63,9 @@ class LayerDecoder(wiring.Component):
     ----------------------
     About one weight per cycle sustained on ``weights`` after the block and group headers: with
     ``all`` slot counting one member per cycle; ``free`` counting adds about one cycle per
-    distinct value and block (the accumulator finds any member's bitmap word in one cycle),
-    measured 0.92 weights/cycle on int8 blocks of 2**12 with ~140 distinct values. The first
+    distinct value and block (the accumulator finds any member's bitmap word in one cycle; at
+    most ``c + 2m`` cycles for ``c`` members in ``m`` values; measured rates are in
+    ``results/sim.json``). The first
     weight of a block leaves after the whole block is decoded (the block buffer is
     double-buffered, so decoding block ``k + 1`` overlaps the readout of block ``k``).
     Backpressure on ``weights`` stalls the lane back to the memory without loss.

@@ -36,8 +36,9 @@ SMALL = LANE                                    # the lane simulated for the ene
 
 def default_designs(place_tops: bool = False) -> list[Design]:
     """Every stage at P = 14, one lane and the 2-lane top at P = 6. The 2-lane top is placed
-    only with ``place_tops``: it does not fit the LFE5U-25F, and on the 45F routing ran past
-    the hour's timeout (its lanes are independent; the lane's row gives their Fmax)."""
+    only with ``place_tops``: it does not fit the LFE5U-25F, and routing it on a larger part
+    takes longer than the flow's timeout (its lanes are independent; the lane's row gives their
+    Fmax)."""
     tops = [replace(d, place=place_tops or d.lanes == 1) for d in top_designs(LANE, lanes=(1, 2))]
     return stage_designs(DEFAULT) + tops
 
@@ -65,7 +66,7 @@ def _job(design: Design, kw: dict) -> dict:
 def likely_longest_first(design: Design) -> tuple:
     """Submission order for :func:`run_all`: placed designs first, then by block bits, max code
     length and lanes, largest first. Place and route dominates, and the biggest lane (P = 8,
-    L = 15 in the sweep: over 30 CPU minutes) would otherwise start last and finish alone."""
+    L = 15 in the sweep, the slowest to place) would otherwise start last and finish alone."""
     c = design.config
     return (not design.place, -c.block_bits, -c.max_code_len, -design.lanes)
 

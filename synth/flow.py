@@ -259,8 +259,8 @@ def _run(cmd: list[str], cwd: Path, log: str, what: str, timeout: float) -> None
 
 def write_netlists(design: Design, out: Path) -> tuple[Path, Path]:
     """``<name>.v`` (``amaranth.back.verilog``, the artifact) and ``<name>.il`` (the RTLIL it is
-    made from, which Yosys reads): Yosys's Verilog front end takes minutes on the ``initial``
-    block of a 2**15-entry memory, while RTLIL carries the init as one constant."""
+    made from, which Yosys reads): Yosys's Verilog front end is slow on the ``initial`` block
+    of a large memory, while RTLIL carries the init as one constant."""
     from amaranth.back import rtlil, verilog
 
     out.mkdir(parents=True, exist_ok=True)
@@ -336,7 +336,7 @@ GENERIC_GATES = "AND,NAND,OR,NOR,XOR,XNOR,MUX"
 SRAM_TRANSISTORS_PER_BIT = 6
 
 #: Version of the figures in ``result.json``: a cached result is reused only if it has this one
-#: (2: ``lut4s``; a result from before it would show logic LUTs as LUT4s).
+#: (raised when a figure is added or changes meaning, so that an older cached result is redone).
 RESULT_VERSION = 2
 
 
@@ -513,7 +513,7 @@ def _endpoint_timing(sdf: Path, period_ns: float) -> dict | None:
 
 #: Memories that no block RAM can hold (more than two ports) become flip-flops and multiplexers
 #: in the FPGA flow; above this many bits the FPGA step is skipped (it would not fit a LFE5U-25F,
-#: and Yosys would take tens of minutes mapping it).
+#: and mapping it is slow).
 MAX_FF_MEMORY_BITS = 8192
 
 

@@ -257,7 +257,7 @@ def test_markdown_table_names_designs_and_seed(results):
 
 
 @pytest.mark.parametrize("log,fits", [
-    # nextpnr-ecp5 0.x on the P = 14 accumulator (106 % of the LFE5U-25F's logic cells)
+    # nextpnr-ecp5's message for a design with more logic cells than the device
     ("ERROR: Unable to find legal placement for all cells, design is probably at utilisation "
      "limit.\n0 warnings, 1 error", False),
     ("ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'DP16KD'", False),

@@ -1,13 +1,12 @@
 """Simulation harness of the accelerator: :class:`hw.accelerator.Accelerator` plus a main-memory
 model in HDL, so a layer runs at simulator speed with no Python in the cycle loop.
 
-Why in HDL: a cocotb memory model that decides every cycle which lane gets a word costs tens of
-microseconds per cycle in Python (one coroutine per stream); a layer slice of 2**16 weights at
-8 bits per cycle is 65 000 cycles. Here the testbench only loads the memories (one word per
+Why in HDL: a cocotb memory model that decides every cycle which lane gets a word puts Python
+in every cycle of a run (one coroutine per stream), and a layer slice of 2**16 weights at 8
+bits per cycle is 65 000 cycles. Here the testbench only loads the memories (one word per
 cycle), sets the bandwidth and latency, pulses ``start`` and waits for ``finished``.
 
-Memory model (the one ``sim/tb_accel.py`` used to run in Python, cycle for cycle the same rules
-except the round robin):
+Memory model:
 
 - Each cycle the memory earns ``bandwidth`` bits of credit (fixed point, ``FRAC`` fraction
   bits); at most ``bandwidth + word_bits`` are kept when nobody can use them.

@@ -34,8 +34,8 @@ Method (also in ``docs/ENERGY.md``, "System-level latency and energy"):
    (:data:`ENERGY_PJ`): main-memory bits, activation-buffer reads (one per MAC), accumulator
    accesses, MACs, and for compressed modes the decoder's energy per weight,
    :data:`DECODER_PJ_PER_WEIGHT` (measured from switching activity, ``docs/ENERGY.md``), with
-   the reductions also given at :data:`DECODER_PJ_SENSITIVITY` (the old 3 pJ assumption and
-   twice the measured value). Static power is left out (it would add the latency saving).
+   the reductions also given at :data:`DECODER_PJ_SENSITIVITY` (a 3 pJ assumption and twice
+   the estimate). Static power is left out (it would add the latency saving).
 5. Repeat-aware compute (``PEArray(repeat_aware=True)``): the same slices in every compressed
    mode at the lowest and highest bandwidth, multiplies and cycles against the plain array.
 """
@@ -76,17 +76,15 @@ ENERGY_PJ = {
     "sram_1mb_64bit": 100.0,         # cache 1 MB: 100 pJ
     "int8_mult": 0.2, "int8_add": 0.03, "int32_add": 0.1, "int32_mult": 3.1,
 }
-#: Decoder energy per decoded weight: the switching-activity estimate of one LayerDecoder lane
-#: (``make synth``, ``results/synth.json`` "energy": 4.007 pJ/weight at 4c4ecff, huffman/all,
-#: P = 6, 6354 cycles for 4096 weights, 91 % of it clock energy of 2903 flip-flops;
-#: docs/ENERGY.md). It is the only measured figure; a lane at P = 12 runs at ~0.93 weights/cycle
+#: Decoder energy per decoded weight, set from the switching-activity estimate of one
+#: LayerDecoder lane at P = 6, huffman/all (``make synth``, ``results/synth.json`` "energy";
+#: docs/ENERGY.md). The only measured figure; a lane at P = 12 decodes more weights per cycle
 #: (less clock energy per weight) but has more flip-flops, and the block buffer's SRAM accesses
-#: are not in it. (8.1 pJ at 207f6bb, before the Huffman symbols went into a block RAM and the
-#: header cycles were cut; 5.7 pJ before the timing work, measured the same way.)
+#: are not in it.
 DECODER_PJ_PER_WEIGHT = 4.0
-#: Other decoder energies the reductions are also given at: the earlier assumption (block
-#: buffer write + read in a small SRAM, 2 x 10 pJ x 8/64, plus 0.5 pJ of logic) and twice the
-#: measured figure.
+#: Other decoder energies the reductions are also given at: an assumption (block buffer write +
+#: read in a small SRAM, 2 x 10 pJ x 8/64, plus 0.5 pJ of logic) and twice
+#: :data:`DECODER_PJ_PER_WEIGHT`.
 DECODER_PJ_SENSITIVITY = (3.0, 8.0)
 
 #: The paper's claims: reduction of latency and energy, per mode.
