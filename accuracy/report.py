@@ -59,7 +59,7 @@ def plot(name: str, rows: list[dict], path: str | Path) -> Path:
             pts = [(r["bits_per_weight"], r["metrics"][key]) for r in coded if key in r["metrics"]]
             if pts:
                 ax.plot(*zip(*pts), "o-", color=color, label=key)
-                for r, (x, y) in zip([r for r in coded if key in r["metrics"]], pts):
+                for r, (x, y) in zip([r for r in coded if key in r["metrics"]], pts) if i == 0 else ():
                     ax.annotate(r["setting"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
             if ref is not None and key in ref["metrics"]:
                 ax.axhline(ref["metrics"][key], color=color, linestyle="--", linewidth=0.8)
