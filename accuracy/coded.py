@@ -13,11 +13,11 @@ the same file is decoded once.
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import hashlib
 import multiprocessing
 import os
 import re
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from sw_codec.codec import DEFAULT_BLOCK_BITS, compress_integers, decode_record,
 from sw_codec.format import WEIGHT_BITS
 from sw_codec.quantization import dequantize, quantize
 
-__all__ = ["Setting", "parse_setting", "encode", "decode", "size_of", "MIN_BITS", "MAX_BITS"]
+__all__ = ["Setting", "parse_setting", "encode", "decode", "cache_path", "size_of", "MIN_BITS", "MAX_BITS"]
 
 MIN_BITS, MAX_BITS = 2, max(WEIGHT_BITS)
 _SETTING = re.compile(r"int(\d+)(ch)?")
@@ -108,6 +108,11 @@ def _fingerprint() -> str:
     return h.hexdigest()
 
 
+def cache_path(data: bytes, cache_dir: str | Path) -> Path:
+    """Where :func:`decode` keeps the decoded layers of ``data``."""
+    return Path(cache_dir) / f"{hashlib.sha256(data + _fingerprint().encode()).hexdigest()[:32]}.npz"
+
+
 def decode(data: bytes, *, jobs: int | None = None, cache_dir: str | Path | None = None,
            progress: bool = False) -> dict[str, np.ndarray]:
     """Every layer of a ``.pcz`` file as float32, as :func:`sw_codec.codec.decompress` gives them.
@@ -116,14 +121,11 @@ def decode(data: bytes, *, jobs: int | None = None, cache_dir: str | Path | None
     ``cache_dir``, the stored integers are read from (and written to) ``cache_dir/<hash>.npz``.
     """
     records = inspect(data)
-    cached = None
-    if cache_dir is not None:
-        key = hashlib.sha256(data + _fingerprint().encode()).hexdigest()[:32]
-        cached = Path(cache_dir) / f"{key}.npz"
-        if cached.exists():
-            with np.load(cached, allow_pickle=False) as z:
-                stored = [z[f"l{i}"] for i in range(len(records))]
-            return _as_float(records, stored)
+    cached = None if cache_dir is None else cache_path(data, cache_dir)
+    if cached is not None and cached.exists():
+        with np.load(cached, allow_pickle=False) as z:
+            stored = [z[f"l{i}"] for i in range(len(records))]
+        return _as_float(records, stored)
     jobs = jobs or min(2, os.cpu_count() or 1)
     order = sorted(range(len(records)), key=lambda i: -records[i].count)
     stored = [None] * len(records)

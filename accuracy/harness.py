@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ FLOAT_BITS = 32.0
 
 def protocol(name: str) -> Protocol:
     """The protocol of a model, by name (``minilm`` or ``@minilm``)."""
-    key = name[len(BUNDLED_PREFIX):] if name.startswith(BUNDLED_PREFIX) else name
+    key = name.removeprefix(BUNDLED_PREFIX)
     if key not in PROTOCOLS:
         raise ValueError(f"no accuracy protocol for model {name!r} (known: {', '.join(PROTOCOLS)})")
     return PROTOCOLS[key]
@@ -57,7 +57,7 @@ def check_packages(name: str) -> None:
         raise MissingPackage(f"model {p.name} needs " + " and ".join(problems))
 
 
-@lru_cache(maxsize=None)
+@cache
 def float_weights(name: str) -> dict[str, np.ndarray]:
     """The bundled model's float weights (read-only arrays, shared by every evaluation)."""
     weights = load_model(bundled_model(protocol(name).model))
@@ -66,7 +66,7 @@ def float_weights(name: str) -> dict[str, np.ndarray]:
     return weights
 
 
-@lru_cache(maxsize=None)
+@cache
 def inputs(name: str, tier: str):
     """The protocol's inputs and true labels for ``tier``."""
     if tier not in TIERS:
@@ -93,7 +93,7 @@ def _run(name: str, weights: dict, tier: str):
         return protocol(name).run(weights, inputs(name, tier))
 
 
-@lru_cache(maxsize=None)
+@cache
 def reference(name: str, tier: str):
     """The float model's outputs on the inputs of ``tier``."""
     return _run(name, float_weights(name), tier)
@@ -141,6 +141,7 @@ def evaluate_file(name: str, data: bytes | str | Path, tier: str = "fast", *, jo
     if not isinstance(data, bytes):
         label = label or str(data)
         data = Path(data).read_bytes()
+    from_cache = cache_dir is not None and coded.cache_path(data, cache_dir).exists()
     start = time.perf_counter()
     weights = coded.decode(data, jobs=jobs, cache_dir=cache_dir, progress=progress)
     decode_s = time.perf_counter() - start
@@ -149,7 +150,7 @@ def evaluate_file(name: str, data: bytes | str | Path, tier: str = "fast", *, jo
         raise ValueError(f"the file lacks {len(missing)} weights of model {protocol(name).name}, "
                          f"e.g. {missing[0]!r}")
     metrics = evaluate(name, weights, tier)
-    return {"setting": label or "pcz", **coded.size_of(data), "metrics": metrics,
+    return {"setting": label or "pcz", **coded.size_of(data), "metrics": metrics, "decoded_from_cache": from_cache,
             "seconds": {"decode": round(decode_s, 3), "run": metrics.pop("seconds")}}
 
 

@@ -16,7 +16,7 @@ The graphs keep every weight in a Constant node; those are what is replaced.
 from __future__ import annotations
 
 import random
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def _texts(count: int, seed: int, max_words: int = 7) -> list[str]:
     return texts
 
 
-@lru_cache(maxsize=None)
+@cache
 def _font(name: str, size: int):
     from PIL import ImageFont
 
@@ -93,7 +93,7 @@ def rec_lines(tier: str) -> dict:
     return {"texts": texts, "images": images}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rec_graph():
     return load_graph(bundled_model("ppocr-rec"))
 
@@ -218,7 +218,7 @@ def db_boxes(prob: np.ndarray) -> list[tuple[float, float, float, float]]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def _det_graph():
     return load_graph(bundled_model("ppocr-det"))
 

@@ -14,7 +14,7 @@ Metric: frame F1 of ``p > 0.5``; agreement: the share of frames decided as the f
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -65,7 +65,7 @@ def streams(tier: str) -> dict:
     return {"audio": noisy, "speech": truth}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _graph():
     return load_graph(bundled_model("silero-vad").parent / GRAPH)
 

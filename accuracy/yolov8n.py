@@ -9,7 +9,7 @@ the agreement of the raw output (1 x 22 x 2100: boxes and class scores) with the
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def faces(tier: str) -> dict:
     return {"images": x, "labels": labels[pick]}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _graph():
     return load_graph(bundled_model("yolov8n"))
 

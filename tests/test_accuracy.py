@@ -73,28 +73,19 @@ def test_a_partial_replacement_changes_only_what_it_names():
 
 
 def test_codec_and_pcz_paths_agree_and_decode_the_quantized_weights(tmp_path):
-    name = "silero-vad"
-    pcz = tmp_path / "s.pcz"
-    assert main(["-q", "compress", "@silero-vad", "--bits", "8", "--granularity", "channel", "-o", str(pcz)]) == 0
-    by_file = harness.evaluate_file(name, pcz, "fast", jobs=2, cache_dir=tmp_path / "cache")
-    by_setting = harness.evaluate_setting(name, "int8ch", "fast", jobs=1)
-    assert by_file["metrics"] == by_setting["metrics"]
-    assert by_file["bits_per_weight"] == by_setting["bits_per_weight"] < 8
-    cached = list((tmp_path / "cache").glob("*.npz"))
-    assert len(cached) == 1
-    decoded = coded.decode(pcz.read_bytes(), cache_dir=tmp_path / "cache")      # from the cache this time
-    for k, v in fake_quantized(name, 8, "channel").items():
-        np.testing.assert_array_equal(decoded[k], v)
-
-
-def test_the_command_line_prints_and_writes_both_paths(tmp_path):
-    pcz, out = tmp_path / "s.pcz", tmp_path / "a.json"
+    pcz, out, cache = tmp_path / "s.pcz", tmp_path / "a.json", tmp_path / "cache"
     assert main(["-q", "compress", "@silero-vad", "--bits", "8", "--granularity", "channel", "-o", str(pcz)]) == 0
     assert main(["-q", "eval", "@silero-vad", "--tier", "fast", "--codec", "int8ch", "--pcz", str(pcz),
-                 "--no-cache", "--json", str(out), "--plot-dir", str(tmp_path)]) == 0
+                 "--cache-dir", str(cache), "--json", str(out), "--plot-dir", str(tmp_path)]) == 0
     rows = json.loads(out.read_text())["models"]["silero-vad"]["rows"]
     assert [r["setting"] for r in rows] == ["float", "int8ch", str(pcz)]
-    assert rows[1]["metrics"] == rows[2]["metrics"] and rows[1]["bits_per_weight"] == rows[2]["bits_per_weight"]
+    assert rows[1]["metrics"] == rows[2]["metrics"]
+    assert rows[1]["bits_per_weight"] == rows[2]["bits_per_weight"] < 8
+    # The same bytes both ways: the file's layers come from the cache the codec path filled.
+    assert (rows[1]["decoded_from_cache"], rows[2]["decoded_from_cache"]) == (False, True)
+    decoded = coded.decode(pcz.read_bytes(), jobs=1)
+    for k, v in fake_quantized("silero-vad", 8, "channel").items():
+        np.testing.assert_array_equal(decoded[k], v)
     assert (tmp_path / "accuracy_silero-vad.png").stat().st_size > 0
 
 
