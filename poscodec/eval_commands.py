@@ -44,7 +44,8 @@ def _cmd_eval(args) -> int:
                                               progress=not args.quiet))
             bar.update()
         p = harness.protocol(name)
-        results["models"][name] = {"description": p.description, "rows": rows}
+        results["models"][name] = {"description": p.description, "task_metrics": list(p.task_metrics),
+                                   "agreement_metrics": list(p.agreement_metrics), "rows": rows}
         bar.write(f"\n{name} ({args.tier} tier): {p.description}\n{report.format_table(name, rows)}")
         if args.plot_dir:
             bar.write(f"wrote {report.plot(name, rows, Path(args.plot_dir) / f'accuracy_{name}.png')}")

@@ -372,6 +372,40 @@ def accel_repeat_table(doc: dict, mode: str = "huffman/free") -> str:
                      + ["", f"Mode {mode}; every output checked against numpy."])
 
 
+#: Display names of the accuracy protocols (``accuracy.harness.PROTOCOLS``).
+PROTOCOL_NAMES = {"minilm": "MiniLM-L6", "yolov8n": "YOLOv8n", "ppocr-det": "PP-OCRv4 det",
+                  "ppocr-rec": "PP-OCRv4 rec", "silero-vad": "Silero VAD"}
+
+
+def accuracy_table(doc: dict) -> str:
+    """Per model, the headline metric on true labels and the headline agreement with the float
+    model, for float and each codec setting, with its bits per weight (``make accuracy``)."""
+    models = doc.get("models") or {}
+    if not models:
+        raise MissingResults("no models")
+    settings = list(dict.fromkeys(r["setting"] for m in models.values() for r in m["rows"]))
+    head = ["model", "metric"] + settings
+    rows = []
+    for name, m in models.items():
+        by = {r["setting"]: r for r in m["rows"]}
+        label = PROTOCOL_NAMES.get(name, name)
+        for key in (m.get("task_metrics") or [])[:1] + (m.get("agreement_metrics") or [])[:1]:
+            rows.append([label, key.replace("_", " ")]
+                        + [_f(by[s]["metrics"][key], 3) if s in by and key in by[s]["metrics"] else "-"
+                           for s in settings])
+            label = ""
+        rows.append(["", "bits/weight"] + [_f(by[s]["bits_per_weight"], 2) if s in by else "-" for s in settings])
+    if not rows:
+        raise MissingResults("no metrics")
+    lines = _table(head, "ll" + "r" * len(settings), rows)
+    lines += ["", _para(f"{doc.get('tier', '?')} tier. Settings: `intBch` is B-bit integers with one scale per "
+                        "output channel, coded losslessly (poscodec `auto`), weights decoded by the reference "
+                        "decoder; bits/weight over the quantized tensors (float: 32). The first metric of each "
+                        "model is on true labels, the second its agreement with the float model "
+                        "(docs/ACCURACY.md).")]
+    return "\n".join(lines)
+
+
 REGIONS: dict[str, Region] = {
     "codec": Region("codec.json", "bench", codec_table),
     "throughput": Region("sim.json", "sim-bench", throughput_table),
@@ -382,6 +416,7 @@ REGIONS: dict[str, Region] = {
     "energy": Region("synth.json", "synth", energy_sentence),
     "accel": Region("accel.json", "accel", accel_table),
     "accel-repeat": Region("accel.json", "accel", accel_repeat_table),
+    "accuracy": Region("accuracy.json", "accuracy", accuracy_table),
 }
 
 

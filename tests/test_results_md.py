@@ -229,5 +229,26 @@ def test_the_docs_markers_are_balanced_and_known(tmp_path):
         assert new == text
         assert all("is missing" in n for n in notes)
     readme = (ROOT / "README.md").read_text()
-    for region in ("codec", "throughput", "synth", "accel"):
+    for region in ("codec", "throughput", "synth", "accel", "accuracy"):
         assert f"<!-- results:{region} -->" in readme
+
+
+ACCURACY = {"tier": "full", "machine": "test", "date": "2026-12-07 20:00", "models": {
+    "yolov8n": {"description": "a detector", "task_metrics": ["face_auc"], "agreement_metrics": ["output_cosine"],
+                "rows": [{"setting": "float", "bits_per_weight": 32.0,
+                          "metrics": {"face_auc": 0.9941, "output_cosine": 1.0}},
+                         {"setting": "int4ch", "bits_per_weight": 2.5404,
+                          "metrics": {"face_auc": 0.4931, "output_cosine": 0.98764}}]}}}
+
+
+def test_accuracy_region(tmp_path, results):
+    """The headline metric on true labels and the agreement with float, per setting, with its rate."""
+    (results / "accuracy.json").write_text(json.dumps(ACCURACY))
+    path = tmp_path / "a.md"
+    path.write_text("<!-- results:accuracy -->\n<!-- /results:accuracy -->\n")
+    assert main([str(path), "--results", str(results)]) == 0
+    table = _region(path.read_text(), "accuracy")
+    assert "| model | metric | float | int4ch |" in table
+    assert "| YOLOv8n | face auc | 0.994 | 0.493 |" in table
+    assert "|  | output cosine | 1.000 | 0.988 |" in table
+    assert "|  | bits/weight | 32.00 | 2.54 |" in table
