@@ -12,16 +12,20 @@ size, over the tensors of two or more dimensions, side by side in one run:
    ``sw_codec.encoder.payload_size``;
 2. the same with code lengths limited to 12, 11, 10, 9 bits (the search's ``max_code_length``),
    and the share of decoded symbols with codes longer than 8 bits (a 2-level table's second level);
-3. where the bits go: Huffman symbols against their entropy, raw Rice remainders against coding
-   their top bits with the symbol (finer quotient classes), count and value headers against
-   their empirical entropy and against concrete codes (Exp-Golomb order per context; a
-   bucket-and-mantissa Huffman code per context);
+3. where the bits go: Huffman symbols against their entropy (and with finer table classes), raw
+   Rice remainders against coding their top bits with the symbol (finer quotient classes), count
+   and value headers against their empirical entropy, against a layer-histogram model and
+   against concrete codes (Exp-Golomb order per context; a bucket-and-mantissa Huffman code per
+   context; the same buckets in tANS, one state per block's header section);
 4. tANS (FSE-style normalized counts, table log 9, 10, 11) for the member symbols, 4 interleaved
    states per block, encoded for real and decoded back on every layer;
 5. the padding of 4 member streams dealt round-robin and a separate header section, each padded
    to a word of 8, 16 or 32 bits;
 6. fields per weight and weights/cycle ceilings at blocks of 2^6, 2^8, 2^12, 2^14;
-7. the container's layer table against a compact directory.
+7. the container's layer table against a compact directory;
+
+and whole-payload totals of every (member coder, header code, layout) combination, with the
+candidates of ``CANDIDATES`` checked against the ``make bench`` rows and zstd -19.
 
 Prints a table per measure and writes ``results/format_v2_study.json``. Nothing here changes the
 codec: it only reads ``sw_codec``'s internals.
@@ -31,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -65,6 +68,8 @@ V2_HUFFMAN_LIMIT = 11
 #: tANS runs: (table log, remainder bits folded into the symbol).
 TANS_RUNS = ((9, 0), (10, 0), (11, 0), (10, 1), (11, 1), (11, 2))
 THROUGHPUT_BLOCK_BITS = (6, 8, 12, 14)
+#: Table log of the header section's tANS code (one state per block, off the member path).
+HEADER_TABLE_LOG = 10
 
 
 # ---- tANS ------------------------------------------------------------------------------------
@@ -472,6 +477,36 @@ def histogram_header_entropy(q: np.ndarray, g: Groups) -> dict:
             + int(exp_golomb_length(hist[span], 0).sum())}
 
 
+def header_tans(g: Groups, value_symbol, value_raw, count_symbol, count_raw, context,
+                table_log: int = HEADER_TABLE_LOG):
+    """The header section coded with tANS, one state per block: each later group's value delta
+    and each group's count as the bucket symbols of :func:`bucket_code` (the value deltas in one
+    table, the counts in one table per context), their mantissas raw. Encoded and decoded back.
+    Returns (per block bits without the block header and first values, preamble bits)."""
+    B, G = len(g.block_size), len(g.count)
+    if G == 0:
+        return np.zeros(B, dtype=np.int64), 0
+    first = g.first_in_block
+    later = ~first
+    group_in_block = np.arange(G) - np.searchsorted(g.block, np.arange(B))[g.block]
+    table = np.concatenate([np.zeros(int(later.sum()), np.int64), 1 + context])
+    symbol = np.concatenate([value_symbol[later], count_symbol])
+    stream = np.concatenate([g.block[later], g.block])
+    step = np.concatenate([2 * group_in_block[later], 2 * group_in_block + 1])
+    raw = np.concatenate([value_raw[later], count_raw])
+    hists = [np.bincount(symbol[table == t], minlength=1) for t in range(int(table.max()) + 1)]
+    counts = [normalize_counts(h, table_log) for h in hists]
+    tables = TansTables(counts, table_log)
+    nb, value, final = tans_encode(tables, table, symbol, stream, step, B)
+    decoded, read, end = tans_decode(tables, table, stream, step, final, value)
+    if not (np.array_equal(decoded, symbol) and np.array_equal(read, nb)):
+        raise AssertionError("header tANS round trip failed")
+    has_groups = np.bincount(g.block, minlength=B) > 0
+    per_block = np.bincount(stream, weights=nb + raw, minlength=B).astype(np.int64) + table_log * has_groups
+    preamble = sum(8 + (ncount_bits(c, table_log) if c.sum() else 0) for c in counts)
+    return per_block, preamble
+
+
 # ---- One layer --------------------------------------------------------------------------------
 
 @dataclass
@@ -688,6 +723,10 @@ def measure_layer(q: np.ndarray, bits: int, block_bits: int) -> tuple[dict, dict
         "bucket": (m_bits + np.bincount(g.block, weights=value_bucket_bits + count_bucket_bits,
                                         minlength=B).astype(np.int64), tables + 4 * len(orders) + vtables),
     }
+    tans_blocks, tans_preamble = header_tans(g, vsym, vraw, sym, raw, context)
+    headers["tans"] = (m_bits + np.bincount(g.block, weights=np.where(first, bits, 0), minlength=B).astype(np.int64)
+                       + tans_blocks, tans_preamble + 4 * len(orders))
+    bd["headers_tans"] = int(headers["tans"][0].sum()) + headers["tans"][1]
 
     mm = members[V2_HUFFMAN_LIMIT]
     for fold in (1,):
@@ -714,6 +753,10 @@ def finish_layer(row: dict, state: dict) -> None:
             preamble = table_bits + header_preamble
             for layout, bits in layout_totals(header_bits, streams, preamble).items():
                 totals[f"{coder}|{header}|{layout}"] = bits
+    # The encoder may pick the header code per layer (a 2-bit field in the preamble).
+    for coder in state["coders"]:
+        for layout in ["today"] + [f"w{w}" for w in WORDS]:
+            totals[f"{coder}|pick|{layout}"] = 2 + min(totals[f"{coder}|{h}|{layout}"] for h in state["headers"])
     row["totals"] = totals
     assert totals["huffman15|today|today"] == row["sizes"]["huffman/free"], "layout recount differs"
 
@@ -762,7 +805,8 @@ def tans_pass(layers: list[tuple[dict, dict]], table_log: int, fold: int, verify
         name = f"tans{table_log}" + (f"_fold{fold}" if fold else "")
         state["coders"][name] = (streams, table_bits)
         row.setdefault("tans", {})[name] = {
-            "symbols": int(layer_nb.sum()), "expected": normalized_cost(hists, counts, table_log), "states": int(table_log * used.sum()),
+            "symbols": int(layer_nb.sum()), "expected": normalized_cost(hists, counts, table_log),
+            "states": int(table_log * used.sum()),
             "raw": int(np.where(m.escaped, 0, raw).sum()), "tables": table_bits, "verified": ok and verify}
 
 
@@ -984,22 +1028,49 @@ def print_report(result: dict) -> None:
                   8 * d["compact_crc_per_tensor"] / d["weights"], 8 * d["compact_deflated_names"] / d["weights"],
                   8 * d["compact_no_names"] / d["weights"], 8 * d["scales"] / d["weights"]]
                  for d in result["directory"]]))
+    print(table("3b. modelling headroom (bits/weight, empirical entropies; no code or table cost)",
+                ["run", "ideal pos", "sym H + rem", "sym H (T)", "sym H T8", "sym H T16", "fold1 save", "headers",
+                 "today's model H", "hist model H", "hdr tANS"],
+                [[label(r), b["ideal_positions"], b["symbol_entropy"] + b["remainders_raw"], b["symbol_entropy"],
+                  b["symbol_entropy_T8"], b["symbol_entropy_T16"],
+                  b["symbol_entropy"] + b["remainders_raw"] - b["fold1_entropy"] - b["fold1_raw"],
+                  b["counts"] + b["value_deltas"] + b["first_values"] + b["block_headers"],
+                  b["count_entropy"] + b["value_entropy"] + b["first_values"] + b["block_headers"],
+                  b["headers_hist_model"], b["headers_tans"]]
+                 for r in runs for s in [r["summary"]] for b in [s["breakdown"]]]))
     cands = result["candidates"]
     print(table("v2 candidates (bits/weight, best of the candidate and today's raw/repeat/distance per layer)",
                 ["run", "best today"] + list(cands), [[label(r), r["summary"]["best_today"]]
                                                       + [r["summary"]["best_v2"][c] for c in cands.values()]
                                                       for r in runs]))
+    bench = {(r["model"], r["bits"], r["granularity"]): r["summary"]["best_today"] for r in runs
+             if r["block_bits"] == 14}
+    lines = []
+    for r in runs:
+        row = bench.get((r["model"], r["bits"], r["granularity"]), float("nan"))
+        v2 = r["summary"]["best_v2"][RECOMMENDED]
+        zstd = r.get("zstd-19")
+        lines.append([label(r), row, zstd or "-", v2, v2 - row, v2 - row <= 0.03, bool(zstd) and v2 < zstd])
+    print(table(f"targets: {RECOMMENDED} against the make bench row (today's best at 2^14) and zstd -19",
+                ["run", "bench row", "zstd-19", "candidate", "- bench row", "<= +0.03", "beats zstd"], lines))
 
 
 CANDIDATES = {
-    "huff11 eg-ctx w32": "huffman11|eg_ctx|w32",
-    "huff11 fold1 bucket w32": "huffman11_fold1|bucket|w32",
-    "tans10 eg-ctx w32": "tans10|eg_ctx|w32",
-    "tans10 fold1 bucket w32": "tans10_fold1|bucket|w32",
-    "tans11 fold1 bucket w32": "tans11_fold1|bucket|w32",
-    "tans11 fold2 bucket w32": "tans11_fold2|bucket|w32",
-    "tans11 fold1 bucket w16": "tans11_fold1|bucket|w16",
+    "huff11 hdr-today W16": "huffman11|today|w16",
+    "huff11 eg-ctx W16": "huffman11|eg_ctx|w16",
+    "tans10 bucket W16": "tans10|bucket|w16",
+    "tans11 hdr-today W16": "tans11|today|w16",
+    "tans11 bucket W16": "tans11|bucket|w16",
+    "huff11 hdr-tans W16": "huffman11|tans|w16",
+    "tans11 hdr-tans W16": "tans11|tans|w16",
+    "tans11 hdr-tans W32": "tans11|tans|w32",
+    "huff11 hdr-pick W16": "huffman11|pick|w16",
+    "tans11 hdr-pick W16": "tans11|pick|w16",
+    "tans11 hdr-pick W32": "tans11|pick|w32",
+    "tans11 fold1 bucket W16": "tans11_fold1|bucket|w16",
 }
+#: The candidate the targets table checks.
+RECOMMENDED = "tans11|pick|w16"
 
 
 def zstd_figures(path: Path) -> dict:
@@ -1042,8 +1113,10 @@ def selftest() -> None:
             assert tans_unpack(coder, tab, data, nbits) == list(sym)
             packed.append(nbits)
             i = np.arange(count)
-            tab_all.append(tab); sym_all.append(sym)
-            stream_all.append(b * STREAMS + i % STREAMS); step_all.append(i // STREAMS)
+            tab_all.append(tab)
+            sym_all.append(sym)
+            stream_all.append(b * STREAMS + i % STREAMS)
+            step_all.append(i // STREAMS)
         tab, sym, stream, step = (np.concatenate(x).astype(np.int64) for x in (tab_all, sym_all, stream_all, step_all))
         nb, value, final = tans_encode(coder, tab, sym, stream, step, blocks * STREAMS)
         dsym, dnb, end = tans_decode(coder, tab, stream, step, final, value)
