@@ -290,6 +290,39 @@ def synth_modules_table(doc: dict, modules: int = 8) -> str:
     return "\n".join(lines)
 
 
+def synth_area_table(doc: dict) -> str:
+    """HARDWARE.md: where the one-lane design's area goes, per module instance (``synth/area.py``:
+    the lane synthesized without flattening), beside the flattened total."""
+    lanes = [r for r in _designs(doc) if r.get("kind") == "lane" and r.get("modules")
+             and not r["modules"].get("error")]
+    if not lanes:
+        raise MissingResults("no lane with an area by module")
+    lines = []
+    for r in lanes:
+        mods = r["modules"]
+        t = mods["total"]
+        d = t["lut4s"] - r["lut4s"]
+        if lines:
+            lines.append("")
+        lines += [_para(f"{r['name']} ({_config(r)}) without flattening (`{mods['command']}`, "
+                        f"{mods['seconds']:.0f} s): {_thousands(t['lut4s'])} LUT4s ({_thousands(t['lut4s'] - t['luts'])} "
+                        f"in carry chains), {_thousands(t['ffs'])} FFs, {t['brams']} BRAMs, against "
+                        f"{_thousands(r['lut4s'])} LUT4s and {_thousands(r['ffs'])} FFs flattened: "
+                        f"{d:+d} LUT4s ({100 * d / r['lut4s']:+.1f} %), no optimisation across module "
+                        f"boundaries. Own: the instance's cells; with sub: with every instance below it; "
+                        f"% of lane: its LUT4s with sub over the total without flattening; LUT RAMs: "
+                        f"16x4 distributed RAMs (`TRELLIS_DPR16X4`), not in the LUT4s."), ""]
+        rows = []
+        for i in mods["instances"]:
+            o, w = i["own"], i["inclusive"]
+            rows.append([f"`{i['path']}`" if i["path"] else "(lane)", o["lut4s"], o["lut4s"] - o["luts"], w["lut4s"],
+                         w["lut4s"] - w["luts"], f"{100 * w['lut4s'] / t['lut4s']:.1f}" if t["lut4s"] else "-",
+                         o["ffs"], w["ffs"], w["brams"], w.get("lutram", 0)])
+        lines += _table(["instance", "LUT4s own", "of them carry", "LUT4s with sub", "of them carry", "% of lane",
+                         "FFs own", "FFs with sub", "BRAMs with sub", "LUT RAMs with sub"], "lrrrrrrrrr", rows)
+    return "\n".join(lines)
+
+
 def energy_sentence(doc: dict) -> str:
     """The decoder energy per weight from switching activity (``synth/energy.py``)."""
     e = doc.get("energy")
@@ -413,6 +446,7 @@ REGIONS: dict[str, Region] = {
     "synth": Region("synth.json", "synth", synth_table),
     "synth-stages": Region("synth.json", "synth", synth_stages_table),
     "synth-modules": Region("synth.json", "synth", synth_modules_table),
+    "synth-area": Region("synth.json", "synth", synth_area_table),
     "energy": Region("synth.json", "synth", energy_sentence),
     "accel": Region("accel.json", "accel", accel_table),
     "accel-repeat": Region("accel.json", "accel", accel_repeat_table),

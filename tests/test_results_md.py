@@ -220,6 +220,53 @@ def test_synthesis_regions(tmp_path, results):
     assert max(len(line) for line in energy.splitlines()) <= 100
 
 
+def _figures(luts, carry, ffs, brams=0, lutram=0):
+    return {"luts": luts, "lut4s": luts + 2 * carry, "ffs": ffs, "brams": brams, "dsps": 0, "lutram": lutram,
+            "carry": carry}
+
+
+def _instance(path, depth, own, inclusive):
+    return {"path": path, "module": "LayerDecoder_b8" + (f".{path}" if path else ""), "depth": depth,
+            "own": own, "inclusive": inclusive}
+
+
+#: A lane's area by module (synth/area.py): the lane, its parser and the parser's Huffman decoder.
+MODULES = {"version": 1, "command": "synth_ecp5 -noflatten", "seconds": 81.4,
+           "total": _figures(10000, 2500, 3212, 2, 5),
+           "instances": [_instance("", 0, _figures(2, 0, 0), _figures(10000, 2500, 3212, 2, 5)),
+                         _instance("parser", 1, _figures(3000, 500, 400, 0, 5), _figures(7800, 2200, 2400, 1, 5)),
+                         _instance("parser.huffman", 2, _figures(4800, 1700, 2000, 1), _figures(4800, 1700, 2000, 1)),
+                         _instance("expander", 1, _figures(2198, 300, 812, 1), _figures(2198, 300, 812, 1))]}
+
+
+def test_synthesis_area_region(tmp_path, results):
+    """The lane's area per module instance, own and with its submodules, and its total without
+    flattening against the flattened one; a results file without it leaves the region alone."""
+    lane = dict(SYNTH["designs"][1], modules=MODULES, ffs=3212)
+    (results / "synth.json").write_text(json.dumps(dict(SYNTH, designs=[SYNTH["designs"][0], lane])))
+    path = tmp_path / "hw.md"
+    path.write_text("<!-- results:synth-area -->\nold\n<!-- /results:synth-area -->\n")
+    assert main([str(path), "--results", str(results)]) == 0
+    table = _region(path.read_text(), "synth-area")
+    assert ("| instance | LUT4s own | of them carry | LUT4s with sub | of them carry | % of lane | FFs own "
+            "| FFs with sub | BRAMs with sub | LUT RAMs with sub |") in table
+    assert "| (lane) | 2 | 0 | 15000 | 5000 | 100.0 | 0 | 3212 | 2 | 5 |" in table
+    assert "| `parser` | 4000 | 1000 | 12200 | 4400 | 81.3 | 400 | 2400 | 1 | 5 |" in table
+    assert "| `parser.huffman` | 8200 | 3400 | 8200 | 3400 | 54.7 | 2000 | 2000 | 1 | 0 |" in table
+    assert table.index("`parser.huffman`") < table.index("`expander`")         # the walk's order
+    words = _words(table)
+    assert "15 000 LUT4s (5 000 in carry chains), 3 212 FFs, 2 BRAMs" in words
+    assert "against 14 274 LUT4s and 3 212 FFs flattened: +726 LUT4s (+5.1 %)" in words
+    assert "(`synth_ecp5 -noflatten`, 81 s)" in words
+    assert max(len(line) for line in table.splitlines() if not line.startswith("|")) <= 100
+    # A lane whose breakdown failed, or none, leaves the region as it was.
+    lane["modules"] = {"version": 1, "error": "yosys: exit 1"}
+    (results / "synth.json").write_text(json.dumps(dict(SYNTH, designs=[lane])))
+    path.write_text("<!-- results:synth-area -->\nold\n<!-- /results:synth-area -->\n")
+    assert main([str(path), "--results", str(results)]) == 0
+    assert "old" in _region(path.read_text(), "synth-area")
+
+
 def test_the_docs_markers_are_balanced_and_known(tmp_path):
     """Every marker in the README and docs/ names a region the generator knows, and the README
     has one generated table per area."""
