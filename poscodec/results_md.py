@@ -302,16 +302,17 @@ def synth_area_table(doc: dict) -> str:
         mods = r["modules"]
         t = mods["total"]
         d = t["lut4s"] - r["lut4s"]
+        more = f"{'+' if d >= 0 else '-'}{_thousands(abs(d))} LUT4s ({100 * d / r['lut4s']:+.1f} %)"
         if lines:
             lines.append("")
-        lines += [_para(f"{r['name']} ({_config(r)}) without flattening (`{mods['command']}`, "
-                        f"{mods['seconds']:.0f} s): {_thousands(t['lut4s'])} LUT4s ({_thousands(t['lut4s'] - t['luts'])} "
-                        f"in carry chains), {_thousands(t['ffs'])} FFs, {t['brams']} BRAMs, against "
-                        f"{_thousands(r['lut4s'])} LUT4s and {_thousands(r['ffs'])} FFs flattened: "
-                        f"{d:+d} LUT4s ({100 * d / r['lut4s']:+.1f} %), no optimisation across module "
-                        f"boundaries. Own: the instance's cells; with sub: with every instance below it; "
-                        f"% of lane: its LUT4s with sub over the total without flattening; LUT RAMs: "
-                        f"16x4 distributed RAMs (`TRELLIS_DPR16X4`), not in the LUT4s."), ""]
+        lines += [_para(f"{r['name']} ({_config(r)}) without flattening (`{mods['command']}`): "
+                        f"{_thousands(t['lut4s'])} LUT4s "
+                        f"({_thousands(t['lut4s'] - t['luts'])} in carry chains), {_thousands(t['ffs'])} FFs, "
+                        f"{t['brams']} BRAMs, against {_thousands(r['lut4s'])} LUT4s and {_thousands(r['ffs'])} FFs "
+                        f"flattened: {more}, no optimisation across module boundaries. Own: the instance's "
+                        f"cells; with sub: with every instance below it; % of lane: its LUT4s with sub over the "
+                        f"total without flattening; LUT RAMs: 16x4 distributed RAMs (`TRELLIS_DPR16X4`), not in "
+                        f"the LUT4s."), ""]
         rows = []
         for i in mods["instances"]:
             o, w = i["own"], i["inclusive"]
