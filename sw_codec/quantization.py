@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .format import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, WEIGHT_BITS
+
 GRANULARITIES = ("tensor", "channel")
 
 
@@ -14,10 +16,13 @@ def qmax(bits: int) -> int:
 def quantize(x: np.ndarray, bits: int, granularity: str = "tensor") -> tuple[np.ndarray, np.ndarray]:
     """``(q, scales)`` with ``x ~= q * scale``, ``|q| <= 2**(bits-1) - 1``.
 
-    ``tensor``: one scale, ``max|x| / qmax``. ``channel``: one scale per output channel (axis 0)
-    for tensors of two or more dimensions; 1-D tensors always use one scale. A zero tensor (or
-    channel) gets scale 1. Scales are float32; ``q`` is int8 (bits <= 8) or int16.
+    ``bits`` is a width of the format, 2..16. ``tensor``: one scale, ``max|x| / qmax``. ``channel``:
+    one scale per output channel (axis 0) for tensors of two or more dimensions; 1-D tensors always
+    use one scale. A zero tensor (or channel) gets scale 1. Scales are float32; ``q`` is int8
+    (bits <= 8) or int16.
     """
+    if bits not in WEIGHT_BITS:
+        raise ValueError(f"bits must be in {MIN_WEIGHT_BITS}..{MAX_WEIGHT_BITS}, not {bits!r}")
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, not {granularity!r}")
     x = np.asarray(x, dtype=np.float32)
