@@ -176,7 +176,10 @@ def run_cocotb(*, sim, top_name, verilog, test_module, params=None, testcase=Non
             os.environ["WAVES"] = saved_waves
         if optimize and sim == "verilator":
             os.environ["MAKEFLAGS"] = saved_makeflags
-    env = {PARAMS_ENV: json.dumps(params or {})}
+    # cocotb uses pytest only to rewrite assertions; it must not load the installed pytest plugins
+    # (pytest-audioeval, a data package installed without its dependencies, registers one that
+    # cannot load).
+    env = {PARAMS_ENV: json.dumps(params or {}), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     env.update(extra_env or {})
     try:
         return runner.test(
