@@ -5,8 +5,9 @@ tensor and the compressed bytes (``Coded``). Every method is run through the sam
 selection (``accuracy.selection``); only the knob differs:
 
 - ``poscodec``: our error-bounded quantizer (``sw_codec.quantization.quantize_error_bounded``;
-  the knob is an ``ErrorBound``, by default relative to the layer's largest |w|), the integers through the position codec at the
-  width they need (``auto`` mode). Bytes: the payload and the float32 scale.
+  the knob is an ``ErrorBound``: by default relative to the layer's largest |w| or to each output
+  channel's), the integers through the position codec at the width they need (``auto`` mode).
+  Bytes: the payload and the float32 scales.
 - ``intch``: uniform symmetric ``intB`` with one scale per output channel, through the position
   codec (B per layer). Bytes: the payload and the per-channel scales.
 - ``sz3``: SZ3 (``pysz``) with an absolute bound (the relative bound times the layer's max |w|).
@@ -120,7 +121,8 @@ def _zfp_rate(x: np.ndarray, rate: float) -> Coded:
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("poscodec", "error bound", tuple(ErrorBound(r, relative=True) for r in RELATIVE_GRID), _poscodec),
+    Method("poscodec", "error bound", tuple(ErrorBound(r, relative=True, per_channel=ch)
+                                            for ch in (False, True) for r in RELATIVE_GRID), _poscodec),
     Method("intch", "bits per channel", tuple(range(10, 1, -1)), _intch),
     Method("sz3", "error bound / max|w|", RELATIVE_GRID, _sz3, ("pysz", "pysz")),
     Method("zfp-accuracy", "tolerance / max|w|", RELATIVE_GRID, _zfp_accuracy, ("zfpy", "zfpy")),

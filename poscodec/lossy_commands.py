@@ -18,7 +18,7 @@ import numpy as np
 
 from accuracy import harness, peers, selection
 from accuracy.data import MissingPackage
-from sw_codec.codec import compress_integers
+from sw_codec.codec import compress_integers, inspect
 from sw_codec.quantization import parse_error_bound, quantize_error_bounded
 
 __all__ = ["add_commands", "write_pcz"]
@@ -37,7 +37,7 @@ def write_pcz(name: str, settings: dict) -> bytes:
             layers[key] = np.asarray(x, np.float32)
         else:
             q, scales, bits = quantize_error_bounded(x, knob, key)
-            layers[key] = (q, scales, "tensor", bits)
+            layers[key] = (q, scales, knob.granularity(x), bits)
     return compress_integers(layers)
 
 
@@ -89,6 +89,11 @@ def _cmd_lossy(args) -> int:
         if from_file["metrics"][ours.metric] != ours.chosen_metric:
             raise AssertionError(f"{name}: the file gives {ours.metric} {from_file['metrics'][ours.metric]}, "
                                  f"the selection saw {ours.chosen_metric}")
+        chosen = ours.as_dict()
+        for record in inspect(data):               # what each layer's payload costs in the file
+            if record.name in chosen["layers"]:
+                chosen["layers"][record.name].update(mode=record.mode,
+                                                     payload_bits_per_weight=round(8 * record.length / record.count, 4))
         floors = {}
         for floor in args.floors:
             try:
@@ -99,7 +104,7 @@ def _cmd_lossy(args) -> int:
                 log(f"{name}: no {floor} floor: {e}")
         entry = {
             "metric": ours.metric, "float_metric": ours.float_metric, "threshold": ours.threshold,
-            "chosen": {**ours.as_dict(), "file": {"path": str(out) if out else None,
+            "chosen": {**chosen, "file": {"path": str(out) if out else None,
                                                   "bits_per_weight_payload": round(from_file["bits_per_weight"], 4),
                                                   "file_bytes": from_file["file_bytes"],
                                                   "metric": from_file["metrics"][ours.metric],

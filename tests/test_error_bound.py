@@ -14,27 +14,28 @@ FLOATS = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=32)
 def assert_within(x, bound, name="t", through_codec=True):
     """Quantize, store losslessly at the width it needs, decode from the file, check every weight."""
     q, scales, bits = quantize_error_bounded(x, bound, name)
-    e = bound.absolute(x)
+    e = bound.rows(x)[:, None] if bound.granularity(x) == "channel" else bound.absolute(x)
+    assert scales.size == (x.shape[0] if bound.granularity(x) == "channel" else 1)
     assert 2 <= bits <= 16 and -(1 << (bits - 1)) <= q.min() and q.max() <= (1 << (bits - 1)) - 1
     assert q.size == 0 or bits == 2 or max(q.max(), -q.min() - 1) >= 1 << (bits - 3)   # no wider than needed
     decoded = dequantize(q, scales)
     if through_codec:
-        data = compress_integers({name: (q, scales, "tensor", bits)}, block_bits=6)
+        data = compress_integers({name: (q, scales, bound.granularity(x), bits)}, block_bits=6)
         assert inspect(data)[0].bits == bits
         np.testing.assert_array_equal(decompress(data)[name], decoded)
-    error = np.abs(x.astype(np.float64) - decoded.astype(np.float64))
-    assert error.max(initial=0) <= e, f"worst error {error.max()} over the bound {e}"
+    error = np.abs(x.astype(np.float64) - decoded.astype(np.float64)).reshape(len(np.atleast_1d(scales)), -1)
+    assert np.all(error <= e), f"worst error {error.max()} over the bound"
     return bits
 
 
 @settings(max_examples=150, deadline=None)
 @given(x=hnp.arrays(np.float32, st.tuples(st.integers(1, 30), st.integers(1, 40)), elements=FLOATS),
-       exponent=st.floats(-6, 1), relative=st.booleans())
-def test_every_weight_decodes_within_the_bound(x, exponent, relative):
-    bound = ErrorBound(10.0 ** exponent, relative)
-    e = bound.absolute(x)
-    amax = float(np.abs(x).max())
-    if e > 0 and amax / e > 2 ** 16 - 1:             # the range needs more than 16 bits
+       exponent=st.floats(-6, 1), kind=st.sampled_from(["abs", "rel", "ch"]))
+def test_every_weight_decodes_within_the_bound(x, exponent, kind):
+    bound = ErrorBound(10.0 ** exponent, kind != "abs", kind == "ch")
+    e = bound.rows(x)
+    amax = np.abs(x.reshape(len(e), -1)).max(axis=1)
+    if np.any((e > 0) & (amax > (2 ** 16 - 1) * np.where(e > 0, e, 1))):   # some row needs more than 16 bits
         with pytest.raises(ValueError, match="t: an error bound of .* needs more than 16 bits"):
             quantize_error_bounded(x, bound, "t")
         return
@@ -52,7 +53,7 @@ def test_bounds_at_the_edge_of_float32_rounding(scale, seed, bits):
     assert_within(x, ErrorBound(amax / (2 * ((1 << (bits - 1)) - 1)), relative=False))
 
 
-@pytest.mark.parametrize("bound", ["rel:0.25", "rel:0.01", "rel:0.001", "1e-2", "1e-3"])
+@pytest.mark.parametrize("bound", ["rel:0.25", "rel:0.01", "rel:0.001", "1e-2", "1e-3", "ch:0.01"])
 def test_real_tensors_of_a_bundled_model(bound):
     """Every weight of YOLOv8n (the decoder's losslessness is tested elsewhere: here dequantize)."""
     from sw_codec.models import bundled_model, load_model
@@ -77,6 +78,10 @@ def test_bounds_parse_and_bad_ones_are_refused():
     assert parse_error_bound("abs:0.5") == ErrorBound(0.5)
     assert parse_error_bound("rel:0.01") == parse_error_bound("1%") == ErrorBound(0.01, relative=True)
     assert parse_error_bound("rel:0.01").absolute(np.array([-4.0, 2.0])) == pytest.approx(0.04)
+    assert parse_error_bound("ch:0.5") == ErrorBound(0.5, relative=True, per_channel=True)
+    np.testing.assert_allclose(parse_error_bound("ch:0.5").rows(np.array([[1.0, -2.0], [0.5, 0.0]])), [1.0, 0.25])
+    with pytest.raises(ValueError, match="per-channel"):
+        ErrorBound(0.1, relative=False, per_channel=True)
     for bad in ("", "x", "rel:", "-1e-3", "0", "nan"):
         with pytest.raises(ValueError):
             parse_error_bound(bad)
