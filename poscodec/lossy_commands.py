@@ -115,6 +115,9 @@ def _cmd_lossy(args) -> int:
             "seconds": round(time.perf_counter() - start, 1),
         }
         results["models"][name] = entry
+        if args.json:                                  # after each model: a long run keeps what it has
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         print(f"\n{name}: {ours.metric} float {ours.float_metric:.4f}, budget >= {ours.threshold:.4f} "
               f"(at most {args.max_drop} points below)")
         print(f"{'method':<14} {'bits/weight':>11} {ours.metric:>12} {'runs':>5} {'missed':>6}")
@@ -126,8 +129,6 @@ def _cmd_lossy(args) -> int:
         print(f"\n{name}: each layer's choice ({'written to ' + str(out) if out else 'not written'}; "
               f"{from_file['bits_per_weight']:.3f} bits/weight in payloads)\n{_layer_report(name, ours)}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
         print(f"wrote {args.json}")
     return 0
 
