@@ -13,7 +13,7 @@ DATA_PACKAGES  := gensim==4.4.0 scikit-image==0.26.0 pytest-audioeval==0.1.3
 # The rate-accuracy settings of `make accuracy`: lossless int8/int6/int5/int4, one scale per output channel.
 ACCURACY_SETTINGS := int8ch int6ch int5ch int4ch
 
-.PHONY: all sim test bench sim-bench accel accuracy synth verilog results-md clean help icarus
+.PHONY: all sim test bench sim-bench accel accuracy lossy synth verilog results-md clean help icarus
 
 help:
 	@echo "make sim     generate the decoder Verilog and decode a real model's layer in RTL, compared with sw_codec"
@@ -24,6 +24,7 @@ help:
 	@echo "make synth   Yosys + nextpnr (ECP5) area, Fmax and energy per stage and lane -> results/synth.json"
 	@echo "make accel   decoder + PE array in RTL: cycles and energy, raw vs each mode -> results/accel.json"
 	@echo "make accuracy  each model on real inputs with decoded weights (float, $(ACCURACY_SETTINGS)) -> results/accuracy.json + plots"
+	@echo "make lossy   per-layer error bounds under a 1-point budget, beside SZ3, ZFP, intB -> results/lossy.json"
 	@echo "make results-md  rewrite the result tables of README.md and docs/ from results/*.json"
 
 $(STAMP): pyproject.toml
@@ -59,6 +60,11 @@ accel: $(STAMP)
 
 accuracy: $(STAMP)
 	$(VENV)/bin/poscodec eval all --tier full --codec $(ACCURACY_SETTINGS) --json results/accuracy.json --plot-dir results
+
+# DNNZip-style lossy coding: per-layer error bounds at most 1 point below float on each model's
+# headline metric, and the peers through the same selection (docs/ACCURACY.md).
+lossy: $(STAMP)
+	$(VENV)/bin/poscodec lossy all --max-drop 1.0 -o build/lossy --json results/lossy.json
 
 synth: $(STAMP)
 	$(PY) -m synth

@@ -1,10 +1,9 @@
 """Weights through the codec: a setting (``int8ch``, ``int6ch``, ``int4``) to a ``.pcz`` file and back.
 
 A setting quantizes every tensor of two or more dimensions to ``bits``-bit integers (one scale per
-tensor, or per output channel with ``ch``) and stores them losslessly in the container width
-that holds them (``sw_codec.format.WEIGHT_BITS``: int5 and int6 in 8-bit layers, int3 in 4-bit
-ones; a position mode codes the values that occur, so a narrower range costs fewer bits). 1-D
-tensors stay float32, as ``poscodec compress`` keeps them.
+tensor, or per output channel with ``ch``) and stores them losslessly in layers of that width
+(the format has every width of ``sw_codec.format.WEIGHT_BITS``). 1-D tensors stay float32, as
+``poscodec compress`` keeps them.
 
 Decoding is the reference decoder's (``sw_codec``), layer by layer in worker processes. Decoded
 layers are kept in a cache folder under the SHA-256 of the file and of the codec's source, so
@@ -24,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from sw_codec.codec import DEFAULT_BLOCK_BITS, compress_integers, decode_record, inspect
-from sw_codec.format import WEIGHT_BITS
+from sw_codec.format import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
 from sw_codec.quantization import dequantize, quantize
 
 __all__ = ["Setting", "parse_setting", "encode", "decode", "cache_path", "size_of", "MIN_BITS", "MAX_BITS"]
 
-MIN_BITS, MAX_BITS = 2, max(WEIGHT_BITS)
+MIN_BITS, MAX_BITS = MIN_WEIGHT_BITS, MAX_WEIGHT_BITS
 _SETTING = re.compile(r"int(\d+)(ch)?")
 
 
@@ -50,11 +49,6 @@ class Setting:
     def label(self) -> str:
         return f"int{self.bits}{'ch' if self.granularity == 'channel' else ''}"
 
-    @property
-    def container(self) -> int:
-        """The layer width the integers are stored in: the narrowest of the format's that holds them."""
-        return min(b for b in WEIGHT_BITS if b >= self.bits)
-
 
 def parse_setting(text: str, block_bits: int = DEFAULT_BLOCK_BITS, mode: str = "auto") -> Setting:
     """``intB`` (one scale per tensor) or ``intBch`` (per output channel), B in 2..16."""
@@ -74,7 +68,7 @@ def encode(tensors: dict, setting: Setting, progress: bool = False) -> bytes:
             layers[name] = (q, scales, setting.granularity)
         else:
             layers[name] = x
-    return compress_integers(layers, bits=setting.container, mode=setting.mode, block_bits=setting.block_bits,
+    return compress_integers(layers, bits=setting.bits, mode=setting.mode, block_bits=setting.block_bits,
                              progress=progress)
 
 

@@ -26,7 +26,7 @@ from . import coded, minilm, ppocr, silero, yolov8n
 from .data import DATA_PACKAGES, MissingPackage, missing_runtime
 from .protocol import TIERS, Protocol
 
-__all__ = ["PROTOCOLS", "protocol", "check_packages", "float_weights", "inputs", "reference", "evaluate",
+__all__ = ["PROTOCOLS", "protocol", "check_packages", "float_weights", "inputs", "reference", "outputs", "evaluate",
            "evaluate_setting", "evaluate_file", "FLOAT_BITS"]
 
 PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (minilm.PROTOCOL, yolov8n.PROTOCOL, ppocr.DET, ppocr.REC,
@@ -114,6 +114,13 @@ def _merged(name: str, weights: dict | None) -> dict:
             raise ValueError(f"weight {key!r}: shape {value.shape}, the model has {base[key].shape}")
         merged[key] = value
     return merged
+
+
+def outputs(name: str, weights: dict | None = None, tier: str = "fast"):
+    """The model's raw outputs with ``weights`` in place of its float weights (as :func:`evaluate`
+    takes them), unscored: for distortion measures of one's own against :func:`reference`."""
+    p = protocol(name)
+    return reference(p.name, tier) if weights is None else _run(p.name, _merged(p.name, weights), tier)
 
 
 def evaluate(name: str, weights: dict | None = None, tier: str = "fast") -> dict:

@@ -162,7 +162,7 @@ class BlockParser(wiring.Component):
     Parameters
     ----------
     weight_bits : int
-        ``b``: 4, 8 or 16.
+        ``b``: any width of the format, 2..16.
     block_bits : int
         Largest block size exponent ``P`` supported, 4..16.
     word_bits : int

@@ -58,7 +58,7 @@ class DistanceAccumulator(wiring.Component):
     Parameters
     ----------
     weight_bits : int
-        Weight width ``b``: 4, 8 or 16.
+        Weight width ``b``: any width of the format, 2..16.
     block_bits : int
         ``P``, the largest block holds ``2**P`` weights; 4..16.
     scan_bits : int

@@ -24,7 +24,7 @@ class LayerDecoder(wiring.Component):
     Parameters
     ----------
     weight_bits : int
-        ``b``: 4, 8 or 16.
+        ``b``: any width of the format, 2..16.
     block_bits : int
         ``P``: blocks of up to ``2**P`` weights (4..16); sets the block buffer (2 x ``2**P``
         entries) and the occupancy bitmap.

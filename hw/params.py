@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from sw_codec.format import MAX_BLOCK_BITS, MAX_CODE_LENGTH, MIN_BLOCK_BITS, NUM_TABLES_CHOICES, WEIGHT_BITS
+from sw_codec.format import (MAX_BLOCK_BITS, MAX_CODE_LENGTH, MAX_WEIGHT_BITS, MIN_BLOCK_BITS, MIN_WEIGHT_BITS,
+                             NUM_TABLES_CHOICES, WEIGHT_BITS)
 
 __all__ = ["LaneParams", "DecoderParams", "check_weight_bits", "check_block_bits", "check_int_range"]
 
@@ -25,9 +26,9 @@ def check_int_range(name: str, value, lo: int, hi: int) -> None:
 
 
 def check_weight_bits(weight_bits) -> None:
-    """``ValueError`` unless ``weight_bits`` is a width the format has (``WEIGHT_BITS``)."""
-    if weight_bits not in WEIGHT_BITS:
-        raise ValueError(f"weight_bits must be one of {WEIGHT_BITS}, not {weight_bits!r}")
+    """``ValueError`` unless ``weight_bits`` is a width the format has (``WEIGHT_BITS``: 2..16)."""
+    if isinstance(weight_bits, bool) or weight_bits not in WEIGHT_BITS:
+        raise ValueError(f"weight_bits must be an integer in {MIN_WEIGHT_BITS}..{MAX_WEIGHT_BITS}, not {weight_bits!r}")
 
 
 def check_block_bits(block_bits) -> None:

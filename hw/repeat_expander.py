@@ -31,7 +31,7 @@ class RepeatExpander(wiring.Component):
     Parameters
     ----------
     weight_bits : int
-        Weight width: 4, 8 or 16.
+        Weight width: any width of the format, 2..16.
     block_bits : int
         ``P``: blocks hold at most ``2**P`` weights; 4..16.
     in_order : bool

@@ -16,7 +16,7 @@ from accuracy.data import MissingPackage
 from sw_codec.errors import FormatError
 from sw_codec.models import BUNDLED, BUNDLED_PREFIX, ModelError
 
-from . import accel_commands, codec_commands, eval_commands, hardware_commands, synth_commands
+from . import accel_commands, codec_commands, eval_commands, hardware_commands, lossy_commands, synth_commands
 
 __all__ = ["main", "build_parser", "EXTRAS", "MissingTool", "missing_packages"]
 
@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                + ", ".join(BUNDLED_PREFIX + name for name in BUNDLED) + ".")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (codec_commands, hardware_commands, synth_commands, accel_commands, eval_commands):
+    for group in (codec_commands, hardware_commands, synth_commands, accel_commands, eval_commands,
+                  lossy_commands):
         group.add_commands(sub)
     return parser
 

@@ -25,8 +25,8 @@ def _block_bits(text: str) -> int:
 
 def add_quantization_arguments(p: argparse.ArgumentParser) -> None:
     """``--bits``, ``--granularity`` and ``--block-bits``, as the codec takes them."""
-    p.add_argument("--bits", type=int, choices=WEIGHT_BITS, default=8,
-                   help="integer width of quantized weights (default 8)")
+    p.add_argument("--bits", type=int, choices=WEIGHT_BITS, default=8, metavar="B",
+                   help=f"integer width of quantized weights, {min(WEIGHT_BITS)}..{max(WEIGHT_BITS)} (default 8)")
     p.add_argument("--granularity", choices=GRANULARITIES, default="tensor",
                    help="one scale per tensor or per output channel (axis 0) (default tensor)")
     p.add_argument("--block-bits", type=_block_bits, default=DEFAULT_BLOCK_BITS, metavar="P",

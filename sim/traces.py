@@ -21,7 +21,7 @@ def make_weights(rng: np.random.Generator, kind: str, count: int, bits: int, blo
     hi = (1 << (bits - 1)) - 1
     n = 1 << block_bits
     if kind == "laplace":
-        scale = rng.uniform(0.5, hi / 4)
+        scale = rng.uniform(0.5, max(0.5, hi / 4))     # at 2 and 3 bits: scale 0.5
         return np.clip(np.round(rng.laplace(0, scale, count)), -hi, hi).astype(np.int64)
     if kind == "constant":
         per_block = rng.integers(-hi, hi + 1, -(-count // n))

@@ -178,15 +178,17 @@ def compress_integers(layers: dict, *, bits: int = 8, mode: str = "auto", slots:
     """Compress already-quantized layers losslessly.
 
     ``layers`` maps a name to ``(q, scales, granularity)`` (integers, float32 scales, "tensor" or
-    "channel") or to a float array stored raw as float32.
+    "channel") or ``(q, scales, granularity, layer_bits)`` (a width of its own for that layer,
+    in place of ``bits``), or to a float array stored raw as float32.
     """
     check_choices(bits, "tensor", mode, slots, block_bits)
     records, payloads = [], []
     for name, layer in _progress(list(layers.items()), progress, "compress"):
         if isinstance(layer, tuple):
-            q, scales, granularity = layer
-            enc = encode_integers(q, bits, mode, slots, block_bits)
-            records.append(LayerRecord(name, tuple(np.shape(q)), enc.mode, bits, granularity, enc.slots,
+            q, scales, granularity, layer_bits = layer if len(layer) == 4 else (*layer, bits)
+            check_choices(layer_bits, granularity, mode, slots, block_bits)
+            enc = encode_integers(q, layer_bits, mode, slots, block_bits)
+            records.append(LayerRecord(name, tuple(np.shape(q)), enc.mode, layer_bits, granularity, enc.slots,
                                        block_bits if enc.mode != "raw" else 0,
                                        np.asarray(scales, np.float32).ravel()))
             payloads.append(enc.payload)

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import FormatError
-from .format import (HEADER, MAGIC, MAX_BLOCK_BITS, MAX_LAYERS, MAX_NDIM, MAX_WEIGHTS, MIN_BLOCK_BITS,
-                     POSITION_MODES, VERSION, WEIGHT_BITS, Granularity, LayerMode, Slots)
+from .format import (HEADER, MAGIC, MAX_BLOCK_BITS, MAX_LAYERS, MAX_NDIM, MAX_WEIGHT_BITS, MAX_WEIGHTS,
+                     MIN_BLOCK_BITS, MIN_WEIGHT_BITS, POSITION_MODES, VERSION, WEIGHT_BITS, Granularity, LayerMode,
+                     Slots)
 
 
 def _label_of(codes: type, code: int) -> str | None:
@@ -135,7 +136,8 @@ def read_table(data: bytes) -> list[LayerRecord]:
                 raise r.error("float32 layer must have 32 bits and no granularity")
         else:
             if bits not in WEIGHT_BITS:
-                raise r.error(f"unsupported bit width {bits}")
+                raise r.error(f"unsupported bit width {bits} (integer layers have "
+                              f"{MIN_WEIGHT_BITS}..{MAX_WEIGHT_BITS} bits)")
             if granularity == "none":
                 raise r.error("integer layer without a scale granularity")
         if mode in POSITION_MODES and not MIN_BLOCK_BITS <= block_bits <= MAX_BLOCK_BITS:

@@ -153,8 +153,9 @@ def bits_for(n: int) -> int:
 
 
 def decode_raw(payload: bytes, count: int, bits: int) -> np.ndarray:
-    """``raw`` mode: ``count`` integers of ``bits`` bits, big-endian, two nibbles a byte at 4 bits
-    (high nibble first); the payload must be exactly ``ceil(count * bits / 8)`` bytes."""
+    """``raw`` mode: ``count`` integers of ``bits`` bits of two's complement, MSB first, back to back
+    (two nibbles a byte at 4 bits, high nibble first; big-endian at 16); the payload must be
+    exactly ``ceil(count * bits / 8)`` bytes."""
     need = (count * bits + 7) // 8
     if len(payload) != need:
         raise FormatError(f"raw payload is {len(payload)} bytes, {need} expected for {count} weights", offset=0)
@@ -162,10 +163,19 @@ def decode_raw(payload: bytes, count: int, bits: int) -> np.ndarray:
         return np.frombuffer(payload, np.int8).copy()
     if bits == 16:
         return np.frombuffer(payload, ">i2").astype(np.int16)
-    b = np.frombuffer(payload, np.uint8)
-    nib = np.empty(2 * len(b), dtype=np.int8)
-    nib[0::2], nib[1::2] = b >> 4, b & 15
-    return np.where(nib > 7, nib - 16, nib).astype(np.int8)[:count]
+    data = np.frombuffer(payload, np.uint8)
+    weights = 1 << np.arange(bits - 1, -1, -1, dtype=np.int64)
+    out = np.empty(count, np.int8 if bits <= 8 else np.int16)
+    for start in range(0, count, _RAW_CHUNK):          # a multiple of 8 weights: whole bytes
+        n = min(_RAW_CHUNK, count - start)
+        fields = np.unpackbits(data[start * bits // 8 : (start + n) * bits // 8 + 1])[: n * bits]
+        unsigned = fields.reshape(n, bits).astype(np.int64) @ weights
+        out[start : start + n] = np.where(unsigned >> (bits - 1), unsigned - (1 << bits), unsigned)
+    return out
+
+
+#: Weights unpacked at a time by the generic raw decoder (a multiple of 8).
+_RAW_CHUNK = 1 << 20
 
 
 _BLOCK, _MEMBER, _END = (kind.name for kind in TokenKind)

@@ -300,13 +300,23 @@ def encode_positions(groups: Groups, mode: str, slots: str, params: PositionPara
 
 
 def encode_raw(q: np.ndarray, bits: int) -> bytes:
+    """``raw`` mode: each integer in ``bits`` bits of two's complement, MSB first, back to back; the
+    last byte padded with zero bits (int8 bytes at 8 bits, big-endian int16 at 16)."""
     q = np.asarray(q).ravel().astype(np.int64)
     if bits == 8:
         return q.astype(np.int8).tobytes()
     if bits == 16:
         return q.astype(">i2").tobytes()
-    nib = np.concatenate([(q & 15).astype(np.uint8), np.zeros(len(q) % 2, np.uint8)])
-    return ((nib[0::2] << 4) | nib[1::2]).astype(np.uint8).tobytes()
+    shifts = np.arange(bits - 1, -1, -1, dtype=np.int64)
+    out = np.zeros((q.size * bits + 7) // 8, np.uint8)
+    for start in range(0, q.size, _RAW_CHUNK):        # a multiple of 8 weights: whole bytes
+        chunk = np.packbits(((q[start : start + _RAW_CHUNK, None] >> shifts) & 1).astype(np.uint8).ravel())
+        out[start * bits // 8 : start * bits // 8 + chunk.size] = chunk
+    return out.tobytes()
+
+
+#: Weights packed or unpacked at a time by the generic raw coder (a multiple of 8).
+_RAW_CHUNK = 1 << 20
 
 
 def encode_layer(q: np.ndarray, bits: int, mode: str, slots: str, block_bits: int,

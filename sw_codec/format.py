@@ -17,7 +17,8 @@ import struct
 
 __all__ = [
     "Mode", "Slots", "TokenKind", "LayerMode", "Granularity",
-    "MODES", "POSITION_MODES", "SLOTS", "WEIGHT_BITS", "MIN_BLOCK_BITS", "MAX_BLOCK_BITS",
+    "MODES", "POSITION_MODES", "SLOTS", "WEIGHT_BITS", "MIN_WEIGHT_BITS", "MAX_WEIGHT_BITS",
+    "MIN_BLOCK_BITS", "MAX_BLOCK_BITS",
     "COUNT_K_BITS", "RICE_BIAS_BITS", "TABLES_LOG2_BITS", "MAX_TABLES", "NUM_TABLES_CHOICES",
     "MAX_SYMBOLS", "SYMBOL_BITS", "LENGTH_BITS", "COUNT_BITS", "MAX_CODE_LENGTH",
     "DISTANCE_WIDTH_BITS", "MAX_EXP_GOLOMB_PREFIX", "BLOCK_OFFSET_BYTES",
@@ -76,8 +77,10 @@ MODES = tuple(m.label for m in Mode)
 POSITION_MODES = tuple(m.label for m in Mode if m is not Mode.RAW)
 SLOTS = tuple(s.label for s in Slots)
 
-#: Integer widths a layer may use, and the block sizes ``2**P`` (``P`` the block bits).
-WEIGHT_BITS = (4, 8, 16)
+#: Integer widths a layer may use (every width from 2 to 16 bits), and the block sizes ``2**P``
+#: (``P`` the block bits).
+MIN_WEIGHT_BITS, MAX_WEIGHT_BITS = 2, 16
+WEIGHT_BITS = tuple(range(MIN_WEIGHT_BITS, MAX_WEIGHT_BITS + 1))
 MIN_BLOCK_BITS, MAX_BLOCK_BITS = 4, 16
 
 #: Preamble fields: the count order offset, the Rice bias and log2 of the number of tables.
@@ -108,7 +111,7 @@ def check_params(bits: int, block_bits: int) -> None:
     """``ValueError`` unless ``bits`` is a weight width and ``block_bits`` a block size exponent
     of the format."""
     if bits not in WEIGHT_BITS:
-        raise ValueError(f"bits must be one of {WEIGHT_BITS}, not {bits}")
+        raise ValueError(f"bits must be in {MIN_WEIGHT_BITS}..{MAX_WEIGHT_BITS}, not {bits!r}")
     if not MIN_BLOCK_BITS <= block_bits <= MAX_BLOCK_BITS:
         raise ValueError(f"block_bits must be in {MIN_BLOCK_BITS}..{MAX_BLOCK_BITS}, not {block_bits}")
 

@@ -35,3 +35,27 @@ def test_extrapolation_memory_and_compute_bound():
     assert 0.4 < r["energy_reduction"] < 0.5
     table = markdown_table(rows, bandwidths=(8, 128))
     assert "| m | huffman/free | 4.00 | 50 | 0 |" in table
+
+
+def test_a_lossy_point_against_raw_int8_and_fp32():
+    """Per-layer coded bits of a lossy file at the huffman/free rates; a float layer at 32 bits."""
+    from dataclasses import asdict
+
+    from sim.accel.model import lossy_point, lossy_table
+
+    hw = AccelParams(lanes=4, block_bits=12)
+    measured = [_run(m, s, bw, 8 if m == "raw" else 4, peak_cycles_per_weight=0.01) for m, s in MODES for bw in (16, 128)]
+    layers = [{"name": n, "weights": 100_000, "rows": 100, "bpw": {"raw/all": 8.0}} for n in ("a", "b")]
+    accel = {"hardware": asdict(hw), "measured": measured, "layers": {"m": layers}}
+    lossy = {"models": {"m": {"chosen": {"layers": {"a": {"setting": "rel:0.01", "payload_bits_per_weight": 2.0},
+                                                    "b": {"setting": "rel:0.02", "payload_bits_per_weight": 2.0}}}}}}
+    p16, p128 = lossy_point(accel, lossy)
+    assert p16["lossy"]["bits_per_weight"] == 2 and p16["fp32"]["bits_per_weight"] == 32
+    # Memory bound at 16 bits/cycle: 2 bits against 8 and 32 (per-layer fill and tail aside).
+    assert p16["latency_reduction_vs_int8"] == pytest.approx(0.75, abs=0.02)
+    assert p16["latency_reduction_vs_fp32"] == pytest.approx(1 - 2 / 32, abs=0.01)
+    assert p16["energy_reduction_vs_fp32"] > p16["energy_reduction_vs_int8"] > 0.6
+    lossy["models"]["m"]["chosen"]["layers"]["b"]["setting"] = "float"       # b kept float32
+    p16 = lossy_point(accel, lossy)[0]
+    assert p16["lossy"]["bits_per_weight"] == 17 and p16["latency_reduction_vs_int8"] < 0
+    assert "| m | 17.00 | 16 |" in lossy_table([p16])

@@ -16,6 +16,7 @@ import pytest
 from accuracy import coded, harness, metrics, minilm, ppocr
 from accuracy.data import MissingPackage
 from poscodec.cli import main
+from sw_codec.codec import inspect
 from sw_codec.quantization import dequantize, quantize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,9 +90,10 @@ def test_codec_and_pcz_paths_agree_and_decode_the_quantized_weights(tmp_path):
     assert (tmp_path / "accuracy_silero-vad.png").stat().st_size > 0
 
 
-def test_settings_parse_and_pick_the_container():
+def test_settings_parse_and_store_their_width():
     assert coded.parse_setting("int8ch") == coded.Setting(8, "channel")
-    assert (coded.parse_setting("int6ch").container, coded.parse_setting("int3").container) == (8, 4)
+    data = coded.encode({"w": np.linspace(-1, 1, 600, dtype=np.float32).reshape(20, 30)}, coded.parse_setting("int5ch"))
+    assert [r.bits for r in inspect(data)] == [5]
     assert coded.parse_setting("INT4").granularity == "tensor"
     for bad in ("int1", "int17", "8ch", "int8c"):
         with pytest.raises(ValueError):

@@ -19,6 +19,8 @@ SIMULATORS = ["verilator", pytest.param("icarus", marks=pytest.mark.skipif(
 HARDWARE = [
     DecoderParams(lanes=2, weight_bits=8, block_bits=6, word_bits=32, scan_bits=16),
     DecoderParams(lanes=1, weight_bits=4, block_bits=5, word_bits=64, max_code_len=12, num_tables=2),
+    # a width that is not a byte, a nibble or a half-word (the format has every width 2..16)
+    DecoderParams(lanes=1, weight_bits=5, block_bits=6, word_bits=32, scan_bits=16),
 ]
 MODES = [("raw", "all")] + [(m, s) for m in ("repeat", "distance", "huffman") for s in ("all", "free")]
 
@@ -32,12 +34,12 @@ def layers_for(hw: DecoderParams):
     special = np.concatenate([np.full(n, 3), rng.permutation(np.resize(np.arange(-hi - 1, hi + 1), n)),
                               rng.integers(-2, 3, n // 2 + 1)])
     data = [("laplace", laplace), ("special", special)]
-    if hw.weight_bits == 8:
+    if hw.weight_bits != 4:
         from sw_codec.models import bundled_model, load_model
         from sw_codec.quantization import quantize
 
         w = load_model(bundled_model("minilm"))["encoder.layer.0.attention.self.query.weight"]
-        data.append(("minilm-query", quantize(w, 8, "tensor")[0].ravel()[: 6 * n]))
+        data.append(("minilm-query", quantize(w, hw.weight_bits, "tensor")[0].ravel()[: 6 * n]))
     jobs = []
     for label, q in data:
         for mode, slots in MODES:

@@ -126,6 +126,39 @@ def test_free_slots_beat_all_slots_on_smooth_weights():
     assert 0.8 < saving < 1.6
 
 
+def test_raw_packs_b_bit_twos_complement_msb_first():
+    """The raw layout of docs/FORMAT.md at every width; at 4, 8 and 16 bits it is the nibble, int8
+    and big-endian int16 layout files of the 4/8/16-only format have."""
+    from sw_codec.decoder import decode_raw
+    from sw_codec.encoder import encode_raw
+
+    assert encode_raw(np.array([-1, 2, -16, 15]), 5) == bytes([0b11111_000, 0b10_10000_0, 0b1111_0000])
+    assert encode_raw(np.array([1, -2]), 2) == bytes([0b01_10_0000])
+    rng = np.random.default_rng(7)
+    q = rng.integers(-8, 8, 101)
+    nibbles = np.append(q & 15, 0)
+    assert encode_raw(q, 4) == ((nibbles[0::2] << 4) | nibbles[1::2]).astype(np.uint8).tobytes()
+    assert encode_raw(q, 8) == q.astype(np.int8).tobytes()
+    assert encode_raw(q, 16) == q.astype(">i2").tobytes()
+    for bits in BITS:
+        q = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), 77)
+        payload = encode_raw(q, bits)
+        assert len(payload) == (77 * bits + 7) // 8
+        np.testing.assert_array_equal(decode_raw(payload, 77, bits), q)
+        value = int("".join(format(int(v) & ((1 << bits) - 1), f"0{bits}b") for v in q), 2)
+        assert int.from_bytes(payload, "big") >> (8 * len(payload) - 77 * bits) == value
+
+
+@pytest.mark.parametrize("bits", [1, 17, 32])
+def test_a_layer_of_an_unknown_width_is_refused_by_name(bits):
+    from sw_codec.container import LayerRecord, write_container
+    from sw_codec.errors import FormatError
+
+    data = write_container([LayerRecord("odd", (4,), "raw", bits, "tensor", scales=np.ones(1, np.float32))], [b"\0" * 8])
+    with pytest.raises(FormatError, match=f"unsupported bit width {bits} \\(integer layers have 2..16 bits\\).*'odd'"):
+        inspect(data)
+
+
 def test_out_of_range_integers_are_refused():
     with pytest.raises(ValueError, match="4-bit range"):
         encode_integers(np.array([8]), 4)

@@ -29,8 +29,10 @@ def test_labels_name_their_codes_and_unknown_ones_are_refused():
     assert fmt.Mode.of("huffman") is fmt.Mode.HUFFMAN and fmt.Slots.of("FREE") is fmt.Slots.FREE
     with pytest.raises(ValueError, match="unknown mode 'zip'; one of raw, repeat, distance, huffman"):
         fmt.Mode.of("zip")
-    with pytest.raises(ValueError, match="bits must be one of"):
-        fmt.check_params(6, 8)
+    assert fmt.WEIGHT_BITS == tuple(range(2, 17))
+    for bits in (1, 17):
+        with pytest.raises(ValueError, match="bits must be in 2..16"):
+            fmt.check_params(bits, 8)
     with pytest.raises(ValueError, match="block_bits must be in 4..16"):
         fmt.check_params(8, 17)
 
@@ -46,7 +48,7 @@ def test_the_hardware_enums_are_twins_of_the_format_codes():
         assert hardware.__name__ == codes.__name__
 
 
-@pytest.mark.parametrize("field,value", [("weight_bits", 6), ("block_bits", 3), ("block_bits", 17),
+@pytest.mark.parametrize("field,value", [("weight_bits", 17), ("weight_bits", 1), ("block_bits", 3), ("block_bits", 17),
                                          ("word_bits", 48), ("max_code_len", 16), ("num_tables", 3),
                                          ("scan_bits", 48), ("lanes", 0)])
 def test_lane_parameters_are_checked_when_built(field, value):

@@ -185,7 +185,7 @@ LAYERS = [
 ]
 
 
-@pytest.mark.parametrize("bits", [4, 8, 16])
+@pytest.mark.parametrize("bits", [4, 5, 8, 12, 16])
 @pytest.mark.parametrize("slots", ["all", "free"])
 @pytest.mark.parametrize("mode", ["raw", "repeat", "distance", "huffman"])
 def test_tokens_match_trace(mode, slots, bits):
@@ -468,7 +468,7 @@ def test_value_range_boundaries(value2, implicit, ok):
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    ({"weight_bits": 6, "block_bits": 5}, "weight_bits"),
+    ({"weight_bits": 17, "block_bits": 5}, "weight_bits"),
     ({"weight_bits": 8, "block_bits": 17}, "block_bits"),
     ({"weight_bits": 8, "block_bits": 5, "word_bits": 48}, "word_bits"),
     ({"weight_bits": 8, "block_bits": 16, "window_bits": 24}, "window_bits"),

@@ -84,7 +84,7 @@ def check_layer(dut, trace, rng, *, stall, backpressure, slots):
 
 
 @pytest.mark.parametrize("mode,slots", CASES)
-@pytest.mark.parametrize("bits", [4, 8, 16])
+@pytest.mark.parametrize("bits", [4, 5, 8, 12, 16])
 def test_trace(mode, slots, bits):
     """Every data character, block_bits 4..6, partial last blocks, random stalls and
     backpressure: the write stream equals sw_codec's trace exactly."""
@@ -292,7 +292,7 @@ def test_errors(slots, tokens, emitted, register_word):
 
 
 @pytest.mark.parametrize("kwargs,name", [
-    ({"weight_bits": 6, "block_bits": 8}, "weight_bits"),
+    ({"weight_bits": 17, "block_bits": 8}, "weight_bits"),
     ({"weight_bits": 8, "block_bits": 3}, "block_bits"),
     ({"weight_bits": 8, "block_bits": 8, "scan_bits": 48}, "scan_bits"),
 ])

@@ -79,7 +79,7 @@ CASES = [(mode, slots) for mode in ("raw", "repeat", "distance", "huffman")
 
 
 @pytest.mark.parametrize("mode,slots", CASES)
-@pytest.mark.parametrize("bits", [4, 8, 16])
+@pytest.mark.parametrize("bits", [4, 5, 8, 12, 16])
 def test_in_order(mode, slots, bits):
     """Every data character, block_bits 4..6, partial last blocks, random stalls and
     backpressure: the weights equal sw_codec's decode exactly, `last` on each block's end."""
@@ -118,7 +118,7 @@ def test_in_order(mode, slots, bits):
     assert result.get("done")
 
 
-@pytest.mark.parametrize("bits", [4, 8, 16])
+@pytest.mark.parametrize("bits", [4, 5, 8, 12, 16])
 def test_write_stream_passes_through(bits):
     """in_order=False: the write stream comes out unchanged, with stalls and backpressure."""
     rng = random.Random(bits)
@@ -199,7 +199,7 @@ def test_write_outside_block_is_error():
 
 
 @pytest.mark.parametrize("kwargs,exc", [
-    ({"weight_bits": 6, "block_bits": 8, "in_order": True}, ValueError),
+    ({"weight_bits": 17, "block_bits": 8, "in_order": True}, ValueError),
     ({"weight_bits": 8, "block_bits": 17, "in_order": True}, ValueError),
     ({"weight_bits": 8, "block_bits": 8, "in_order": 1}, TypeError),
 ])

@@ -57,7 +57,8 @@ from .run import AccelParams, AccelRun, run_accel
 
 __all__ = ["MODES", "BANDWIDTHS", "ENERGY_PJ", "DECODER_PJ_PER_WEIGHT", "DECODER_PJ_SENSITIVITY", "PAPER",
            "DEFAULT_HW", "representative_slices", "measure", "measure_repeat_aware", "model_layers",
-           "extrapolate", "evaluate", "markdown_table", "repeat_table", "plot"]
+           "extrapolate", "evaluate", "markdown_table", "repeat_table", "plot", "lossy_point", "lossy_table",
+           "DNNZIP"]
 
 MODES = [("raw", "all")] + [(m, s) for m in ("repeat", "distance", "huffman") for s in ("all", "free")]
 BANDWIDTHS = (8, 16, 32, 64, 128)
@@ -262,6 +263,76 @@ def repeat_compare(plain: list[dict], aware: list[dict]) -> list[dict]:
                     "cycles_plain": p["cycles"], "cycles_repeat_aware": a["cycles"],
                     "cycles_change": a["cycles"] / p["cycles"] - 1})
     return out
+
+
+#: DNNZip's claims (Palesi et al., DSD 2020): up to 67 % latency and 64 % energy saving.
+DNNZIP = {"latency": 0.67, "energy": 0.64}
+#: The coded size of a layer kept float32 in a lossy file, and of the fp32 baseline: 32 bits a weight.
+FLOAT_BITS = 32.0
+
+
+def lossy_point(accel: dict, lossy: dict, bandwidths=TABLE_BANDWIDTHS) -> list[dict]:
+    """Whole-model latency and energy of each model's chosen lossy setting (``results/lossy.json``)
+    against raw int8 and raw fp32, with the RTL rates of an ``accel.json`` (same layers: every
+    weight tensor of two or more dimensions but embedding tables).
+
+    Per layer, the chosen setting's coded bits per weight (its payload in the ``.pcz`` file) stream
+    through the decoder at the measured ``huffman/free`` rates; a layer kept float32 streams 32-bit
+    words at the raw rates. Raw int8 is the measured ``raw`` mode (8 bits a weight); raw fp32 is
+    the same accelerator fed 32-bit weights (four times the traffic, the raw rates, the same
+    int8 compute and buffers): the traffic of the uncompressed float model.
+    """
+    hw = AccelParams(**accel["hardware"])
+    out = []
+    for model, layers in accel["layers"].items():
+        if model not in lossy.get("models", {}):
+            continue
+        chosen = lossy["models"][model]["chosen"]["layers"]
+        runs = {(r["mode"], r["slots"], r["bandwidth"]): _rates(r) for r in accel["measured"] if r["model"] == model}
+        _calibrate(runs)
+        bmax = max(b for _, _, b in runs)
+        rows = []
+        for layer in layers:
+            c = chosen[layer["name"]]
+            coded = c["setting"] != "float"
+            bits = c["payload_bits_per_weight"] if coded else FLOAT_BITS
+            rows.append(dict(layer, bpw={"raw/all": 8.0, "fp32": FLOAT_BITS, "lossy": bits}, coded=coded))
+        total = sum(l["weights"] for l in rows)
+        for bw in bandwidths:
+            if ("raw", "all", bw) not in runs:
+                continue
+            raw, raw_top = runs[("raw", "all", bw)], runs[("raw", "all", bmax)]
+            huff, huff_top = runs[("huffman", "free", bw)], runs[("huffman", "free", bmax)]
+            point = {"model": model, "bandwidth": bw, "weights": total, "layers": len(rows)}
+            for key, mode in (("raw/all", "raw"), ("fp32", "raw"), ("lossy", "huffman")):
+                cycles = energy = bits = 0.0
+                for l in rows:
+                    decoded = key == "lossy" and l["coded"]
+                    r, top = (huff, huff_top) if decoded else (raw, raw_top)
+                    cycles += _layer_cycles(r, top, l, key, bw, hw)
+                    bits += l["weights"] * l["bpw"][key]
+                    energy += _energy_pj(l["weights"], l["rows"], l["weights"] * l["bpw"][key],
+                                         "huffman" if decoded else "raw", hw, DECODER_PJ_PER_WEIGHT)["total"]
+                name = {"raw/all": "int8", "fp32": "fp32", "lossy": "lossy"}[key]
+                point[name] = {"bits_per_weight": bits / total, "cycles": cycles, "energy_uj": energy / 1e6}
+            for base in ("int8", "fp32"):
+                point[f"latency_reduction_vs_{base}"] = 1 - point["lossy"]["cycles"] / point[base]["cycles"]
+                point[f"energy_reduction_vs_{base}"] = 1 - point["lossy"]["energy_uj"] / point[base]["energy_uj"]
+            out.append(point)
+    return out
+
+
+def lossy_table(points: list[dict]) -> str:
+    """Markdown: each model's lossy point against raw int8 and raw fp32, DNNZip's claims beside."""
+    head = ("| model | bits/w | B (bits/cycle) | latency -% vs int8 | vs fp32 | energy -% vs int8 | vs fp32 "
+            "| DNNZip latency / energy -% |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for p in points:
+        lines.append(f"| {p['model']} | {p['lossy']['bits_per_weight']:.2f} | {p['bandwidth']:g} | "
+                     f"{100 * p['latency_reduction_vs_int8']:.0f} | {100 * p['latency_reduction_vs_fp32']:.0f} | "
+                     f"{100 * p['energy_reduction_vs_int8']:.0f} | {100 * p['energy_reduction_vs_fp32']:.0f} | "
+                     f"{100 * DNNZIP['latency']:.0f} / {100 * DNNZIP['energy']:.0f} |")
+    return "\n".join(lines)
 
 
 def markdown_table(rows: list[dict], bandwidths=TABLE_BANDWIDTHS) -> str:
