@@ -22,6 +22,7 @@ __all__ = [
     "COUNT_K_BITS", "RICE_BIAS_BITS", "TABLES_LOG2_BITS", "MAX_TABLES", "NUM_TABLES_CHOICES",
     "MAX_SYMBOLS", "SYMBOL_BITS", "LENGTH_BITS", "COUNT_BITS", "MAX_CODE_LENGTH",
     "DISTANCE_WIDTH_BITS", "MAX_EXP_GOLOMB_PREFIX", "BLOCK_OFFSET_BYTES",
+    "MEMBER_STREAMS", "MEMBER_WORD_BITS", "V2_MAX_CODE_LENGTH",
     "MAGIC", "VERSION", "HEADER", "MAX_LAYERS", "MAX_NDIM", "MAX_WEIGHTS", "check_params",
 ]
 
@@ -105,6 +106,14 @@ DISTANCE_WIDTH_BITS = 5
 MAX_EXP_GOLOMB_PREFIX = 32
 #: Each block's entry in a position payload's block offset table (little-endian).
 BLOCK_OFFSET_BYTES = 4
+
+#: Block format 2 (huffman mode): a block's member fields are dealt round-robin into
+#: ``MEMBER_STREAMS`` bit streams, interleaved in words of ``MEMBER_WORD_BITS`` bits in the order
+#: the reference decoder pulls them (``sw_codec.member_streams``); codes are at most
+#: ``V2_MAX_CODE_LENGTH`` bits.
+MEMBER_STREAMS = 4
+MEMBER_WORD_BITS = 16
+V2_MAX_CODE_LENGTH = 11
 
 
 def check_params(bits: int, block_bits: int) -> None:
