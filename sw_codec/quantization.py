@@ -118,6 +118,10 @@ def _bits_for_range(lo: int, hi: int) -> int:
     return max(MIN_WEIGHT_BITS, int(hi).bit_length() + 1, int(-lo - 1).bit_length() + 1)
 
 
+#: The smallest positive float32 (a subnormal): the finest step a float32 scale can have.
+_SMALLEST_STEP = np.float32(2.0 ** -149)
+
+
 def quantize_error_bounded(x: np.ndarray, bound: ErrorBound | float, name: str = "tensor"
                            ) -> tuple[np.ndarray, np.ndarray, int]:
     """``(q, scales, bits)``: a uniform quantizer of step about ``2E`` such that every weight decodes
@@ -141,10 +145,13 @@ def quantize_error_bounded(x: np.ndarray, bound: ErrorBound | float, name: str =
     zero = (e <= 0) | (amax == 0)
     step = (2 * e).astype(np.float32)
     step = np.where(step.astype(np.float64) > 2 * e, np.nextafter(step, np.float32(0)), step)
+    # A bound below float32's resolution gets the finest step there is, on which every subnormal
+    # weight is exact (larger weights then need more than 16 bits: the error below).
+    step = np.maximum(step, _SMALLEST_STEP)
+    scale = np.where(zero, np.float32(1), step).astype(np.float32)
     shrink = np.zeros(len(e))
-    for _ in range(40):
-        scale = np.where(zero, 1, step * (1 - shrink)).astype(np.float32)
-        if np.any(scale <= 0) or np.any(amax > (1 << MAX_WEIGHT_BITS) * scale.astype(np.float64)):
+    for _ in range(64):
+        if np.any(amax > (1 << MAX_WEIGHT_BITS) * scale.astype(np.float64)):
             break
         q = np.rint(rows / scale.astype(np.float64)[:, None])
         q[zero] = 0
@@ -155,7 +162,13 @@ def quantize_error_bounded(x: np.ndarray, bound: ErrorBound | float, name: str =
             if bits > MAX_WEIGHT_BITS:
                 break
             return q.reshape(x.shape).astype(np.int8 if bits <= 8 else np.int16), scale, bits
+        if np.any(scale[bad] <= _SMALLEST_STEP):
+            break
+        # Shrink the rows that missed by a few parts in 2**23, at least one float32 step (subnormal
+        # steps have coarser relative spacing).
         shrink[bad] = np.maximum(2 * shrink[bad], 2.0 ** -23)
+        smaller = (step[bad] * (1 - shrink[bad])).astype(np.float32)
+        scale[bad] = np.maximum(np.minimum(smaller, np.nextafter(scale[bad], np.float32(0))), _SMALLEST_STEP)
     worst = int(np.argmax(np.where(zero, 0, amax / np.where(e > 0, e, 1))))
     raise ValueError(f"{name}: an error bound of {e[worst]:.3g} needs more than {MAX_WEIGHT_BITS} bits for weights "
                      f"up to {amax[worst]:.3g} in magnitude (step {2 * e[worst]:.3g})")

@@ -35,11 +35,24 @@ def test_every_weight_decodes_within_the_bound(x, exponent, kind):
     bound = ErrorBound(10.0 ** exponent, kind != "abs", kind == "ch")
     e = bound.rows(x)
     amax = np.abs(x.reshape(len(e), -1)).max(axis=1)
-    if np.any((e > 0) & (amax > (2 ** 16 - 1) * np.where(e > 0, e, 1))):   # some row needs more than 16 bits
+    # A bound below float32's resolution gets the finest step, 2**-149: every float32 is a multiple of it.
+    e_step = np.maximum(e, 2.0 ** -150)
+    if np.any((e > 0) & (amax > (2 ** 16 - 1) * np.where(e > 0, e_step, 1))):   # some row needs more than 16 bits
         with pytest.raises(ValueError, match="t: an error bound of .* needs more than 16 bits"):
             quantize_error_bounded(x, bound, "t")
         return
     assert_within(x, bound)
+
+
+def test_bounds_below_float32_resolution_keep_subnormal_weights_exact():
+    """A weight of 1e-45 (the smallest float32, 2**-149) under a bound of 1e-51: step 2**-149, q = 1."""
+    x = np.array([[1e-45, 3e-45, -1e-45]], np.float32)
+    for bound in (ErrorBound(1e-6, relative=True), ErrorBound(1e-6, relative=True, per_channel=True)):
+        q, scales, bits = quantize_error_bounded(x, bound)
+        assert q.tolist() == [[1, 2, -1]] and scales.tolist() == [np.float32(2.0 ** -149)] and bits == 3
+        assert_within(x, bound)
+    with pytest.raises(ValueError, match="needs more than 16 bits"):
+        quantize_error_bounded(np.array([[1e-40]], np.float32), ErrorBound(1e-6, relative=True))
 
 
 @settings(max_examples=60, deadline=None)
