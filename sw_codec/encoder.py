@@ -400,6 +400,10 @@ def encode_positions(groups: Groups, mode: str, slots: str, params: PositionPara
     check_block_format(block_format)
     params = params or choose_params(groups, mode, slots, code_length_limit(mode, block_format))
     if block_format == 2 and mode == "huffman":
+        longest = max(t.max_length for t in params.tables)
+        if longest > V2_MAX_CODE_LENGTH:
+            raise ValueError(f"a Huffman table has codes of {longest} bits; block format 2 allows at most "
+                             f"{V2_MAX_CODE_LENGTH}")
         blocks, block_bytes = _pack_blocks_2(groups, slots, params)
     else:
         blocks, block_bytes = _pack_blocks(groups, mode, slots, params)
