@@ -31,14 +31,14 @@ import numpy as np
 from .bits import BitReader, bit_length
 from .distance import DistanceAccumulator
 from .errors import FormatError
-from .format import (BLOCK_OFFSET_BYTES, COUNT_K_BITS, DISTANCE_WIDTH_BITS, MEMBER_WORD_BITS, POSITION_MODES,
+from .format import (BLOCK_LENGTH_WIDTH_BITS, BLOCK_OFFSET_BYTES, COUNT_K_BITS, DISTANCE_WIDTH_BITS, MEMBER_WORD_BITS, POSITION_MODES,
                      RICE_BIAS_BITS, SLOTS, TABLES_LOG2_BITS, V2_MAX_CODE_LENGTH, TokenKind, check_block_format,
                      check_params)
 from .huffman import CanonicalHuffmanDecoder, HuffmanTable, rice_context
 from .member_streams import decode_member_streams
 from .repeat import RepeatExpander
 
-__all__ = ["PositionParams", "read_preamble", "decode_layer", "decode_positions", "decode_block", "decode_raw",
+__all__ = ["PositionParams", "read_preamble", "read_block_offsets", "read_block_lengths", "decode_layer", "decode_positions", "decode_block", "decode_raw",
            "GroupHeader", "read_block_header", "decode_block_2", "StageTrace", "trace_layer"]
 
 
@@ -94,18 +94,11 @@ def decode_positions(payload: bytes, count: int, bits: int, mode: str, slots: st
     huffman = CanonicalHuffmanDecoder(params.tables) if mode == "huffman" else None
     n = 1 << block_bits
     nblocks = -(-count // n)
-    table_at = reader.pos // 8
-    blocks_at = table_at + BLOCK_OFFSET_BYTES * nblocks
-    if blocks_at + nblocks > len(payload):
-        raise FormatError(f"payload of {len(payload)} bytes too short for {nblocks} blocks", offset=table_at)
-    offsets = np.frombuffer(payload, "<u4", nblocks, table_at).astype(np.int64)
-    ends = np.append(offsets[1:], len(payload) - blocks_at)
-    if nblocks and (offsets[0] != 0 or np.any(ends < offsets) or ends[-1] > len(payload) - blocks_at):
-        raise FormatError("block offset table is not increasing or points past the payload", offset=table_at)
+    starts, ends = read_block_lengths(reader, nblocks) if format_2 else read_block_offsets(reader, nblocks)
     out = np.empty(count, dtype=np.int8 if bits <= 8 else np.int16)
     for b in range(nblocks):
         size = min(n, count - b * n)
-        block_reader = BitReader(payload, blocks_at + int(offsets[b]), blocks_at + int(ends[b]))
+        block_reader = BitReader(payload, int(starts[b]), int(ends[b]))
         if not format_2:
             out[b * n : b * n + size] = decode_block(block_reader, size, bits, mode, slots, params, huffman, trace)
             continue
@@ -114,6 +107,42 @@ def decode_positions(payload: bytes, count: int, bits: int, mode: str, slots: st
         except FormatError as e:
             raise FormatError(f"block {b}: {e.reason}", offset=e.offset) from None
     return out
+
+
+def read_block_offsets(reader: BitReader, nblocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Format 1's block offset table (a ``u32`` little-endian byte offset per block from the start
+    of the block data, the first 0, never decreasing) at the reader's byte: the payload byte
+    ranges ``[start, end)`` of the blocks, the last ending at the payload's end."""
+    payload = reader.data
+    table_at = reader.pos // 8
+    blocks_at = table_at + BLOCK_OFFSET_BYTES * nblocks
+    if blocks_at + nblocks > len(payload):
+        raise FormatError(f"payload of {len(payload)} bytes too short for {nblocks} blocks", offset=table_at)
+    offsets = np.frombuffer(payload, "<u4", nblocks, table_at).astype(np.int64)
+    ends = np.append(offsets[1:], len(payload) - blocks_at)
+    if nblocks and (offsets[0] != 0 or np.any(ends < offsets) or ends[-1] > len(payload) - blocks_at):
+        raise FormatError("block offset table is not increasing or points past the payload", offset=table_at)
+    return blocks_at + offsets, blocks_at + ends
+
+
+def read_block_lengths(reader: BitReader, nblocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Format 2's block length table at the reader's byte: a width ``w`` (``BLOCK_LENGTH_WIDTH_BITS``
+    bits), each block's length in 16-bit words in ``w`` bits, zero bits to a byte; the blocks
+    follow back to back and end exactly at the payload's end. Returns the blocks' byte ranges."""
+    at = reader.offset
+    width = reader.read(BLOCK_LENGTH_WIDTH_BITS)
+    if nblocks * width > reader.remaining():
+        raise FormatError(f"block length table of {nblocks} blocks of {width} bits runs past the payload", offset=at)
+    lengths = reader.read_array(nblocks, width)
+    if reader.read(-reader.pos % 8):
+        raise reader.error("block length table padding bits are not zero")
+    blocks_at = reader.pos // 8
+    ends = blocks_at + 2 * np.cumsum(lengths)
+    total = int(ends[-1]) - blocks_at if nblocks else 0
+    if blocks_at + total != len(reader.data):
+        raise FormatError(f"block lengths add up to {total} bytes, the payload has {len(reader.data) - blocks_at} "
+                          "after the block length table", offset=at)
+    return ends - 2 * lengths, ends
 
 
 def decode_block(reader: BitReader, n: int, bits: int, mode: str, slots: str, params: PositionParams,

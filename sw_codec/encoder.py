@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from .analysis import Groups, analyze
-from .bits import BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, place_fields
+from .bits import BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, pack_fields, place_fields
 from .decoder import PositionParams
-from .format import (BLOCK_OFFSET_BYTES, COUNT_BITS, COUNT_K_BITS, DISTANCE_WIDTH_BITS, LENGTH_BITS,
+from .format import (BLOCK_LENGTH_WIDTH_BITS, BLOCK_OFFSET_BYTES, COUNT_BITS, COUNT_K_BITS, DISTANCE_WIDTH_BITS, LENGTH_BITS,
                      MAX_CODE_LENGTH, MEMBER_WORD_BITS, MODES, POSITION_MODES, RICE_BIAS_BITS, SLOTS, SYMBOL_BITS,
                      TABLES_LOG2_BITS, V2_MAX_CODE_LENGTH, check_block_format)
 from .huffman import rice_context
@@ -30,7 +30,7 @@ from .search import best_count_k, choose_params, count_codes, huffman_search, se
 
 __all__ = ["payload_size", "huffman_size_bound", "huffman_size_bounds", "huffman_2_size_bound", "encode_layer",
            "encode_positions", "encode_raw", "block_fields", "code_length_limit", "header_sections",
-           "member_fields_2"]
+           "member_fields_2", "block_length_table", "block_length_table_bytes"]
 
 
 def code_length_limit(mode: str, block_format: int) -> int:
@@ -280,7 +280,7 @@ def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams |
     params = params or choose_params(groups, mode, slots, code_length_limit(mode, block_format))
     if block_format == 2 and mode == "huffman":
         _, block_bytes = _pack_blocks_2(groups, slots, params)
-        return _preamble_bytes(mode, params) + BLOCK_OFFSET_BYTES * len(groups.block_size) + int(block_bytes.sum())
+        return _preamble_bytes(mode, params) + block_length_table_bytes(block_bytes) + int(block_bytes.sum())
     block_bits, group_bits = _header_bits(groups, mode, params)
     B = len(groups.block_size)
     per_block = block_bits + np.bincount(groups.block, weights=group_bits, minlength=B).astype(np.int64)
@@ -319,7 +319,27 @@ def huffman_2_size_bound(groups: Groups) -> int:
     have no lower bound above zero: their trailing zero words are dropped.)"""
     _, header_words = _header_section_words(groups, PositionParams(count_k=best_count_k(groups)))
     preamble = COUNT_K_BITS + RICE_BIAS_BITS + TABLES_LOG2_BITS + SYMBOL_BITS + LENGTH_BITS + COUNT_BITS
-    return (preamble + 7) // 8 + BLOCK_OFFSET_BYTES * len(groups.block_size) + 2 * int(header_words.sum())
+    return (preamble + 7) // 8 + block_length_table_bytes(2 * header_words) + 2 * int(header_words.sum())
+
+
+def block_length_width(block_bytes: np.ndarray) -> int:
+    """Format 2's block length field width: bits of the longest block's length in words."""
+    return int(bit_length(np.int64(int(np.max(block_bytes, initial=0)) // 2)))
+
+
+def block_length_table_bytes(block_bytes: np.ndarray) -> int:
+    """Bytes of format 2's block length table for blocks of ``block_bytes`` bytes each."""
+    return (BLOCK_LENGTH_WIDTH_BITS + len(block_bytes) * block_length_width(block_bytes) + 7) // 8
+
+
+def block_length_table(block_bytes: np.ndarray) -> bytes:
+    """Format 2's block length table: the width ``w`` in ``BLOCK_LENGTH_WIDTH_BITS`` bits, each
+    block's length in words in ``w`` bits, zero bits to a byte."""
+    width = block_length_width(block_bytes)
+    values = np.concatenate(([width], np.asarray(block_bytes, dtype=np.int64) // 2)).astype(np.uint64)
+    nbits = np.concatenate(([BLOCK_LENGTH_WIDTH_BITS], np.full(len(block_bytes), width)))
+    total = int(nbits.sum())
+    return pack_fields(np.append(values, 0), np.append(nbits, -total % 8))
 
 
 def _header_section_words(groups: Groups, params: PositionParams) -> tuple[np.ndarray, np.ndarray]:
@@ -405,8 +425,8 @@ def encode_positions(groups: Groups, mode: str, slots: str, params: PositionPara
             raise ValueError(f"a Huffman table has codes of {longest} bits; block format 2 allows at most "
                              f"{V2_MAX_CODE_LENGTH}")
         blocks, block_bytes = _pack_blocks_2(groups, slots, params)
-    else:
-        blocks, block_bytes = _pack_blocks(groups, mode, slots, params)
+        return _preamble(mode, params) + block_length_table(block_bytes) + blocks
+    blocks, block_bytes = _pack_blocks(groups, mode, slots, params)
     offsets = (np.cumsum(block_bytes) - block_bytes).astype("<u4")
     return _preamble(mode, params) + offsets.tobytes() + blocks
 

@@ -15,11 +15,10 @@ size, over the tensors of two or more dimensions (as ``make bench``), per layer:
   the 11-bit code length limit (format 1 with the encoder's search at ``max_code_length`` 11
   against 15), the header sections' padding to 16 bits, the member sections' words against their
   fields' bits (each stream's last partial word, the zero words pulled ahead of a short last field,
-  less the trailing zero words dropped), less format 1's padding of each block to a byte.
-  ``limit + header padding + member padding - format 1 byte padding`` is the whole difference;
-- the block offset table (4 bytes a block, the same in both) and what block lengths in 16-bit
-  words in a per-layer width (a 5-bit width field, then a length per block) would take instead:
-  measured here, not implemented.
+  less the trailing zero words dropped), less format 1's padding of each block to a byte, and
+  format 2's block length table (a 5-bit width, then each block's length in words) against
+  format 1's offset table (4 bytes a block). ``limit + header padding + member padding -
+  format 1 byte padding + length table - offset table`` is the whole difference.
 
 The format-2 sizes are the lengths of the payloads ``sw_codec.encoder`` packs (``payload_size``
 with ``block_format=2`` packs them); ``--verify N`` also decodes back every chosen format-2
@@ -41,18 +40,15 @@ import numpy as np
 
 from sw_codec.analysis import analyze
 from sw_codec.bench import SETTINGS
-from sw_codec.bits import bit_length
 from sw_codec.decoder import decode_layer
-from sw_codec.encoder import (_header_section_words, _member_bits_per_block, _pack_blocks_2, encode_positions,
-                              payload_size)
+from sw_codec.encoder import (_header_section_words, _member_bits_per_block, _pack_blocks_2, block_length_table_bytes,
+                              encode_positions, payload_size)
 from sw_codec.format import BLOCK_OFFSET_BYTES, MAX_CODE_LENGTH, MEMBER_WORD_BITS, V2_MAX_CODE_LENGTH
 from sw_codec.models import BUNDLED, bundled_model, load_model
 from sw_codec.quantization import quantize
 from sw_codec.search import choose_params
 
 TARGET = 0.03
-#: Bits of the width field of the (measured, not implemented) block length table.
-LENGTH_WIDTH_FIELD_BITS = 5
 PARTS = ("limit", "header_pad", "member_pad", "f1_byte_pad", "offset_table", "length_table")
 
 
@@ -80,9 +76,10 @@ def measure_layer(q: np.ndarray, bits: int, block_bits: int, verify: int) -> dic
             "member_pad": int((MEMBER_WORD_BITS * member_words - member_bits).sum()),
             "f1_byte_pad": int((8 * ((f1_bits + 7) // 8) - f1_bits).sum()),
             "offset_table": 8 * BLOCK_OFFSET_BYTES * B,
-            "length_table": LENGTH_WIDTH_FIELD_BITS + B * int(bit_length(np.int64(int(block_bytes.max(initial=0)) // 2))),
+            "length_table": 8 * block_length_table_bytes(block_bytes),
         }
-        assert f2 - f1_11 == parts["header_pad"] + parts["member_pad"] - parts["f1_byte_pad"], "parts must add up"
+        assert f2 - f1_11 == (parts["header_pad"] + parts["member_pad"] - parts["f1_byte_pad"]
+                              + parts["length_table"] - parts["offset_table"]), "parts must add up"
         row[f"huffman/{slots}"] = {"f1": f1, "f1_l11": f1_11, "f2": f2, **parts}
     others = min(row["raw"], row["repeat/free"], row["distance/free"])
     row["best_f1"] = min(others, *(row[f"huffman/{s}"]["f1"] for s in ("all", "free")))
@@ -124,7 +121,7 @@ def print_report(result: dict) -> None:
     print("bits/weight; bench = format 1 at 2^14; parts of format 2 - format 1 on the layers where format 2 picks "
           "huffman, summed over both slot countings")
     head = (f"{'model':<11} {'setting':<10} {'P':>2} {'bench':>7} {'f1':>7} {'f2':>7} {'f2-bench':>8} {'ok':>3} "
-            f"{'limit':>7} {'hdr pad':>7} {'mem pad':>7} {'-f1 pad':>7} {'offsets':>7} {'lengths':>7}")
+            f"{'limit':>7} {'hdr pad':>7} {'mem pad':>7} {'-f1 pad':>7} {'-offsets':>8} {'lengths':>7}")
     print(head)
     print("-" * len(head))
     for r in result["runs"]:
@@ -137,7 +134,7 @@ def print_report(result: dict) -> None:
               + f" {t['best_f1']:7.3f} {t['best_f2']:7.3f} "
               + (f"{diff:+8.4f} {'yes' if diff <= TARGET else 'NO':>3}" if diff is not None else f"{'':>8} {'':>3}")
               + f" {part['limit']:+7.4f} {part['header_pad']:+7.4f} {part['member_pad']:+7.4f}"
-              f" {-part['f1_byte_pad']:+7.4f} {part['offset_table']:7.4f} {part['length_table']:7.4f}")
+              f" {-part['f1_byte_pad']:+7.4f} {-part['offset_table']:+8.4f} {part['length_table']:+7.4f}")
 
 
 def main(argv=None) -> int:
