@@ -171,8 +171,8 @@ def _payload(blocks, params=PARAMS):
     return _preamble("huffman", params) + block_length_table(np.array([len(b) for b in blocks])) + b"".join(blocks)
 
 
-def _decode(payload, count=16):
-    return decode_layer(payload, count, 8, "huffman", "free", 4, block_format=2)
+def _decode(payload, count=16, slots="free"):
+    return decode_layer(payload, count, 8, "huffman", slots, 4, block_format=2)
 
 
 def test_the_crafted_block_decodes():
@@ -228,6 +228,16 @@ def test_an_index_outside_the_domain_is_an_error():
     with pytest.raises(FormatError, match="outside its domain") as e:
         _decode(_payload([_block(header, members=((0b11111, 5), (0b10000, 5)))], params))
     assert "block 0" in str(e.value)
+
+
+def test_two_groups_claiming_one_slot_is_an_error_with_all_slots():
+    """With ``all``, both groups (5 and 6, one member each, k = 4) code position 3; with ``free``
+    the second group's index 3 (k = 3 in 15 slots) is the free slot at position 4."""
+    header = lambda w: _header(w, groups=((5, 1), (6, 1)))
+    with pytest.raises(FormatError, match="block 0: two values claim the same position"):
+        _decode(_payload([_block(header, members=((0b00011, 5), (0b00011, 5)))]), slots="all")
+    free = _block(header, members=((0b00011, 5), (0b0011, 4)))
+    assert _decode(_payload([free]), slots="free").tolist() == [0, 0, 0, 5, 6] + [0] * 11
 
 
 def test_a_group_using_an_empty_table_is_an_error():
