@@ -12,7 +12,8 @@ from sw_codec.bits import BitReader, BitWriter
 from sw_codec.container import LayerRecord, write_container
 from sw_codec.decoder import (PositionParams, decode_layer, read_block_header, read_preamble, trace_layer)
 from sw_codec.encoder import (_header_section_words, _pack_blocks_2, _preamble, block_length_table,
-                              block_length_table_bytes, encode_layer, encode_positions, payload_size)
+                              block_length_table_bytes, encode_layer, encode_positions, huffman_2_size_bound,
+                              payload_size)
 from sw_codec.errors import FormatError
 from sw_codec.format import MAX_BLOCK_BITS, MIN_BLOCK_BITS, V2_MAX_CODE_LENGTH, WEIGHT_BITS
 from sw_codec.huffman import HuffmanTable, code_lengths, rice_context
@@ -42,7 +43,11 @@ def _round_trip(q, bits, slots, block_bits):
 def test_random_layers_round_trip(seed, bits, block_bits, slots, count, spread):
     rng = np.random.default_rng(seed)
     q = _laplace(rng, bits, count, 0.3 + spread * 2.0 ** (bits - 2))
-    _round_trip(q, bits, slots, block_bits)
+    payload = _round_trip(q, bits, slots, block_bits)
+    # auto's lower bound for format-2 huffman candidates is one, and auto picks the smallest.
+    assert huffman_2_size_bound(analyze(q, bits, block_bits)) <= len(payload)
+    enc = codec.encode_integers(q, bits, "auto", "auto", block_bits, block_format=2)
+    assert len(enc.payload) == min(codec.candidate_sizes(enc).values())
 
 
 def _real_layer(model):
