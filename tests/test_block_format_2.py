@@ -215,6 +215,8 @@ def test_a_pull_past_the_blocks_end_reads_zero():
     ([_block(lambda w: _header(w, implicit=5))], 16, "repeats the implicit value"),
     ([_block(lambda w: _header(w, groups=((5, 16),)))], 16, "exceeds the 15 slots left"),
     ([_block(lambda w: _header(w, groups=((120, 1), (130, 1))))], 16, "outside the 8-bit range"),
+    ([_block(lambda w: _header(w, groups=((5, 0),)))], 16, "group count 0 is not positive"),
+    ([_block(lambda w: w.write(0, 40))], 16, "Exp-Golomb prefix longer than 32 bits"),
     ([_block(), _block()[:2]], 32, "block 1: header section overruns"),
 ])
 def test_malformed_blocks_are_errors_naming_the_block(blocks, count, message):
