@@ -12,9 +12,9 @@ import numpy as np
 from .analysis import analyze
 from .container import LayerRecord, payload_of, read_table, write_container
 from .decoder import decode_layer
-from .encoder import encode_positions, encode_raw, huffman_size_bounds, payload_size
+from .encoder import code_length_limit, encode_positions, encode_raw, huffman_2_size_bound, huffman_size_bounds, payload_size
 from .errors import FormatError
-from .format import MODES, POSITION_MODES, SLOTS, check_params
+from .format import MODES, POSITION_MODES, SLOTS, check_block_format, check_params
 from .quantization import GRANULARITIES, dequantize, quantize
 from .search import choose_params
 
@@ -32,6 +32,8 @@ class EncodedLayer:
     #: The block analysis the payload was built from (None for raw-only); lets callers size
     #: further candidates without analysing again.
     groups: object = None
+    #: The layout of huffman-mode blocks (1 or 2) the sizes and payload are in.
+    block_format: int = 1
 
 
 def _progress(items, enabled: bool, desc: str):
@@ -54,7 +56,7 @@ def check_choices(bits: int, granularity: str, mode: str, slots: str, block_bits
 
 
 def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "auto",
-                    block_bits: int = DEFAULT_BLOCK_BITS) -> EncodedLayer:
+                    block_bits: int = DEFAULT_BLOCK_BITS, block_format: int = 1) -> EncodedLayer:
     """Losslessly encode integers ``q`` (|q| < 2**(bits-1)) in ``mode``, or the smallest with ``auto``.
 
     ``auto`` picks the smallest candidate (``raw``, then ``MODE/SLOTS`` in the order of
@@ -63,9 +65,11 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
     picked: with ``slots="auto"`` the ``repeat/all`` and ``distance/all`` ones, never smaller than
     their ``free`` twins (:func:`dominated_by_free`), and Huffman ones whose lower bound
     (:func:`~sw_codec.encoder.huffman_size_bound`) shows that a measured candidate is picked before
-    them. :func:`candidate_sizes` measures every one.
+    them. :func:`candidate_sizes` measures every one. ``block_format`` (1 or 2) is the layout of
+    huffman-mode blocks (the container does not record it: a reader must be told).
     """
     check_params(bits, block_bits)
+    check_block_format(block_format)
     q = np.asarray(q)
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if q.size and (q.min() < lo or q.max() > hi):
@@ -79,20 +83,20 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
         candidates = [(m, s) for m in modes
                       for s in ((slots,) if slots != "auto" else tuple(s for s in SLOTS if not dominated_by_free(m, s)))]
         if mode == "auto":
-            best = _smallest(groups, candidates, sizes, best)
+            best = _smallest(groups, candidates, sizes, best, block_format)
         else:
             for m, s in candidates:
-                params = choose_params(groups, m, s)
-                sizes[f"{m}/{s}"] = size = payload_size(groups, m, s, params)
+                params = choose_params(groups, m, s, code_length_limit(m, block_format))
+                sizes[f"{m}/{s}"] = size = payload_size(groups, m, s, params, block_format)
                 best = (m, s, params, size, None)
         if best[0] != "raw":
             m, s, params, _, payload = best
-            payload = payload if payload is not None else encode_positions(groups, m, s, params)
-            return EncodedLayer(m, s, payload, sizes, groups)
-    return EncodedLayer("raw", "all", encode_raw(q, bits), sizes, groups)
+            payload = payload if payload is not None else encode_positions(groups, m, s, params, block_format)
+            return EncodedLayer(m, s, payload, sizes, groups, block_format)
+    return EncodedLayer("raw", "all", encode_raw(q, bits), sizes, groups, block_format)
 
 
-def _smallest(groups, candidates, sizes: dict, raw: tuple) -> tuple:
+def _smallest(groups, candidates, sizes: dict, raw: tuple, block_format: int = 1) -> tuple:
     """``(mode, slots, params, size, payload)`` of the smallest of ``raw`` and ``candidates``, the
     first of equal ones, recording each measured size in ``sizes``; ``payload`` is the packed
     candidate when measuring it packed it, else None.
@@ -102,10 +106,14 @@ def _smallest(groups, candidates, sizes: dict, raw: tuple) -> tuple:
     Candidates are taken from the lowest bound (or size) up; one whose bound exceeds the best size
     so far, or equals it and comes after the best in order, is never picked, so is not measured.
     A Huffman candidate that is measured is packed (its size is the payload's length): one is
-    picked far more often than not, and its payload is then not built twice.
+    picked far more often than not, and its payload is then not built twice. In block format 2
+    the Huffman bound is :func:`~sw_codec.encoder.huffman_2_size_bound` (fixed fields only).
     """
     huffman = [s for m, s in candidates if m == "huffman"]
-    huffman_bounds = dict(zip(huffman, huffman_size_bounds(groups, huffman))) if huffman else {}
+    if block_format == 2:
+        huffman_bounds = {s: huffman_2_size_bound(groups) for s in huffman}
+    else:
+        huffman_bounds = dict(zip(huffman, huffman_size_bounds(groups, huffman))) if huffman else {}
     bounds = []
     for m, s in candidates:
         if m == "huffman":
@@ -118,10 +126,10 @@ def _smallest(groups, candidates, sizes: dict, raw: tuple) -> tuple:
         if bounds[i] > best[3] or (bounds[i] == best[3] and i > best_at):
             continue
         m, s = candidates[i]
-        params = choose_params(groups, m, s)
+        params = choose_params(groups, m, s, code_length_limit(m, block_format))
         payload = None
         if m == "huffman":
-            payload = encode_positions(groups, m, s, params)
+            payload = encode_positions(groups, m, s, params, block_format)
             sizes[f"{m}/{s}"] = len(payload)
         size = sizes[f"{m}/{s}"]
         if size < best[3] or (size == best[3] and i < best_at):
@@ -149,13 +157,14 @@ def candidate_sizes(enc: EncodedLayer, modes=POSITION_MODES) -> dict[str, int]:
         for m in modes:
             for s in SLOTS:
                 if f"{m}/{s}" not in sizes:
-                    sizes[f"{m}/{s}"] = payload_size(enc.groups, m, s, choose_params(enc.groups, m, s))
+                    params = choose_params(enc.groups, m, s, code_length_limit(m, enc.block_format))
+                    sizes[f"{m}/{s}"] = payload_size(enc.groups, m, s, params, enc.block_format)
     return sizes
 
 
 def compress(tensors: dict[str, np.ndarray], *, bits: int = 8, granularity: str = "tensor", mode: str = "auto",
              slots: str = "auto", block_bits: int = DEFAULT_BLOCK_BITS, quantize_1d: bool = False,
-             progress: bool = False) -> bytes:
+             progress: bool = False, block_format: int = 1) -> bytes:
     """Quantize float tensors and compress them into one ``.pcz`` file (returned as bytes).
 
     Tensors of two or more dimensions are quantized to ``bits``; 1-D and scalar tensors (biases,
@@ -170,12 +179,16 @@ def compress(tensors: dict[str, np.ndarray], *, bits: int = 8, granularity: str 
             layers[name] = (q, scales, granularity if x.ndim >= 2 else "tensor")
         else:
             layers[name] = x
-    return compress_integers(layers, bits=bits, mode=mode, slots=slots, block_bits=block_bits, progress=progress)
+    return compress_integers(layers, bits=bits, mode=mode, slots=slots, block_bits=block_bits, progress=progress,
+                             block_format=block_format)
 
 
 def compress_integers(layers: dict, *, bits: int = 8, mode: str = "auto", slots: str = "auto",
-                      block_bits: int = DEFAULT_BLOCK_BITS, progress: bool = False) -> bytes:
+                      block_bits: int = DEFAULT_BLOCK_BITS, progress: bool = False, block_format: int = 1) -> bytes:
     """Compress already-quantized layers losslessly.
+
+    ``block_format=2`` writes huffman-mode payloads in block format 2. The container (version 1)
+    does not record it yet: such a file must be read with ``decompress(..., block_format=2)``.
 
     ``layers`` maps a name to ``(q, scales, granularity)`` (integers, float32 scales, "tensor" or
     "channel") or ``(q, scales, granularity, layer_bits)`` (a width of its own for that layer,
@@ -187,7 +200,7 @@ def compress_integers(layers: dict, *, bits: int = 8, mode: str = "auto", slots:
         if isinstance(layer, tuple):
             q, scales, granularity, layer_bits = layer if len(layer) == 4 else (*layer, bits)
             check_choices(layer_bits, granularity, mode, slots, block_bits)
-            enc = encode_integers(q, layer_bits, mode, slots, block_bits)
+            enc = encode_integers(q, layer_bits, mode, slots, block_bits, block_format)
             records.append(LayerRecord(name, tuple(np.shape(q)), enc.mode, layer_bits, granularity, enc.slots,
                                        block_bits if enc.mode != "raw" else 0,
                                        np.asarray(scales, np.float32).ravel()))
@@ -204,8 +217,9 @@ def inspect(data: bytes) -> list[LayerRecord]:
     return read_table(data)
 
 
-def decode_record(data: bytes, record: LayerRecord) -> np.ndarray:
-    """The stored array of one layer: integers (int8/int16) or float32, in the layer's shape."""
+def decode_record(data: bytes, record: LayerRecord, block_format: int = 1) -> np.ndarray:
+    """The stored array of one layer: integers (int8/int16) or float32, in the layer's shape;
+    ``block_format``: the layout of a huffman-mode payload's blocks (1 or 2)."""
     payload = payload_of(data, record)
     try:
         if record.mode == "float32":
@@ -213,13 +227,15 @@ def decode_record(data: bytes, record: LayerRecord) -> np.ndarray:
                 raise FormatError(f"float32 payload is {len(payload)} bytes, {4 * record.count} expected", offset=0)
             values = np.frombuffer(payload, "<f4").astype(np.float32)
         else:
-            values = decode_layer(payload, record.count, record.bits, record.mode, record.slots, record.block_bits)
+            values = decode_layer(payload, record.count, record.bits, record.mode, record.slots, record.block_bits,
+                                  block_format)
     except FormatError as e:
         raise e.located(layer=record.name, base=record.offset) from None
     return values.reshape(record.shape)
 
 
-def decompress(data: bytes, *, integers: bool = False, progress: bool = False) -> dict[str, np.ndarray]:
+def decompress(data: bytes, *, integers: bool = False, progress: bool = False,
+               block_format: int = 1) -> dict[str, np.ndarray]:
     """All layers of a ``.pcz`` file by name.
 
     Default: float32 tensors (integers times their scales). With ``integers``: the integer tensors
@@ -227,7 +243,7 @@ def decompress(data: bytes, *, integers: bool = False, progress: bool = False) -
     """
     out = {}
     for record in _progress(read_table(data), progress, "decompress"):
-        values = decode_record(data, record)
+        values = decode_record(data, record, block_format)
         if record.mode == "float32":
             out[record.name] = values
         elif integers:

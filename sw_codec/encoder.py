@@ -6,6 +6,12 @@ Works from a layer's :class:`~sw_codec.analysis.Groups` and the parameters of
 pick a mode); :func:`encode_layer` packs. The bytes are those ``sw_codec.decoder`` defines:
 :func:`block_fields` lists every field in stream order, the reference that the faster packer
 :func:`_pack_blocks` is tested against.
+
+``block_format=2`` (huffman mode only; docs/FORMAT.md, "Block format 2") packs each block as a
+header section (:func:`header_sections`) and a member section (:func:`member_fields_2`, dealt
+into interleaved streams by ``sw_codec.member_streams.interleave``), with codes of at most
+``V2_MAX_CODE_LENGTH`` bits. Its exact size needs the interleaving (trailing zero words are
+dropped), so :func:`payload_size` packs it.
 """
 
 from __future__ import annotations
@@ -13,15 +19,24 @@ from __future__ import annotations
 import numpy as np
 
 from .analysis import Groups, analyze
-from .bits import BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, place_fields
+from .bits import BitWriter, bit_length, exp_golomb_fields, exp_golomb_length, pack_fields, place_fields
 from .decoder import PositionParams
-from .format import (BLOCK_OFFSET_BYTES, COUNT_BITS, COUNT_K_BITS, DISTANCE_WIDTH_BITS, LENGTH_BITS,
-                     MAX_CODE_LENGTH, MODES, POSITION_MODES, RICE_BIAS_BITS, SLOTS, SYMBOL_BITS, TABLES_LOG2_BITS)
+from .format import (BLOCK_LENGTH_WIDTH_BITS, BLOCK_OFFSET_BYTES, COUNT_BITS, COUNT_K_BITS, DISTANCE_WIDTH_BITS, LENGTH_BITS,
+                     MAX_CODE_LENGTH, MEMBER_WORD_BITS, MODES, POSITION_MODES, RICE_BIAS_BITS, SLOTS, SYMBOL_BITS,
+                     TABLES_LOG2_BITS, V2_MAX_CODE_LENGTH, check_block_format)
 from .huffman import rice_context
+from .member_streams import MemberFields, interleave
 from .search import best_count_k, choose_params, count_codes, huffman_search, search_huffman
 
-__all__ = ["payload_size", "huffman_size_bound", "huffman_size_bounds", "encode_layer", "encode_positions",
-           "encode_raw", "block_fields"]
+__all__ = ["payload_size", "huffman_size_bound", "huffman_size_bounds", "huffman_2_size_bound", "encode_layer",
+           "encode_positions", "encode_raw", "block_fields", "code_length_limit", "header_sections",
+           "member_fields_2", "block_length_table", "block_length_table_bytes"]
+
+
+def code_length_limit(mode: str, block_format: int) -> int:
+    """The longest Huffman code the encoder may use: ``V2_MAX_CODE_LENGTH`` for huffman blocks of
+    format 2, the format's ``MAX_CODE_LENGTH`` otherwise."""
+    return V2_MAX_CODE_LENGTH if block_format == 2 and mode == "huffman" else MAX_CODE_LENGTH
 
 
 def _distance_widths(groups: Groups, slots: str) -> np.ndarray:
@@ -257,9 +272,15 @@ def _header_bits(groups: Groups, mode: str, params: PositionParams) -> tuple[np.
     return block_bits, group_bits
 
 
-def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> int:
-    """Exact payload size in bytes of a position mode, without packing it."""
-    params = params or choose_params(groups, mode, slots)
+def payload_size(groups: Groups, mode: str, slots: str, params: PositionParams | None = None,
+                 block_format: int = 1) -> int:
+    """Exact payload size in bytes of a position mode, without packing it (format 2: packed, as
+    its size depends on the word values; the packing is cached for :func:`encode_positions`)."""
+    check_block_format(block_format)
+    params = params or choose_params(groups, mode, slots, code_length_limit(mode, block_format))
+    if block_format == 2 and mode == "huffman":
+        _, block_bytes = _pack_blocks_2(groups, slots, params)
+        return _preamble_bytes(mode, params) + block_length_table_bytes(block_bytes) + int(block_bytes.sum())
     block_bits, group_bits = _header_bits(groups, mode, params)
     B = len(groups.block_size)
     per_block = block_bits + np.bincount(groups.block, weights=group_bits, minlength=B).astype(np.int64)
@@ -292,8 +313,119 @@ def huffman_size_bound(groups: Groups, slots: str, max_code_length: int = MAX_CO
     return (preamble + 7) // 8 + BLOCK_OFFSET_BYTES * len(groups.block_size) + (stream + 7) // 8
 
 
-def encode_positions(groups: Groups, mode: str, slots: str, params: PositionParams | None = None) -> bytes:
-    params = params or choose_params(groups, mode, slots)
+def huffman_2_size_bound(groups: Groups) -> int:
+    """Bytes that the huffman mode's format-2 ``payload_size`` is never below (any slot counting):
+    the preamble's fixed fields, the block table and the header sections. (The member sections
+    have no lower bound above zero: their trailing zero words are dropped.)"""
+    _, header_words = _header_section_words(groups, PositionParams(count_k=best_count_k(groups)))
+    preamble = COUNT_K_BITS + RICE_BIAS_BITS + TABLES_LOG2_BITS + SYMBOL_BITS + LENGTH_BITS + COUNT_BITS
+    return (preamble + 7) // 8 + block_length_table_bytes(2 * header_words) + 2 * int(header_words.sum())
+
+
+def block_length_width(block_bytes: np.ndarray) -> int:
+    """Format 2's block length field width: bits of the longest block's length in words."""
+    return int(bit_length(np.int64(int(np.max(block_bytes, initial=0)) // 2)))
+
+
+def block_length_table_bytes(block_bytes: np.ndarray) -> int:
+    """Bytes of format 2's block length table for blocks of ``block_bytes`` bytes each."""
+    return (BLOCK_LENGTH_WIDTH_BITS + len(block_bytes) * block_length_width(block_bytes) + 7) // 8
+
+
+def block_length_table(block_bytes: np.ndarray) -> bytes:
+    """Format 2's block length table: the width ``w`` in ``BLOCK_LENGTH_WIDTH_BITS`` bits, each
+    block's length in words in ``w`` bits, zero bits to a byte."""
+    width = block_length_width(block_bytes)
+    values = np.concatenate(([width], np.asarray(block_bytes, dtype=np.int64) // 2)).astype(np.uint64)
+    nbits = np.concatenate(([BLOCK_LENGTH_WIDTH_BITS], np.full(len(block_bytes), width)))
+    total = int(nbits.sum())
+    return pack_fields(np.append(values, 0), np.append(nbits, -total % 8))
+
+
+def _header_section_words(groups: Groups, params: PositionParams) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: the header section's bits before its padding, and its length in 16-bit words."""
+    block_bits, group_bits = _header_bits(groups, "huffman", params)
+    B = len(groups.block_size)
+    bits_n = block_bits + np.bincount(groups.block, weights=group_bits, minlength=B).astype(np.int64)
+    return bits_n, -(-bits_n // MEMBER_WORD_BITS)
+
+
+def header_sections(groups: Groups, params: PositionParams) -> tuple[bytes, np.ndarray]:
+    """Format 2: every block's header section, back to back (their bytes), and the words of each.
+
+    A section is format 1's block header and group headers without members (``EG(0) m - 1``, the
+    implicit value, each group's value and count field), then zero bits to a whole word.
+    """
+    bits = groups.bits
+    B = len(groups.block_size)
+    block_header_bits, group_bits = _header_bits(groups, "huffman", params)
+    _, words = _header_section_words(groups, params)
+    block_start = MEMBER_WORD_BITS * (np.cumsum(words) - words)
+    total_bits = MEMBER_WORD_BITS * int(words.sum())
+    group_bits_before = np.concatenate(([0], np.cumsum(group_bits)))
+    first_group = np.searchsorted(groups.block, np.arange(B))
+    group_start = (block_start + block_header_bits - group_bits_before[first_group])[groups.block] \
+        + group_bits_before[:-1]
+    buffer = np.zeros(total_bits // 64 + 1, dtype=np.uint64)
+    num_values_field, num_values_bits = exp_golomb_fields(groups.num_values - 1, 0)
+    place_fields(buffer, block_start, num_values_field, num_values_bits)
+    place_fields(buffer, block_start + num_values_bits, (groups.implicit & ((1 << bits) - 1)).astype(np.uint64), bits)
+    value_field, value_bits, count_field, count_bits = _group_header_fields(groups, params.count_k)
+    place_fields(buffer, group_start, value_field, value_bits)
+    place_fields(buffer, group_start + value_bits, count_field, count_bits)
+    return buffer.astype(">u8").tobytes()[: total_bits // 8], words
+
+
+def member_fields_2(groups: Groups, slots: str, params: PositionParams) -> MemberFields:
+    """Format 2: every member's field in block order: its symbol's code, then ``k`` remainder
+    bits (the escape: the distance in ``bitlen(domain - 1)`` bits); ``need`` is the longest code
+    length of the group's table."""
+    group_k, _, group_offset, codes, lengths, symbol, escaped = _huffman_codes(groups, slots, params)
+    _, group_table = rice_context(groups.domain(slots), groups.count, params.rice_bias, len(params.tables))
+    flat = groups.per_member(group_offset)
+    flat += symbol
+    k = groups.per_member(group_k)
+    d = groups.distances(slots)
+    extra = d - (symbol << k)
+    extra_bits = k
+    if len(escaped):
+        extra[escaped] = d[escaped]
+        extra_bits[escaped] = bit_length(groups.domain(slots) - 1)[groups.group[escaped]]
+    need = groups.per_member(np.asarray([t.max_length for t in params.tables])[group_table])
+    return MemberFields.of(codes[flat].astype(np.int64), lengths[flat], extra, extra_bits, need,
+                           groups.per_member(groups.block))
+
+
+def _pack_blocks_2(groups: Groups, slots: str, params: PositionParams) -> tuple[bytes, np.ndarray]:
+    """Format 2's blocks packed: (their bytes, per-block byte lengths); each block is its header
+    section then its member section. The last packing is cached (sizing, then packing the pick)."""
+    cache = groups.__dict__.setdefault("_pack_2_cache", {})
+    key = (slots, params.count_k, params.rice_bias, tuple(params.tables))
+    if key not in cache:
+        B = len(groups.block_size)
+        headers, header_words = header_sections(groups, params)
+        sections, member_words = interleave(member_fields_2(groups, slots, params), num_blocks=B)
+        header_at = 2 * (np.cumsum(header_words) - header_words)
+        parts = []
+        for b in range(B):
+            parts.append(headers[header_at[b] : header_at[b] + 2 * header_words[b]])
+            parts.append(sections[b])
+        cache.clear()
+        cache[key] = (b"".join(parts), 2 * (header_words + member_words))
+    return cache[key]
+
+
+def encode_positions(groups: Groups, mode: str, slots: str, params: PositionParams | None = None,
+                     block_format: int = 1) -> bytes:
+    check_block_format(block_format)
+    params = params or choose_params(groups, mode, slots, code_length_limit(mode, block_format))
+    if block_format == 2 and mode == "huffman":
+        longest = max(t.max_length for t in params.tables)
+        if longest > V2_MAX_CODE_LENGTH:
+            raise ValueError(f"a Huffman table has codes of {longest} bits; block format 2 allows at most "
+                             f"{V2_MAX_CODE_LENGTH}")
+        blocks, block_bytes = _pack_blocks_2(groups, slots, params)
+        return _preamble(mode, params) + block_length_table(block_bytes) + blocks
     blocks, block_bytes = _pack_blocks(groups, mode, slots, params)
     offsets = (np.cumsum(block_bytes) - block_bytes).astype("<u4")
     return _preamble(mode, params) + offsets.tobytes() + blocks
@@ -320,10 +452,12 @@ _RAW_CHUNK = 1 << 20
 
 
 def encode_layer(q: np.ndarray, bits: int, mode: str, slots: str, block_bits: int,
-                 groups: Groups | None = None) -> bytes:
+                 groups: Groups | None = None, block_format: int = 1) -> bytes:
+    """A layer's payload in ``mode``; ``block_format`` (1 or 2) lays out huffman-mode blocks."""
+    check_block_format(block_format)
     if mode == "raw":
         return encode_raw(q, bits)
     if mode not in POSITION_MODES or slots not in SLOTS:
         raise ValueError(f"mode must be one of {MODES} and slots one of {SLOTS}")
     groups = groups or analyze(q, bits, block_bits)
-    return encode_positions(groups, mode, slots)
+    return encode_positions(groups, mode, slots, block_format=block_format)

@@ -22,7 +22,8 @@ __all__ = [
     "COUNT_K_BITS", "RICE_BIAS_BITS", "TABLES_LOG2_BITS", "MAX_TABLES", "NUM_TABLES_CHOICES",
     "MAX_SYMBOLS", "SYMBOL_BITS", "LENGTH_BITS", "COUNT_BITS", "MAX_CODE_LENGTH",
     "DISTANCE_WIDTH_BITS", "MAX_EXP_GOLOMB_PREFIX", "BLOCK_OFFSET_BYTES",
-    "MEMBER_STREAMS", "MEMBER_WORD_BITS", "V2_MAX_CODE_LENGTH",
+    "MEMBER_STREAMS", "MEMBER_WORD_BITS", "V2_MAX_CODE_LENGTH", "BLOCK_FORMATS", "check_block_format",
+    "BLOCK_LENGTH_WIDTH_BITS",
     "MAGIC", "VERSION", "HEADER", "MAX_LAYERS", "MAX_NDIM", "MAX_WEIGHTS", "check_params",
 ]
 
@@ -114,6 +115,18 @@ BLOCK_OFFSET_BYTES = 4
 MEMBER_STREAMS = 4
 MEMBER_WORD_BITS = 16
 V2_MAX_CODE_LENGTH = 11
+#: Block format 2 replaces the block offset table by a block length table: a width field of this
+#: many bits, then each block's length in ``MEMBER_WORD_BITS``-bit words in that width.
+BLOCK_LENGTH_WIDTH_BITS = 5
+#: Block formats of a huffman-mode payload: 1 (fields in one bit stream) and 2 (a header section,
+#: then the member section). Raw, repeat and distance payloads are the same in both.
+BLOCK_FORMATS = (1, 2)
+
+
+def check_block_format(block_format: int) -> None:
+    """``ValueError`` unless ``block_format`` is one of :data:`BLOCK_FORMATS`."""
+    if block_format not in BLOCK_FORMATS:
+        raise ValueError(f"block_format must be one of {BLOCK_FORMATS}, not {block_format!r}")
 
 
 def check_params(bits: int, block_bits: int) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bits import pack_fields
+from .bits import place_fields
 from .errors import FormatError
 from .format import MEMBER_STREAMS, MEMBER_WORD_BITS
 
@@ -102,7 +102,9 @@ def interleave(fields: MemberFields, num_blocks: int | None = None) -> tuple[lis
     block_start = np.searchsorted(fields.block, np.arange(num_blocks))
     t = np.arange(n) - block_start[fields.block]                 # field number in its block
     key = fields.block * MEMBER_STREAMS + t % MEMBER_STREAMS      # one bit string per (block, stream)
-    order = np.lexsort((t, key))                                 # the fields of each string, in order
+    # The fields of each string, in order (fields come in block order, so a stable sort by key keeps
+    # each string's fields in field order).
+    order = np.argsort(key, kind="stable")
     ks = key[order]
     first = np.r_[True, ks[1:] != ks[:-1]]
     string = np.cumsum(first) - 1                                # string number of each ordered field
@@ -110,7 +112,9 @@ def interleave(fields: MemberFields, num_blocks: int | None = None) -> tuple[lis
     cum = np.cumsum(length) - length
     before = cum - cum[np.flatnonzero(first)][string]            # bits of the string before the field
     # Two pull points per field: the bits the string's buffer must have reached by then.
-    required = np.stack([before + fields.need[order], before + length], axis=1).ravel()
+    required = np.empty(2 * n, dtype=np.int64)
+    np.add(before, fields.need[order], out=required[0::2])
+    np.add(before, length, out=required[1::2])
     words_after = -(-required // W)
     point_string = np.repeat(string, 2)
     offset = point_string * (int(words_after.max()) + 1)         # keeps the running maxima apart
@@ -122,17 +126,18 @@ def interleave(fields: MemberFields, num_blocks: int | None = None) -> tuple[lis
     at = np.flatnonzero(pulled)
     pull_field = order[at // 2]
     pull_word = running[at] - 1                                  # the word's index in its string
-    by_time = np.lexsort((at % 2, t[pull_field], fields.block[pull_field]))
+    by_time = np.argsort(2 * pull_field + at % 2, kind="stable")   # (block, field, point): field index, point
     pull_field, pull_string, pull_word = pull_field[by_time], point_string[at][by_time], pull_word[by_time]
     # Every string packed into whole words, strings back to back in string order.
     string_bits = np.bincount(string, weights=length).astype(np.int64)
     pad = -string_bits % W
     string_word0 = np.r_[0, np.cumsum((string_bits + pad) // W)[:-1]]
-    last = np.r_[np.flatnonzero(first)[1:], n] - 1               # each string's last ordered field
-    values = np.stack([fields.code[order], fields.extra[order], np.zeros(n, np.int64)], axis=1)
-    nbits = np.stack([fields.code_bits[order], fields.extra_bits[order], np.zeros(n, np.int64)], axis=1)
-    nbits[last, 2] = pad
-    packed = np.frombuffer(pack_fields(values.ravel().astype(np.uint64), nbits.ravel()), dtype=">u2")
+    total_words = int(((string_bits + pad) // W).sum())
+    # Each field (its code, then its extra bits: at most 32 bits) at its place; padding stays zero.
+    stream64 = np.zeros(total_words * W // 64 + 2, dtype=np.uint64)
+    field_value = (fields.code[order] << fields.extra_bits[order]) | fields.extra[order]
+    place_fields(stream64, W * string_word0[string] + before, field_value, length)
+    packed = np.frombuffer(stream64.astype(">u8").tobytes(), dtype=">u2")[:total_words]
     # A pull past a string's last word (need(t) ahead of a short last field) gets a zero word.
     has_data = pull_word < ((string_bits + pad) // W)[pull_string]
     section_words = np.where(has_data, packed[np.minimum(string_word0[pull_string] + pull_word, len(packed) - 1)], 0)
