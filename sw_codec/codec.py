@@ -14,7 +14,7 @@ from .container import LayerRecord, payload_of, read_table, write_container
 from .decoder import decode_layer
 from .encoder import encode_positions, encode_raw, huffman_size_bounds, payload_size
 from .errors import FormatError
-from .format import MODES, POSITION_MODES, SLOTS, check_params
+from .format import MODES, POSITION_MODES, SLOTS, VERSION, block_format_of, check_params
 from .quantization import GRANULARITIES, dequantize, quantize
 from .search import choose_params
 
@@ -155,8 +155,9 @@ def candidate_sizes(enc: EncodedLayer, modes=POSITION_MODES) -> dict[str, int]:
 
 def compress(tensors: dict[str, np.ndarray], *, bits: int = 8, granularity: str = "tensor", mode: str = "auto",
              slots: str = "auto", block_bits: int = DEFAULT_BLOCK_BITS, quantize_1d: bool = False,
-             progress: bool = False) -> bytes:
-    """Quantize float tensors and compress them into one ``.pcz`` file (returned as bytes).
+             progress: bool = False, version: int = VERSION) -> bytes:
+    """Quantize float tensors and compress them into one ``.pcz`` file (returned as bytes) of
+    container ``version`` (1 or 2).
 
     Tensors of two or more dimensions are quantized to ``bits``; 1-D and scalar tensors (biases,
     norms) stay float32 and are stored raw unless ``quantize_1d``.
@@ -170,18 +171,23 @@ def compress(tensors: dict[str, np.ndarray], *, bits: int = 8, granularity: str 
             layers[name] = (q, scales, granularity if x.ndim >= 2 else "tensor")
         else:
             layers[name] = x
-    return compress_integers(layers, bits=bits, mode=mode, slots=slots, block_bits=block_bits, progress=progress)
+    return compress_integers(layers, bits=bits, mode=mode, slots=slots, block_bits=block_bits, progress=progress,
+                             version=version)
 
 
 def compress_integers(layers: dict, *, bits: int = 8, mode: str = "auto", slots: str = "auto",
-                      block_bits: int = DEFAULT_BLOCK_BITS, progress: bool = False) -> bytes:
-    """Compress already-quantized layers losslessly.
+                      block_bits: int = DEFAULT_BLOCK_BITS, progress: bool = False, version: int = VERSION) -> bytes:
+    """Compress already-quantized layers losslessly into a ``.pcz`` file of container ``version``.
 
     ``layers`` maps a name to ``(q, scales, granularity)`` (integers, float32 scales, "tensor" or
     "channel") or ``(q, scales, granularity, layer_bits)`` (a width of its own for that layer,
     in place of ``bits``), or to a float array stored raw as float32.
     """
     check_choices(bits, "tensor", mode, slots, block_bits)
+    # A file's payload block format is block_format_of(version) (record.block_format on reading).
+    # The payload coder of this tree writes and reads block format 1 only: until block format 2 is
+    # connected here and in decode_record, version-2 files carry block-format-1 payloads.
+    block_format_of(version)
     records, payloads = [], []
     for name, layer in _progress(list(layers.items()), progress, "compress"):
         if isinstance(layer, tuple):
@@ -196,7 +202,7 @@ def compress_integers(layers: dict, *, bits: int = 8, mode: str = "auto", slots:
             x = np.asarray(layer, dtype=np.float32)
             records.append(LayerRecord(name, tuple(x.shape), "float32", 32))
             payloads.append(x.astype("<f4").tobytes())
-    return write_container(records, payloads)
+    return write_container(records, payloads, version=version)
 
 
 def inspect(data: bytes) -> list[LayerRecord]:
