@@ -379,3 +379,25 @@ def test_cli_writes_either_version(tmp_path, capsys, version):
     assert main(["inspect", str(pcz)]) == 0
     assert f"container version {version}" in capsys.readouterr().out
     assert [r.name for r in inspect(pcz.read_bytes())] == ["w"]
+
+
+# ---- The format document -----------------------------------------------------------------------
+
+def test_the_example_of_the_format_document():
+    """docs/FORMAT.md, "Version 2": two layers, their inflated directory and offsets, byte for byte."""
+    a = LayerRecord("a.w", (4, 8), "huffman", 8, "channel", "free", 6, np.array([0.5, 0.25, 1, 2], np.float32))
+    b = LayerRecord("a.b", (8,), "float32", 32)
+    data = write_container([a, b], [b"\1\2\3", np.arange(8, dtype="<f4").tobytes()])
+    parts = directory_parts([a, b])
+    assert {k: v.hex(" ").upper() for k, v in parts.items()} == {
+        "names": "00 03 61 2E 77 02 01 62", "modes": "34 08 06 00", "shapes": "02 04 08 01 08", "lengths": "03",
+        "crcs": "1D 80 BC 55 7C 40 0A 7A"}
+    _, _, _, layers, stored, size = HEADER_V2.unpack_from(data)
+    assert (layers, stored, size, len(data)) == (2, 28, 26, 107)
+    assert [(r.offset, r.length) for r in read_table(data)] == [(72, 3), (75, 32)]
+
+
+def test_the_mode_byte_holds_every_code():
+    from sw_codec.format import Granularity, LayerMode, Slots
+
+    assert max(LayerMode) < 8 and max(Granularity) < 4 and max(Slots) < 2
