@@ -65,6 +65,7 @@ def alternatives(records) -> dict[str, int]:
         "v2_names_not_front_coded": V2_FIXED + deflated(plain_names + whole[len(parts["names"]):]),
         "v2_not_deflated": V2_FIXED + len(whole),
         "payload_crcs_raw": len(parts["crcs"]),
+        "names_front_coded_deflated_alone": deflated(parts["names"]),
         **{f"part_{k}_inflated": len(v) for k, v in parts.items()},
     }
 
