@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from sw_codec.codec import DEFAULT_BLOCK_BITS, MODE_CHOICES, SLOTS_CHOICES, compress, decompress, inspect
-from sw_codec.container import file_version
+from sw_codec.container import layout
 from sw_codec.format import MAX_BLOCK_BITS, MIN_BLOCK_BITS, VERSION, VERSIONS, WEIGHT_BITS
 from sw_codec.models import load_model, model_path
 from sw_codec.quantization import GRANULARITIES
@@ -61,7 +61,9 @@ def _cmd_decompress(args) -> int:
 def _cmd_inspect(args) -> int:
     data = Path(args.input).read_bytes()
     records = inspect(data)
-    print(f"{args.input}: {len(data)} bytes, container version {file_version(data)}, {len(records)} layers")
+    parts = layout(data)
+    print(f"{args.input}: {len(data)} bytes, container version {parts['version']}, {len(records)} layers; "
+          f"directory {parts['directory']} bytes, scales {parts['scales']}, payloads {parts['payloads']}")
     print(f"{'layer':<48} {'shape':<18} {'mode':<14} {'bits':>4} {'gran':<7} {'P':>2} {'offset':>10} "
           f"{'bytes':>10} {'bits/w':>7} {'crc32':>8}")
     for r in records:

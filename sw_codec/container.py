@@ -28,12 +28,12 @@ from .format import (HEADER, HEADER_V2, MAGIC, MAX_BLOCK_BITS, MAX_INFLATE_RATIO
                      MIN_DIRECTORY_BYTES_PER_LAYER, MIN_WEIGHT_BITS, POSITION_MODES, VERSION, VERSIONS,
                      WEIGHT_BITS, Granularity, LayerMode, Slots, block_format_of)
 
-__all__ = ["LayerRecord", "write_container", "read_table", "file_version", "payload_of", "layout",
+__all__ = ["LayerRecord", "write_container", "read_table", "file_version", "payload_of", "layout", "directory_parts",
            "varint", "scale_count", "implied_length"]
 
 #: Version 2's packed mode byte: the mode code in bits 0-2, the granularity in bits 3-4, slots in bit 5.
 _MODE_MASK, _GRAN_SHIFT, _GRAN_MASK, _SLOTS_SHIFT, _KIND_BITS = 0x07, 3, 0x03, 5, 6
-#: CRC-32 of each payload, little-endian, at the end of a version-2 directory.
+#: A CRC-32 field (little-endian).
 _CRC = struct.Struct("<I")
 
 
@@ -229,7 +229,7 @@ class _Cursor:
         self.pos += size
         return values
 
-    def bytes(self, size: int) -> bytes:
+    def take_bytes(self, size: int) -> bytes:
         if self.pos + size > self.end:
             raise self.error("directory truncated")
         out = bytes(self.data[self.pos : self.pos + size])
@@ -380,6 +380,8 @@ def _inflate(data: bytes, at: int, stored: int, size: int) -> bytes:
 
 
 def _read_v2(data: bytes) -> list[LayerRecord]:
+    """Header, stored directory and CRC, then :func:`_parse_directory`, then the scale section
+    and the payloads' places (docs/FORMAT.md, "Version 2": the reader's checks in their order)."""
     head = HEADER_V2.size
     if len(data) < head + 8:
         raise FormatError(f"file of {len(data)} bytes is too short for a version-2 .pcz header", offset=0)
@@ -400,9 +402,35 @@ def _read_v2(data: bytes) -> list[LayerRecord]:
     if layers * MIN_DIRECTORY_BYTES_PER_LAYER > size:
         raise FormatError(f"header claims {layers} layers, more than a directory of {size} bytes holds "
                           f"({MIN_DIRECTORY_BYTES_PER_LAYER} bytes a layer at least)", offset=8)
-    directory = _inflate(data, head, stored, size)
-    r = _Cursor(directory, 0, size, directory_at=head)
+    records = _parse_directory(_Cursor(_inflate(data, head, stored, size), 0, size, directory_at=head), layers)
 
+    scales_at = end + 4
+    num_scales = [scale_count(r.shape, r.granularity) for r in records]
+    scales_end = scales_at + 4 * sum(num_scales)
+    if scales_end + 4 > len(data):
+        raise FormatError(f"scale section of {sum(num_scales)} scales runs past the end of the file",
+                          offset=scales_at)
+    (crc,) = _CRC.unpack_from(data, scales_end)
+    if crc != zlib.crc32(data[scales_at:scales_end]):
+        raise FormatError("scale section CRC-32 mismatch", offset=scales_end)
+    scales = np.frombuffer(data, "<f4", sum(num_scales), scales_at).astype(np.float32)
+
+    offset, first_scale = scales_end + 4, 0
+    for record, n in zip(records, num_scales):
+        if offset + record.length > len(data):
+            raise FormatError(f"payload of {record.length} bytes runs past the end of the file ({len(data)} bytes)",
+                              layer=record.name, offset=offset)
+        record.offset, record.scales = offset, scales[first_scale : first_scale + n]
+        offset += record.length
+        first_scale += n
+    if offset != len(data):
+        raise FormatError(f"{len(data) - offset} bytes after the last payload", offset=offset)
+    return records
+
+
+def _parse_directory(r: _Cursor, layers: int) -> list[LayerRecord]:
+    """The ``layers`` records of an inflated version-2 directory, its five parts in order (names,
+    modes, shapes, lengths, CRCs); offsets and scales are placed by the caller."""
     names, seen, previous = [], set(), b""
     for i in range(layers):
         shared = r.varint()
@@ -411,72 +439,45 @@ def _read_v2(data: bytes) -> list[LayerRecord]:
         suffix = r.varint()
         if shared + suffix > MAX_NAME_BYTES:
             raise r.error(f"name of layer #{i} is {shared + suffix} bytes (at most {MAX_NAME_BYTES})")
-        raw = previous[:shared] + r.bytes(suffix)
+        raw = previous[:shared] + r.take_bytes(suffix)
         names.append(_check_name(r, raw, seen, i))
         previous = raw
 
-    fields = []
+    records = []
     for name in names:
         r.layer = name
         (packed,) = r.take("<B")
         if packed >> _KIND_BITS:
             raise r.error(f"mode byte {packed:#04x} has unknown bits set")
-        mode_code = packed & _MODE_MASK
+        mode_code, slots_code = packed & _MODE_MASK, packed >> _SLOTS_SHIFT
         bits = r.take("<B")[0] if mode_code != LayerMode.FLOAT32 else 32
         block_bits = r.take("<B")[0] if _label_of(LayerMode, mode_code) in POSITION_MODES else 0
-        slots_code = packed >> _SLOTS_SHIFT
         mode, granularity, slots = _check_fields(r, mode_code, bits, packed >> _GRAN_SHIFT & _GRAN_MASK,
                                                  slots_code, block_bits)
         if mode not in POSITION_MODES and slots_code:
             raise r.error(f"{mode} layer with slots {slots!r} (only position modes count slots)")
-        fields.append((mode, bits, granularity, slots, block_bits))
+        records.append(LayerRecord(name, (), mode, bits, granularity, slots, block_bits, version=2))
 
-    shapes = []
-    for name in names:
-        r.layer = name
+    counts = []
+    for record in records:
+        r.layer = record.name
         ndim = r.varint()
         if ndim > MAX_NDIM:
             raise r.error(f"{ndim} dimensions (at most {MAX_NDIM})")
-        shape = tuple(r.varint() for _ in range(ndim))
-        shapes.append((shape, _check_shape(r, shape)))
+        record.shape = tuple(r.varint() for _ in range(ndim))
+        counts.append(_check_shape(r, record.shape))
 
-    lengths = []
-    for name, (mode, bits, *_), (shape, count) in zip(names, fields, shapes):
-        r.layer = name
-        length = implied_length(mode, count, bits)
-        lengths.append(r.varint() if length is None else length)
+    for record, count in zip(records, counts):
+        r.layer = record.name
+        length = implied_length(record.mode, count, record.bits)
+        record.length = r.varint() if length is None else length
 
-    crcs = []
-    for name in names:
-        r.layer = name
-        crcs.append(r.take("<I")[0])
+    for record in records:
+        r.layer = record.name
+        (record.crc32,) = r.take("<I")
     r.layer = None
-    if r.pos != size:
-        raise r.error(f"{size - r.pos} unexplained bytes at the end of the directory")
-
-    scales_at = end + 4
-    num_scales = [scale_count(shape, granularity) for (_, _, granularity, _, _), (shape, _) in zip(fields, shapes)]
-    scales_end = scales_at + 4 * sum(num_scales)
-    if scales_end + 4 > len(data):
-        raise FormatError(f"scale section of {sum(num_scales)} scales runs past the end of the file",
-                          offset=scales_at)
-    (crc,) = _CRC.unpack_from(data, scales_end)
-    if crc != zlib.crc32(data[scales_at:scales_end]):
-        raise FormatError("scale section CRC-32 mismatch", offset=scales_end)
-    all_scales = np.frombuffer(data, "<f4", sum(num_scales), scales_at).astype(np.float32)
-
-    records, offset, first_scale = [], scales_end + 4, 0
-    for name, (mode, bits, granularity, slots, block_bits), (shape, _), length, crc32, n in zip(
-            names, fields, shapes, lengths, crcs, num_scales):
-        if offset + length > len(data):
-            raise FormatError(f"payload of {length} bytes runs past the end of the file ({len(data)} bytes)",
-                              layer=name, offset=offset)
-        records.append(LayerRecord(name, shape, mode, bits, granularity, slots, block_bits,
-                                   all_scales[first_scale : first_scale + n], offset, length, crc32, version=2))
-        offset += length
-        first_scale += n
-    if offset != len(data):
-        raise FormatError(f"{len(data) - offset} bytes after the last payload", offset=offset)
+    if r.pos != r.end:
+        raise r.error(f"{r.end - r.pos} unexplained bytes at the end of the directory")
     return records
 
 

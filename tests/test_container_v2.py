@@ -377,7 +377,8 @@ def test_cli_writes_either_version(tmp_path, capsys, version):
                  "--container-version", str(version)]) == 0
     assert file_version(pcz.read_bytes()) == version
     assert main(["inspect", str(pcz)]) == 0
-    assert f"container version {version}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"container version {version}" in out and "directory" in out and "payloads" in out
     assert [r.name for r in inspect(pcz.read_bytes())] == ["w"]
 
 
