@@ -402,3 +402,73 @@ def test_the_mode_byte_holds_every_code():
     from sw_codec.format import Granularity, LayerMode, Slots
 
     assert max(LayerMode) < 8 and max(Granularity) < 4 and max(Slots) < 2
+
+
+def read_as_the_document_says(data: bytes) -> list[dict]:
+    """A version-2 reader written from docs/FORMAT.md alone (no sw_codec code): valid files only."""
+    import zlib as z
+
+    layers, stored, size = struct.unpack_from("<III", data, 8)
+    directory = z.decompressobj(-15).decompress(data[20 : 20 + stored])
+    assert len(directory) == size
+    pos = 0
+
+    def take(n):
+        nonlocal pos
+        pos += n
+        return directory[pos - n : pos]
+
+    def leb128():
+        value, shift = 0, 0
+        while True:
+            byte = take(1)[0]
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+
+    out, previous = [], b""
+    for _ in range(layers):
+        p, s = leb128(), leb128()
+        previous = previous[:p] + take(s)
+        out.append({"name": previous.decode()})
+    for layer in out:
+        byte = take(1)[0]
+        layer["mode"] = ["float32", "raw", "repeat", "distance", "huffman"][byte & 7]
+        layer["granularity"] = ["none", "tensor", "channel"][byte >> 3 & 3]
+        layer["slots"] = ["all", "free"][byte >> 5 & 1]
+        layer["bits"] = 32 if layer["mode"] == "float32" else take(1)[0]
+        layer["block_bits"] = take(1)[0] if layer["mode"] in ("repeat", "distance", "huffman") else 0
+    for layer in out:
+        layer["shape"] = tuple(leb128() for _ in range(leb128()))
+    for layer in out:
+        count = int(np.prod(layer["shape"], dtype=object)) if layer["shape"] else 1
+        layer["length"] = {"float32": 4 * count, "raw": (count * layer["bits"] + 7) // 8}.get(layer["mode"]) \
+            if layer["mode"] in ("float32", "raw") else leb128()
+    for layer in out:
+        layer["crc32"] = struct.unpack("<I", take(4))[0]
+    assert pos == size
+    at = 24 + stored
+    for layer in out:
+        n = {"none": 0, "tensor": 1}.get(layer["granularity"], layer["shape"][0] if len(layer["shape"]) >= 2 else 1)
+        layer["scales"] = data[at : at + 4 * n]
+        at += 4 * n
+    at += 4
+    for layer in out:
+        layer["offset"] = at
+        at += layer["length"]
+    assert at == len(data)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(layers=directories())
+def test_a_reader_written_from_the_document_reads_what_the_writer_writes(layers):
+    data = write_container([r for r, _ in layers], [p for _, p in layers])
+    ours = read_table(data)
+    theirs = read_as_the_document_says(data)
+    assert len(ours) == len(theirs)
+    for r, t in zip(ours, theirs):
+        assert t == {**{f: getattr(r, f) for f in ("name", "mode", "granularity", "slots", "bits", "block_bits",
+                                                  "shape", "length", "crc32", "offset")},
+                     "scales": r.scales.astype("<f4").tobytes()}
