@@ -13,12 +13,13 @@ DATA_PACKAGES  := gensim==4.4.0 scikit-image==0.26.0 pytest-audioeval==0.1.3
 # The rate-accuracy settings of `make accuracy`: lossless int8/int6/int5/int4, one scale per output channel.
 ACCURACY_SETTINGS := int8ch int6ch int5ch int4ch
 
-.PHONY: all sim test bench sim-bench accel accuracy lossy synth verilog results-md clean help icarus
+.PHONY: all sim test bench sim-bench accel accuracy lossy synth verilog results-md clean help icarus container
 
 help:
 	@echo "make sim     generate the decoder Verilog and decode a real model's layer in RTL, compared with sw_codec"
 	@echo "make test    run the test suite (codec, hardware in the Amaranth simulator and cocotb)"
 	@echo "make bench   compression benchmark on real models -> results/codec.json"
+	@echo "make container  .pcz directory bytes, container version 1 against 2, on every bundled model -> results/container.json"
 	@echo "make sim-bench  decoder weights/cycle per mode and lane count in RTL -> results/sim.json"
 	@echo "make verilog write the decoder Verilog to build/verilog/"
 	@echo "make synth   Yosys + nextpnr (ECP5) area, Fmax and energy per stage and lane -> results/synth.json"
@@ -51,6 +52,9 @@ test: $(STAMP) icarus
 
 bench: $(STAMP)
 	$(PY) -m sw_codec.bench --out results/codec.json
+
+container: $(STAMP)
+	PYTHONPATH=. $(PY) tools/container_sizes.py --out results/container.json
 
 sim-bench: $(STAMP)
 	$(PY) -m sim.bench --out results/sim.json

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from sw_codec.codec import DEFAULT_BLOCK_BITS, MODE_CHOICES, SLOTS_CHOICES, compress, decompress, inspect
-from sw_codec.format import MAX_BLOCK_BITS, MIN_BLOCK_BITS, WEIGHT_BITS
+from sw_codec.container import layout
+from sw_codec.format import MAX_BLOCK_BITS, MIN_BLOCK_BITS, VERSION, VERSIONS, WEIGHT_BITS
 from sw_codec.models import load_model, model_path
 from sw_codec.quantization import GRANULARITIES
 
@@ -36,7 +37,8 @@ def add_quantization_arguments(p: argparse.ArgumentParser) -> None:
 def _cmd_compress(args) -> int:
     tensors = load_model(model_path(args.model))
     data = compress(tensors, bits=args.bits, granularity=args.granularity, mode=args.mode, slots=args.slots,
-                    block_bits=args.block_bits, quantize_1d=args.quantize_1d, progress=not args.quiet)
+                    block_bits=args.block_bits, quantize_1d=args.quantize_1d, progress=not args.quiet,
+                    version=args.container_version)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_bytes(data)
     records = inspect(data)
@@ -59,7 +61,9 @@ def _cmd_decompress(args) -> int:
 def _cmd_inspect(args) -> int:
     data = Path(args.input).read_bytes()
     records = inspect(data)
-    print(f"{args.input}: {len(data)} bytes, {len(records)} layers")
+    parts = layout(data)
+    print(f"{args.input}: {len(data)} bytes, container version {parts['version']}, {len(records)} layers; "
+          f"directory {parts['directory']} bytes, scales {parts['scales']}, payloads {parts['payloads']}")
     print(f"{'layer':<48} {'shape':<18} {'mode':<14} {'bits':>4} {'gran':<7} {'P':>2} {'offset':>10} "
           f"{'bytes':>10} {'bits/w':>7} {'crc32':>8}")
     for r in records:
@@ -95,6 +99,8 @@ def add_commands(sub) -> None:
     p.add_argument("--slots", choices=SLOTS_CHOICES, default="auto",
                    help="count positions among all slots or among free slots; auto picks the smallest")
     p.add_argument("--quantize-1d", action="store_true", help="quantize 1-D tensors too (default: keep them float32)")
+    p.add_argument("--container-version", type=int, choices=VERSIONS, default=VERSION, metavar="V",
+                   help=f".pcz container version, one of {', '.join(map(str, VERSIONS))} (default {VERSION})")
     p.set_defaults(func=_cmd_compress)
 
     p = sub.add_parser("decompress", help="decode a .pcz file to .npz")

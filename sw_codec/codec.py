@@ -14,7 +14,7 @@ from .container import LayerRecord, payload_of, read_table, write_container
 from .decoder import decode_layer
 from .encoder import code_length_limit, encode_positions, encode_raw, huffman_2_size_bound, huffman_size_bounds, payload_size
 from .errors import FormatError
-from .format import MODES, POSITION_MODES, SLOTS, check_block_format, check_params
+from .format import MODES, POSITION_MODES, SLOTS, VERSION, block_format_of, check_block_format, check_params
 from .quantization import GRANULARITIES, dequantize, quantize
 from .search import choose_params
 
@@ -164,8 +164,9 @@ def candidate_sizes(enc: EncodedLayer, modes=POSITION_MODES) -> dict[str, int]:
 
 def compress(tensors: dict[str, np.ndarray], *, bits: int = 8, granularity: str = "tensor", mode: str = "auto",
              slots: str = "auto", block_bits: int = DEFAULT_BLOCK_BITS, quantize_1d: bool = False,
-             progress: bool = False, block_format: int = 1) -> bytes:
-    """Quantize float tensors and compress them into one ``.pcz`` file (returned as bytes).
+             progress: bool = False, version: int = VERSION) -> bytes:
+    """Quantize float tensors and compress them into one ``.pcz`` file (returned as bytes) of
+    container ``version`` (1 or 2; huffman payloads in block format 1 or 2).
 
     Tensors of two or more dimensions are quantized to ``bits``; 1-D and scalar tensors (biases,
     norms) stay float32 and are stored raw unless ``quantize_1d``.
@@ -180,21 +181,22 @@ def compress(tensors: dict[str, np.ndarray], *, bits: int = 8, granularity: str 
         else:
             layers[name] = x
     return compress_integers(layers, bits=bits, mode=mode, slots=slots, block_bits=block_bits, progress=progress,
-                             block_format=block_format)
+                             version=version)
 
 
 def compress_integers(layers: dict, *, bits: int = 8, mode: str = "auto", slots: str = "auto",
-                      block_bits: int = DEFAULT_BLOCK_BITS, progress: bool = False, block_format: int = 1) -> bytes:
-    """Compress already-quantized layers losslessly.
+                      block_bits: int = DEFAULT_BLOCK_BITS, progress: bool = False, version: int = VERSION) -> bytes:
+    """Compress already-quantized layers losslessly into a ``.pcz`` file of container ``version``.
 
-    ``block_format=2`` writes huffman-mode payloads in block format 2. The container (version 1)
-    does not record it yet: such a file must be read with ``decompress(..., block_format=2)``.
+    The version fixes the payloads' block format (``format.block_format_of``): huffman payloads
+    of version-2 files are in block format 2, those of version-1 files in block format 1.
 
     ``layers`` maps a name to ``(q, scales, granularity)`` (integers, float32 scales, "tensor" or
     "channel") or ``(q, scales, granularity, layer_bits)`` (a width of its own for that layer,
     in place of ``bits``), or to a float array stored raw as float32.
     """
     check_choices(bits, "tensor", mode, slots, block_bits)
+    block_format = block_format_of(version)
     records, payloads = [], []
     for name, layer in _progress(list(layers.items()), progress, "compress"):
         if isinstance(layer, tuple):
@@ -209,7 +211,7 @@ def compress_integers(layers: dict, *, bits: int = 8, mode: str = "auto", slots:
             x = np.asarray(layer, dtype=np.float32)
             records.append(LayerRecord(name, tuple(x.shape), "float32", 32))
             payloads.append(x.astype("<f4").tobytes())
-    return write_container(records, payloads)
+    return write_container(records, payloads, version=version)
 
 
 def inspect(data: bytes) -> list[LayerRecord]:
@@ -217,9 +219,9 @@ def inspect(data: bytes) -> list[LayerRecord]:
     return read_table(data)
 
 
-def decode_record(data: bytes, record: LayerRecord, block_format: int = 1) -> np.ndarray:
-    """The stored array of one layer: integers (int8/int16) or float32, in the layer's shape;
-    ``block_format``: the layout of a huffman-mode payload's blocks (1 or 2)."""
+def decode_record(data: bytes, record: LayerRecord) -> np.ndarray:
+    """The stored array of one layer: integers (int8/int16) or float32, in the layer's shape
+    (huffman payloads in the block format of the file's version, ``record.block_format``)."""
     payload = payload_of(data, record)
     try:
         if record.mode == "float32":
@@ -228,14 +230,13 @@ def decode_record(data: bytes, record: LayerRecord, block_format: int = 1) -> np
             values = np.frombuffer(payload, "<f4").astype(np.float32)
         else:
             values = decode_layer(payload, record.count, record.bits, record.mode, record.slots, record.block_bits,
-                                  block_format)
+                                  record.block_format)
     except FormatError as e:
         raise e.located(layer=record.name, base=record.offset) from None
     return values.reshape(record.shape)
 
 
-def decompress(data: bytes, *, integers: bool = False, progress: bool = False,
-               block_format: int = 1) -> dict[str, np.ndarray]:
+def decompress(data: bytes, *, integers: bool = False, progress: bool = False) -> dict[str, np.ndarray]:
     """All layers of a ``.pcz`` file by name.
 
     Default: float32 tensors (integers times their scales). With ``integers``: the integer tensors
@@ -243,7 +244,7 @@ def decompress(data: bytes, *, integers: bool = False, progress: bool = False,
     """
     out = {}
     for record in _progress(read_table(data), progress, "decompress"):
-        values = decode_record(data, record, block_format)
+        values = decode_record(data, record)
         if record.mode == "float32":
             out[record.name] = values
         elif integers:

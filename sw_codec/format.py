@@ -25,6 +25,8 @@ __all__ = [
     "MEMBER_STREAMS", "MEMBER_WORD_BITS", "V2_MAX_CODE_LENGTH", "BLOCK_FORMATS", "check_block_format",
     "BLOCK_LENGTH_WIDTH_BITS",
     "MAGIC", "VERSION", "HEADER", "MAX_LAYERS", "MAX_NDIM", "MAX_WEIGHTS", "check_params",
+    "VERSIONS", "HEADER_V2", "MAX_NAME_BYTES", "MAX_VARINT_BYTES", "MAX_INFLATE_RATIO",
+    "MIN_DIRECTORY_BYTES_PER_LAYER", "BLOCK_FORMAT_OF_VERSION", "block_format_of",
 ]
 
 
@@ -141,12 +143,36 @@ def check_params(bits: int, block_bits: int) -> None:
 # ---- The container ---------------------------------------------------------------------------
 
 MAGIC = b"\x89PCZ"
-VERSION = 1
-#: magic, version, flags, layer count, table bytes (little-endian).
+#: The container versions a reader reads, and the one the writer writes unless told otherwise.
+VERSIONS = (1, 2)
+VERSION = 2
+#: Version 1's header: magic, version, flags, layer count, table bytes (little-endian).
 HEADER = struct.Struct("<4sHHII")
+#: Version 2's header: magic, version, flags, layer count, stored (deflated) directory bytes,
+#: directory bytes once inflated (little-endian).
+HEADER_V2 = struct.Struct("<4sHHIII")
 MAX_LAYERS = 1 << 20
 MAX_NDIM = 8
 MAX_WEIGHTS = 1 << 40
+#: A layer name is at most this many bytes of UTF-8.
+MAX_NAME_BYTES = (1 << 16) - 1
+#: Version 2's LEB128 varints: at most this many bytes (values below 2**63), no redundant last byte.
+MAX_VARINT_BYTES = 9
+#: Version 2: a directory inflates to at most this many bytes per stored byte (DEFLATE's own bound),
+#: and takes at least this many inflated bytes per layer (two name varints, a mode byte, ndim, CRC).
+MAX_INFLATE_RATIO = 1032
+MIN_DIRECTORY_BYTES_PER_LAYER = 8
+#: The payload block format of each container version: huffman payloads of version-2 files are in
+#: block format 2; every other payload is the same in both.
+BLOCK_FORMAT_OF_VERSION = {1: 1, 2: 2}
+
+
+def block_format_of(version: int) -> int:
+    """The payload block format of a container ``version``; ``ValueError`` naming the versions."""
+    try:
+        return BLOCK_FORMAT_OF_VERSION[version]
+    except (KeyError, TypeError):
+        raise ValueError(f"container version must be one of {VERSIONS}, not {version!r}") from None
 
 
 class LayerMode(_Code):

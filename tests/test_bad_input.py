@@ -12,13 +12,16 @@ from sw_codec.bits import BitWriter
 from sw_codec.container import HEADER, LayerRecord, write_container
 from sw_codec.decoder import decode_layer
 from sw_codec.encoder import encode_layer
-from sw_codec.format import POSITION_MODES, SLOTS
+from sw_codec.format import POSITION_MODES, SLOTS, VERSIONS
+
+versions = pytest.mark.parametrize("version", VERSIONS)
 
 
-def small_model(mode="auto", block_bits=6):
+def small_model(mode="auto", block_bits=6, version=1):
     rng = np.random.default_rng(0)
     return compress({"layer.w": rng.laplace(size=(20, 30)).astype(np.float32),
-                     "layer.b": rng.normal(size=30).astype(np.float32)}, mode=mode, block_bits=block_bits)
+                     "layer.b": rng.normal(size=30).astype(np.float32)}, mode=mode, block_bits=block_bits,
+                    version=version)
 
 
 def with_table_crc(data: bytes) -> bytes:
@@ -28,28 +31,32 @@ def with_table_crc(data: bytes) -> bytes:
     return data[:end] + struct.pack("<I", zlib.crc32(data[HEADER.size:end])) + data[end + 4:]
 
 
-def test_wrong_magic():
-    data = small_model()
+@versions
+def test_wrong_magic(version):
+    data = small_model(version=version)
     with pytest.raises(FormatError, match="not a .pcz file") as e:
         inspect(b"XXXX" + data[4:])
     assert e.value.offset == 0
 
 
-def test_unknown_version():
-    data = small_model()
+@versions
+def test_unknown_version(version):
+    data = small_model(version=version)
     with pytest.raises(FormatError, match="version 7"):
         inspect(data[:4] + struct.pack("<H", 7) + data[6:])
 
 
+@versions
 @pytest.mark.parametrize("cut", [0, 5, 17, 40, -1])
-def test_truncated_file(cut):
-    data = small_model()
+def test_truncated_file(cut, version):
+    data = small_model(version=version)
     with pytest.raises(FormatError):
         decompress(data[:cut])
 
 
-def test_payload_crc_mismatch_names_layer_and_offset():
-    data = bytearray(small_model(mode="huffman"))
+@versions
+def test_payload_crc_mismatch_names_layer_and_offset(version):
+    data = bytearray(small_model(mode="huffman", version=version))
     record = inspect(bytes(data))[0]
     data[record.offset + record.length // 2] ^= 0x10
     with pytest.raises(FormatError, match="CRC-32 mismatch") as e:
@@ -59,29 +66,33 @@ def test_payload_crc_mismatch_names_layer_and_offset():
 
 
 def test_table_crc_mismatch():
-    data = bytearray(small_model())
+    data = bytearray(small_model(version=1))
     data[HEADER.size + 3] ^= 1
     with pytest.raises(FormatError, match="layer table CRC-32"):
         inspect(bytes(data))
 
 
-def hostile_file(shape, mode="huffman", payload=b"\0" * 64, bits=8, block_bits=14):
-    record = LayerRecord("evil", shape, mode, bits, "tensor", "free", block_bits, np.ones(1, np.float32))
-    return write_container([record], [payload])
+def hostile_file(shape, mode="huffman", payload=b"\0" * 64, bits=8, block_bits=14, version=1):
+    slots = "free" if mode in POSITION_MODES else "all"
+    record = LayerRecord("evil", shape, mode, bits, "tensor", slots, block_bits, np.ones(1, np.float32))
+    return write_container([record], [payload], version=version, validate=False)
 
 
+@versions
 @pytest.mark.parametrize("mode", ["raw", "repeat", "distance", "huffman", "float32"])
-def test_header_claiming_10_to_the_12_weights_fails_before_allocating(mode):
-    data = hostile_file((10**6, 10**6), mode=mode, bits=32 if mode == "float32" else 8)
+def test_header_claiming_10_to_the_12_weights_fails_before_allocating(mode, version):
+    data = hostile_file((10**6, 10**6), mode=mode, bits=32 if mode == "float32" else 8, version=version)
     if mode == "float32":
-        data = write_container([LayerRecord("evil", (10**6, 10**6), "float32", 32)], [b"\0" * 64])
+        data = write_container([LayerRecord("evil", (10**6, 10**6), "float32", 32)], [b"\0" * 64],
+                               version=version, validate=False)
     with pytest.raises(FormatError, match="evil"):
         decompress(data)
 
 
-def test_header_claiming_more_than_2_to_the_40_weights():
+@versions
+def test_header_claiming_more_than_2_to_the_40_weights(version):
     with pytest.raises(FormatError, match="claims"):
-        inspect(hostile_file((1 << 21, 1 << 21)))
+        inspect(hostile_file((1 << 21, 1 << 21), version=version))
 
 
 def block_payload(fields, *, mode="repeat", count_k=0):

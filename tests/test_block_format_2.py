@@ -259,16 +259,16 @@ def test_errors_in_a_file_name_the_layer_and_the_block():
     record = LayerRecord("conv.w", (16,), "huffman", 8, "tensor", "free", 4, np.ones(1, np.float32))
     data = write_container([record], [_payload([_block(pad=1)])])
     with pytest.raises(FormatError, match=r"block 0: header section padding.*layer 'conv.w'"):
-        codec.decompress(data, block_format=2)
+        codec.decompress(data)
     good = write_container([record], [_payload([_block()])])
-    assert codec.decompress(good, integers=True, block_format=2)["conv.w"].tolist() == [0, 0, 0, 5] + [0] * 12
+    assert codec.decompress(good, integers=True)["conv.w"].tolist() == [0, 0, 0, 5] + [0] * 12
 
 
 def test_files_round_trip_in_format_2_and_other_modes_are_unchanged():
     rng = np.random.default_rng(3)
     tensors = {"a": rng.normal(size=(40, 100)).astype(np.float32) ** 3, "b": rng.normal(size=(7,)).astype(np.float32)}
-    data = codec.compress(tensors, bits=6, granularity="channel", block_bits=8, block_format=2)
-    back = codec.decompress(data, integers=True, block_format=2)
+    data = codec.compress(tensors, bits=6, granularity="channel", block_bits=8, version=2)
+    back = codec.decompress(data, integers=True)
     q, _ = quantize(tensors["a"], 6, "channel")
     np.testing.assert_array_equal(back["a"], q)
     q = _laplace(rng, 8, 2000, 3.0)

@@ -149,14 +149,18 @@ def test_raw_packs_b_bit_twos_complement_msb_first():
         assert int.from_bytes(payload, "big") >> (8 * len(payload) - 77 * bits) == value
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("bits", [1, 17, 32])
-def test_a_layer_of_an_unknown_width_is_refused_by_name(bits):
+def test_a_layer_of_an_unknown_width_is_refused_by_name(bits, version):
     from sw_codec.container import LayerRecord, write_container
     from sw_codec.errors import FormatError
 
-    data = write_container([LayerRecord("odd", (4,), "raw", bits, "tensor", scales=np.ones(1, np.float32))], [b"\0" * 8])
+    record = LayerRecord("odd", (4,), "raw", bits, "tensor", scales=np.ones(1, np.float32))
+    data = write_container([record], [b"\0" * 8], version=version, validate=False)
     with pytest.raises(FormatError, match=f"unsupported bit width {bits} \\(integer layers have 2..16 bits\\).*'odd'"):
         inspect(data)
+    with pytest.raises(ValueError, match="odd"):
+        write_container([record], [b"\0" * 8], version=version)
 
 
 def test_out_of_range_integers_are_refused():
