@@ -48,7 +48,7 @@ icarus:
 	  echo "note: iverilog not installed; the Icarus cases will be skipped"
 
 test: $(STAMP) icarus
-	HYPOTHESIS_PROFILE=ci PYTHONWARNINGS=error::DeprecationWarning $(PY) -m pytest -q
+	HYPOTHESIS_PROFILE=ci PYTHONWARNINGS=error::DeprecationWarning $(PY) -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(PY) -m sw_codec.bench --out results/codec.json
