@@ -5,7 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from sw_codec.format import MEMBER_STREAMS, MEMBER_WORD_BITS, SYMBOL_BITS, V2_MAX_CODE_LENGTH
 
-from .huffman_table_builder import (L1_BITS, MAX_SUBTABLES, HuffmanTableBuilder, check_table_params,
+from .huffman_table_builder import (L1_BITS, L2_INDEX_BITS, HuffmanTableBuilder, check_table_params,
                                     l1_entry_layout, l2_entry_layout, table_load_layout)
 from .params import check_int_range
 
@@ -15,7 +15,7 @@ __all__ = ["MemberStreamDecoder", "section_word_layout", "field_layout", "distan
 #: A stream's bit buffer: after a pull it holds fewer than ``need + 16`` or ``extra + 16`` bits.
 BUFFER_BITS = 2 * MEMBER_WORD_BITS - 1
 #: Depth of the word queue in front of the ring (two words may be pulled in one cycle).
-WORD_QUEUE_DEPTH = 4
+WORD_QUEUE_DEPTH = 6
 
 
 def section_word_layout() -> data.StructLayout:
@@ -57,19 +57,24 @@ class MemberStreamDecoder(wiring.Component):
     stage and moves to the next stage every cycle, so the stream of field ``t`` is back at the
     first stage when field ``t + 4`` enters. The stages of a field:
 
-    0. **pull**: if the stream holds fewer bits than its table's longest code, append a word;
-       the table id and the next 8 bits of the stream address the first-level table
-       (block RAM, ``HuffmanTableBuilder``).
-    1. **code**: the entry gives the symbol and code length; a code longer than 8 bits reads the
-       second-level table (block RAM) in a one-cycle bubble. Drop the code; if fewer bits than
-       the extra bits are left, append a word.
-    2. **extras**: take the extra bits.
-    3. **distance**: form ``(symbol << rice_k) | extra`` (or the extra field after the escape).
+    0. **windows**: pull a word if the stream holds fewer bits than its table's longest code.
+       Which word depends on whether the field ahead (in stage 1) pulls for its extra bits,
+       decided one cycle later; so both candidate windows (their first 11 bits) address a copy of
+       the tables in block RAM: the first level by ``(table, first 8 bits)``, the second level by
+       ``(table, last 8 bits)`` (``HuffmanTableBuilder``).
+    1. **word**: the field ahead has decided; keep the right word; register both windows' entries
+       (a block RAM's output goes straight into flip-flops).
+    2. **code**: the right window's entry gives the symbol and length (the second level's for a
+       long code); drop the code; if fewer bits than the extra bits are left, pull a word.
+    3. **extras**: take the extra bits; the stream goes back to stage 0.
 
-    Words are used in the order the reference decoder pulls them: in one cycle stage 1's extra
-    pull (field ``t``) takes the first word of the queue and stage 0's symbol pull (field
-    ``t + 1``) the next. No comparator banks and no speculation: a pull depends only on its own
-    stream, and the code's length is read from the table.
+    and after the ring, ``(symbol << rice_k) | extra`` (or the extra field after the escape).
+
+    Words are used in the order the reference decoder pulls them: in one cycle stage 2's extra
+    pull (field ``t``) takes the first word of the queue and stage 1's symbol pull (field
+    ``t + 1``) the next. No comparator banks and no speculation on codes: a pull depends only on
+    its own stream and the one decision of the field ahead, and the code's length is read from
+    the table.
 
     Parameters
     ----------
@@ -97,18 +102,19 @@ class MemberStreamDecoder(wiring.Component):
         Sticky: no code matches the stream (an incomplete table), a section with words left after
         its block's last field, non-zero bits left in a stream after the block's last field, or
         a bad table description. From the cycle after, every ``ready`` and ``o.valid`` are low
-        (the fields of up to three earlier fields still in the ring are dropped). A block's
-        leftover bits are checked as each stream comes round after the block's last field entered,
-        at the latest in the cycle its last distance is on ``o``.
+        (the distances of up to four earlier fields still in the pipeline are dropped). A
+        block's leftover bits are checked as each stream comes round to stage 0 after the
+        block's last field entered: at the latest one cycle after its last distance is on ``o``.
 
     Latency and throughput
     ----------------------
-    A field's distance is on ``o`` four cycles after the field is taken. The ring takes one
-    field per cycle while ``fields`` and ``words`` are valid and ``o`` is ready, less one cycle
-    per code longer than 8 bits, and two per block (after its last field, until its ``end`` item
-    is taken). A field enters only in the cycle its stream's stage is first, so a cycle without
-    a field costs four. The ring advances as a whole: it stalls when ``o`` holds a distance not
-    taken, or when the word queue holds fewer words than the two pulls of a cycle may need.
+    A field's distance is on ``o`` five cycles after the field is taken. The ring takes one
+    field per cycle while ``fields`` and ``words`` are valid and ``o`` is ready, less three
+    cycles per block (after its last field, until its ``end`` item is taken); codes of any
+    length cost the same. A field enters only in the cycle its stream's stage is first, so a
+    cycle without a field costs four. The ring advances as a whole: it stalls when ``o`` holds a
+    distance not taken, or when the word queue (``WORD_QUEUE_DEPTH`` words) holds fewer words than
+    the pulls and windows of a cycle may need (up to four).
     """
 
     def __init__(self, *, num_tables=4, max_code_len=V2_MAX_CODE_LENGTH, max_extra_bits=16):
@@ -141,20 +147,27 @@ class MemberStreamDecoder(wiring.Component):
         m = Module()
         T, L, P = self._num_tables, self._max_code_len, self._max_extra_bits
         WB, B, D = MEMBER_WORD_BITS, BUFFER_BITS, WORD_QUEUE_DEPTH
-        L2 = L - L1_BITS                      # window bits past the first level's
+        SUB = L - L1_BITS                      # window bits below the first level's
         count = range(B + 1)
 
-        # --- Tables: the builder writes both levels and each table's longest code length. ---
+        # --- Tables: the builder writes both levels (a copy per candidate window, see stage 0)
+        # and each table's longest code length. ---
         m.submodules.builder = builder = HuffmanTableBuilder(num_tables=T, max_code_len=L)
         wiring.connect(m, wiring.flipped(self.tables), builder.load)
-        m.submodules.l1 = l1 = Memory(shape=l1_entry_layout(), depth=T << L1_BITS, init=[])
-        m.submodules.l2 = l2 = Memory(shape=l2_entry_layout(L), depth=(T * MAX_SUBTABLES) << L2, init=[])
-        l1_wp, l1_rp = l1.write_port(), l1.read_port()
-        l2_wp, l2_rp = l2.write_port(), l2.read_port()
-        m.d.comb += [
-            l1_wp.addr.eq(builder.l1_addr), l1_wp.data.eq(builder.l1_data), l1_wp.en.eq(builder.l1_en),
-            l2_wp.addr.eq(builder.l2_addr), l2_wp.data.eq(builder.l2_data), l2_wp.en.eq(builder.l2_en),
-        ]
+        advance = Signal()                     # the whole ring moves one stage
+        l1_rp, l2_rp = [], []
+        for c in range(2):
+            l1 = Memory(shape=l1_entry_layout(), depth=T << L1_BITS, init=[])
+            l2 = Memory(shape=l2_entry_layout(L), depth=T << L2_INDEX_BITS, init=[])
+            m.submodules[f"l1_{c}"], m.submodules[f"l2_{c}"] = l1, l2
+            l1_wp, l2_wp = l1.write_port(), l2.write_port()
+            l1_rp.append(l1.read_port())
+            l2_rp.append(l2.read_port())
+            m.d.comb += [
+                l1_wp.addr.eq(builder.l1_addr), l1_wp.data.eq(builder.l1_data), l1_wp.en.eq(builder.l1_en),
+                l2_wp.addr.eq(builder.l2_addr), l2_wp.data.eq(builder.l2_data), l2_wp.en.eq(builder.l2_en),
+                l1_rp[c].en.eq(advance), l2_rp[c].en.eq(advance),
+            ]
         need = [Signal(range(L + 1), name=f"need_{t}") for t in range(T)]
         with m.If(builder.need_en):
             with m.Switch(builder.need_table):
@@ -163,82 +176,96 @@ class MemberStreamDecoder(wiring.Component):
                         m.d.sync += need[t].eq(builder.need_value)
 
         error = Signal()
-        advance = Signal()                    # the whole ring moves one stage
         m.d.comb += self.error.eq(error)
 
-        # --- The word queue: a shift register; q[0] is the next word. ---
-        q = [Signal(section_word_layout(), name=f"q{i}") for i in range(D)]
+        # --- The word queue: a shift register, q[0] the next word, zero past the last word. The
+        # section's `end` item enters as a zero word and stops the queue (`ended`) until it leaves
+        # at the block's end: pulls past the section's words read zeros and leave it there. ---
+        q = [Signal(MEMBER_WORD_BITS, name=f"q{i}") for i in range(D)]
         level = Signal(range(D + 1))
+        ended = Signal()
         pops = Signal(range(3))
         push = self.words.valid & self.words.ready
-        m.d.comb += self.words.ready.eq((level < D) & ~error)
+        m.d.comb += self.words.ready.eq((level < D) & ~ended & ~error)
         after = level - pops
         for i in range(D):
             with m.If(i < after):
                 with m.Switch(pops):
-                    for p in range(3):
+                    for p in range(1, 3):
                         with m.Case(p):
-                            if i + p < D:
-                                m.d.sync += q[i].eq(q[i + p])
+                            m.d.sync += q[i].eq(q[i + p] if i + p < D else 0)
+            with m.Elif((i == after) & push & ~self.words.payload.end):
+                m.d.sync += q[i].eq(self.words.payload.data)
             with m.Else():
-                m.d.sync += q[i].eq(self.words.payload)
-        m.d.sync += level.eq(after + push)
-        # The first two words (zero at and past the section's end); words on hand for pulls.
-        at_end0 = q[0].end
-        at_end1 = q[0].end | q[1].end
-        w0 = Mux(at_end0, 0, q[0].data)
-        w1 = Mux(at_end1, 0, q[1].data)
-        have = Mux(level == 0, 0, Mux(at_end0 | (level >= 2), 2, 1))
+                m.d.sync += q[i].eq(0)
+        with m.If(push & self.words.payload.end):
+            m.d.sync += ended.eq(1)
+        m.d.sync += level.eq(after + (push & ~self.words.payload.end))
+        word = q[:4]
 
-        # --- Ring registers: the state arriving at each stage. ---
-        def state(name, **extra):
-            return Signal(data.StructLayout({"valid": 1, "buf": B, "cnt": count, **extra}), name=name)
+        # --- Ring registers: what arrives at each stage. ---
+        def state(name, **fields):
+            return Signal(data.StructLayout({"valid": 1, "buf": B, "cnt": count, **fields}), name=name)
+        ctx_fields = {"rice_k": range(P + 1), "escape_bits": range(P + 1), "last": 1}
+        entries = {"l1_0": l1_entry_layout(), "l1_1": l1_entry_layout(),
+                   "l2_0": l2_entry_layout(L), "l2_1": l2_entry_layout(L)}
         r0 = state("r0")
-        r1 = state("r1", table=range(T), rice_k=range(P + 1), escape_bits=range(P + 1), last=1,
-                   low=L2, dk=signed(7), de=signed(7))
-        r2 = state("r2", symbol=SYMBOL_BITS, escape=1, rice_k=range(P + 1), extra_bits=range(P + 1), last=1)
-        r3 = state("r3", symbol=SYMBOL_BITS, escape=1, rice_k=range(P + 1), extra=P, last=1)
+        r1 = state("r1", pull=1, dk=signed(7), de=signed(7), **ctx_fields)
+        r2 = state("r2", sel=1, tk=L + 1, te=L + 1, **ctx_fields, **entries)
+        r3 = state("r3", symbol=SYMBOL_BITS, escape=1, extra_bits=range(P + 1), **ctx_fields)
+        r4 = Signal(data.StructLayout({"valid": 1, "symbol": SYMBOL_BITS, "escape": 1, "extra": P,
+                                       **ctx_fields}), name="r4")
 
         # Block boundaries: after a block's last field enters, no field enters until the section's
-        # `end` item is taken (stage 2 of the last field); the next four streams to reach stage 0
-        # are checked for leftover bits and emptied. A block's first field may use any stream.
+        # `end` item leaves the queue (when that field is at stage 3); the next four streams to
+        # reach stage 0 are checked for leftover bits and emptied. A block's first field may use
+        # any stream; the next ones follow round the ring.
         draining = Signal()
         check_left = Signal(range(MEMBER_STREAMS + 1))
         block_start = Signal(init=1)
         rot = Signal(range(MEMBER_STREAMS))           # which stream is at stage 0
         next_stream = Signal(range(MEMBER_STREAMS))   # the stream of the next field
 
-        # ---- Stage 0: symbol pull, first-level address. ----
+        # Stage 2 decides its extra pull from registered table entries; that decision (`pull_x`)
+        # places the words of stages 1 and 0 in the same cycle.
+        pull_x = Signal()
+
+        # ---- Stage 0: the symbol pull's decision and both candidate windows. ----
+        # The pull's word follows stage 2's extra pull and stage 1's symbol pull of this cycle,
+        # then stage 1's extra pull, decided next cycle: the word is word[x + b] or word[x + b + 1]
+        # (x = pull_x, b = stage 1's pull). Both windows address a copy of the tables; stage 1
+        # keeps the right word and stage 2 the right entries.
         ctx = self.fields.payload
         checking = check_left != 0
         cnt0 = Mux(checking, 0, r0.cnt)
-        buf0 = r0.buf
         leftover = Signal()
-        m.d.comb += leftover.eq(checking & ((r0.buf & ((C(1, B + 1) << r0.cnt) - 1)[:B]) != 0))
+        m.d.comb += leftover.eq(checking & (r0.buf & Cat(*(r0.cnt > i for i in range(B)))).any())
         enter = self.fields.valid & ~draining & ~error & (block_start | (rot == next_stream))
         need0 = _pick(m, need, ctx.table, "need0")
         pull_a = Signal()
         m.d.comb += pull_a.eq(enter & (cnt0 < need0))
-        pull_x = Signal()                              # stage 1's extra pull (the older field)
-        # The window's first L bits after the pull, zero past the stream's bits: the stream's own
-        # bits, OR the pulled word shifted by cnt0. Both candidate words are shifted ahead, so
-        # that stage 1's pull decision only selects.
-        keep = (Cat(C(0, L), buf0) >> cnt0)[:L]
-        sh0 = (w0[WB - L:] >> cnt0)[:L]
-        sh1 = (w1[WB - L:] >> cnt0)[:L]
-        window = Signal(L)
-        m.d.comb += window.eq(keep | Mux(pull_a, Mux(pull_x, sh1, sh0), 0))
-        word_a = Mux(pull_x, w1, w0)
-        buf1 = Mux(pull_a, Cat(word_a, buf0[:B - WB]), buf0)
         cnt1 = Signal(count)
         m.d.comb += cnt1.eq(cnt0 + Mux(pull_a, WB, 0))
-        m.d.comb += [l1_rp.addr.eq(Cat(window[L2:], ctx.table)), l1_rp.en.eq(advance)]
+        # The window's first L bits after the pull, zero past the stream's bits: the stream's own
+        # bits, OR the pulled word's first bits shifted by cnt0.
+        keep = (Cat(C(0, L), r0.buf) >> cnt0)[:L]
+        by_b = [Signal(L, name=f"shifted{j}") for j in range(3)]
+        for j in range(3):
+            m.d.comb += by_b[j].eq((Mux(r1.pull, word[j + 1], word[j])[WB - L:] >> cnt0)[:L])
+        for c in range(2):
+            window = Signal(L, name=f"window{c}")
+            without_x, with_x = Signal(L, name=f"window{c}_0"), Signal(L, name=f"window{c}_1")
+            m.d.comb += [
+                without_x.eq(keep | Mux(pull_a, by_b[c], 0)), with_x.eq(keep | Mux(pull_a, by_b[c + 1], 0)),
+                window.eq(Mux(pull_x, with_x, without_x)),
+                l1_rp[c].addr.eq(Cat(window[SUB:], ctx.table)),
+                l2_rp[c].addr.eq(Cat(window[:L2_INDEX_BITS], ctx.table)),
+            ]
         m.d.comb += self.fields.ready.eq(enter & advance)
         with m.If(advance):
             m.d.sync += [
-                r1.valid.eq(enter), r1.buf.eq(buf1), r1.cnt.eq(cnt1),
-                r1.table.eq(ctx.table), r1.rice_k.eq(ctx.rice_k), r1.escape_bits.eq(ctx.escape_bits),
-                r1.last.eq(ctx.last), r1.low.eq(window[:L2]),
+                r1.valid.eq(enter), r1.buf.eq(r0.buf), r1.cnt.eq(cnt1), r1.pull.eq(pull_a),
+                r1.rice_k.eq(ctx.rice_k), r1.escape_bits.eq(ctx.escape_bits), r1.last.eq(ctx.last),
                 r1.dk.eq(cnt1 - ctx.rice_k), r1.de.eq(cnt1 - ctx.escape_bits),
                 rot.eq(rot + 1),
             ]
@@ -249,68 +276,90 @@ class MemberStreamDecoder(wiring.Component):
             with m.If(checking & ~(enter & ctx.last)):
                 m.d.sync += check_left.eq(check_left - 1)
 
-        # ---- Stage 1: the code from the table (second level in a bubble), the extra pull. ----
-        e1, e2 = l1_rp.data, l2_rp.data
-        l2_done = Signal()                             # e2 holds r1's second-level entry
-        long_wait = r1.valid & e1.long & ~l2_done
-        symbol = Mux(l2_done, e2.symbol, e1.symbol)
-        escape = Mux(l2_done, e2.escape, e1.escape)
-        length = Signal(range(L + 1))
-        m.d.comb += length.eq(Mux(r1.valid, Mux(l2_done, e2.length + L1_BITS, e1.length), 0))
-        no_code = r1.valid & Mux(l2_done, e2.length == 0, ~e1.long & (e1.length == 0))
-        m.d.comb += pull_x.eq(r1.valid & ~long_wait & ~no_code & (length > Mux(escape, r1.de, r1.dk)))
-        extra_bits = Mux(r1.valid, Mux(escape, r1.escape_bits, r1.rice_k), 0)
-        cnt_code = Signal(count)
-        m.d.comb += cnt_code.eq(r1.cnt - length)
-        buf2 = Mux(pull_x, Cat(w0, r1.buf[:B - WB]), r1.buf)
-        m.d.comb += [l2_rp.addr.eq(Cat(r1.low, e1.symbol, r1.table)), l2_rp.en.eq(~l2_done)]
-        with m.If(long_wait & ~error):
-            m.d.sync += l2_done.eq(1)
+        # ---- Stage 1: the symbol pull's word; the table entries of both windows registered. ----
+        word1 = Mux(pull_x, word[1], word[0])
         with m.If(advance):
             m.d.sync += [
-                l2_done.eq(0),
-                r2.valid.eq(r1.valid), r2.buf.eq(buf2), r2.cnt.eq(cnt_code + Mux(pull_x, WB, 0)),
-                r2.symbol.eq(symbol), r2.escape.eq(escape), r2.rice_k.eq(r1.rice_k),
-                r2.extra_bits.eq(extra_bits), r2.last.eq(r1.last),
+                r2.valid.eq(r1.valid), r2.buf.eq(Mux(r1.pull, Cat(word1, r1.buf[:B - WB]), r1.buf)),
+                r2.cnt.eq(r1.cnt), r2.sel.eq(pull_x),
+                # bit l: a code of l bits leaves fewer bits than the extra bits (k or escape)
+                r2.tk.eq(Cat(*(r1.dk < l for l in range(L + 1)))),
+                r2.te.eq(Cat(*(r1.de < l for l in range(L + 1)))),
+                r2.rice_k.eq(r1.rice_k), r2.escape_bits.eq(r1.escape_bits), r2.last.eq(r1.last),
+                r2.l1_0.eq(l1_rp[0].data), r2.l1_1.eq(l1_rp[1].data),
+                r2.l2_0.eq(l2_rp[0].data), r2.l2_1.eq(l2_rp[1].data),
             ]
 
-        # ---- Stage 2: the extra bits. The block's `end` item leaves the queue here. ----
-        at = Signal(count)                             # the stream's bits after the extras
-        m.d.comb += at.eq(r2.cnt - r2.extra_bits)
-        extra = (r2.buf >> at)[:P] & Cat(*(r2.extra_bits > i for i in range(P)))
-        block_end = r2.valid & r2.last
-        words_left = block_end & (level != 0) & ~at_end0
+        # ---- Stage 2: the code; drop it; the extra pull. ----
+        def decode(e1, e2):
+            """(length, symbol, escape, extra pull) of a window's entries."""
+            length = Mux(e1.long, e2.length + L1_BITS, e1.length)
+            escape = Mux(e1.long, e2.escape, e1.escape)
+            pull = Mux(e1.long, Mux(e2.escape, r2.te, r2.tk)[L1_BITS:].bit_select(e2.length, 1),
+                       Mux(e1.escape, r2.te, r2.tk)[:L1_BITS + 1].bit_select(e1.length, 1))
+            return length, Mux(e1.long, e2.symbol, e1.symbol), escape, pull
+        d0, d1 = decode(r2.l1_0, r2.l2_0), decode(r2.l1_1, r2.l2_1)
+        length = Signal(range(L + 1))
+        symbol, escape = Signal(SYMBOL_BITS), Signal()
+        m.d.comb += [length.eq(Mux(r2.valid, Mux(r2.sel, d1[0], d0[0]), 0)),
+                     symbol.eq(Mux(r2.sel, d1[1], d0[1])), escape.eq(Mux(r2.sel, d1[2], d0[2]))]
+        no_code = r2.valid & (length == 0)
+        m.d.comb += pull_x.eq(r2.valid & Mux(r2.sel, d1[3], d0[3]) & (length != 0))
+        cnt_code = Signal(count)
+        m.d.comb += cnt_code.eq(r2.cnt - length)
         with m.If(advance):
             m.d.sync += [
-                r3.valid.eq(r2.valid), r3.buf.eq(r2.buf), r3.cnt.eq(at), r3.symbol.eq(r2.symbol),
-                r3.escape.eq(r2.escape), r3.rice_k.eq(r2.rice_k), r3.extra.eq(extra), r3.last.eq(r2.last),
+                r3.valid.eq(r2.valid), r3.buf.eq(Mux(pull_x, Cat(word[0], r2.buf[:B - WB]), r2.buf)),
+                r3.cnt.eq(cnt_code + Mux(pull_x, WB, 0)), r3.symbol.eq(symbol), r3.escape.eq(escape),
+                r3.extra_bits.eq(Mux(r2.valid, Mux(escape, r2.escape_bits, r2.rice_k), 0)),
+                r3.rice_k.eq(r2.rice_k), r3.escape_bits.eq(r2.escape_bits), r3.last.eq(r2.last),
+            ]
+
+        # ---- Stage 3: the extra bits; the stream goes back to stage 0. The block's `end` item
+        # leaves the queue here. ----
+        at = Signal(count)                             # the stream's bits after the extras
+        m.d.comb += at.eq(r3.cnt - r3.extra_bits)
+        extra = (r3.buf >> at)[:P] & Cat(*(r3.extra_bits > i for i in range(P)))
+        block_end = r3.valid & r3.last
+        words_left = block_end & ended & (level != 0)
+        with m.If(advance):
+            m.d.sync += [
+                r0.buf.eq(r3.buf), r0.cnt.eq(at),
+                r4.valid.eq(r3.valid), r4.symbol.eq(r3.symbol), r4.escape.eq(r3.escape), r4.extra.eq(extra),
+                r4.rice_k.eq(r3.rice_k), r4.last.eq(r3.last),
             ]
             with m.If(block_end):
-                m.d.sync += [draining.eq(0), block_start.eq(1)]
+                m.d.sync += [draining.eq(0), block_start.eq(1), ended.eq(0)]
 
-        # ---- Stage 3: the distance; the stream goes back to stage 0. ----
-        o_valid = Signal()
-        o_payload = Signal(distance_layout(P))
-        m.d.comb += [self.o.valid.eq(o_valid & ~error), self.o.payload.eq(o_payload)]
-        with m.If(self.o.ready):
-            m.d.sync += o_valid.eq(0)
-        with m.If(advance):
-            m.d.sync += [r0.buf.eq(r3.buf), r0.cnt.eq(r3.cnt)]
-            with m.If(r3.valid):
-                m.d.sync += [
-                    o_valid.eq(1),
-                    o_payload.distance.eq(Mux(r3.escape, r3.extra, (r3.symbol << r3.rice_k) | r3.extra)),
-                    o_payload.last.eq(r3.last),
-                ]
+        # ---- Stage 4 (out of the ring): the distance, into `o` or, when `o` is not taken, into a
+        # skid register; the ring stalls while the skid register is full. ----
+        o_valid, skid_valid = Signal(), Signal()
+        o_payload, skid = Signal(distance_layout(P)), Signal(distance_layout(P))
+        distance = Signal(distance_layout(P))
+        m.d.comb += [
+            distance.distance.eq(Mux(r4.escape, r4.extra, (r4.symbol << r4.rice_k) | r4.extra)),
+            distance.last.eq(r4.last),
+            self.o.valid.eq(o_valid & ~error), self.o.payload.eq(o_payload),
+        ]
+        new = advance & r4.valid
+        with m.If(~o_valid | self.o.ready):
+            m.d.sync += [o_valid.eq(skid_valid | new), o_payload.eq(Mux(skid_valid, skid, distance)),
+                         skid_valid.eq(skid_valid & new), skid.eq(distance)]
+        with m.Elif(new):
+            m.d.sync += [skid_valid.eq(1), skid.eq(distance)]
 
-        # ---- Ring control. ----
-        needed = pull_a + r1.valid                     # words this cycle's pulls may take
-        m.d.comb += advance.eq(~error & ~long_wait & (have >= needed) & ~(block_end & (level == 0))
-                               & (~r3.valid | ~o_valid | self.o.ready))
-        with m.If(advance & block_end):
-            m.d.comb += pops.eq(1)                     # the `end` item (no pulls in this cycle)
-        with m.Elif(advance & ~at_end0):
-            m.d.comb += pops.eq(Mux(pull_a & pull_x & q[1].end, 1, pull_a + pull_x))
+        # ---- Ring control: move when every word the pulls and windows of a cycle may take is in
+        # the queue (counting a pull at stage 0 whenever a field is offered, so that the table
+        # lookup's compare stays off this path). ----
+        needed = Signal(range(5))
+        m.d.comb += needed.eq(r2.valid + r1.pull + Mux(self.fields.valid, 1 + r1.valid, 0))
+        words_ok = ended | (level >= needed)
+        m.d.comb += advance.eq(~error & words_ok & ~(block_end & ~ended) & ~skid_valid)
+        real = Signal(range(3))                         # words pulls may take (not zeros)
+        m.d.comb += real.eq(Mux(level >= 2, 2, level))
+        with m.If(advance & ~block_end):
+            n = Signal(range(3))
+            m.d.comb += [n.eq(pull_x + r1.pull), pops.eq(Mux(n > real, real, n))]
         with m.If(no_code | leftover | words_left | builder.error):
             m.d.sync += error.eq(1)
         return m

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from hw.huffman_table_builder import L1_BITS, MAX_SUBTABLES, HuffmanTableBuilder
+from hw.huffman_table_builder import L1_BITS, L2_INDEX_BITS, HuffmanTableBuilder
 from hw.member_stream_decoder import MemberStreamDecoder
 from sim.amaranth_tb import run
 from sim.member_fields import (MemberBlock, field_items, layer_blocks, random_blocks, random_table, table_items,
@@ -140,8 +140,8 @@ def minilm_ffn():
 
 def test_real_layer_one_field_per_cycle(minilm_ffn):
     """A MiniLM FFN layer, int8 per channel, blocks of 2**12, free slots, codes up to 11 bits:
-    bit-exact, and close to one field per cycle without stalls (one cycle more per code longer
-    than 8 bits and two per block)."""
+    bit-exact, and one field per cycle without stalls (codes longer than 8 bits included), but
+    for the pipeline's fill and the block's end."""
     blocks = layer_blocks(minilm_ffn, 8, 12, "free", blocks=1)
     out, cycles, error = rtl_member_stream_decoder(blocks)
     assert not error and out == expected_outputs(blocks)
@@ -149,7 +149,8 @@ def test_real_layer_one_field_per_cycle(minilm_ffn):
     long_codes = _long_codes(blocks)
     print(f"MiniLM FFN block: {fields} fields, {long_codes} codes > 8 bits, {cycles} cycles, "
           f"{cycles / fields:.4f} cycles/field")
-    assert cycles <= fields + long_codes + 2 * len(blocks) + 8
+    assert long_codes > 0
+    assert cycles <= fields + 4 * len(blocks) + 6
 
 
 def _long_codes(blocks):
@@ -285,29 +286,29 @@ def builder_tables(tables, max_code_len=11):
 
 
 def expected_levels(tables, max_code_len=11):
-    """The two-level tables from ``HuffmanTable.codes()``: the entry of every window value."""
-    W, L2 = max_code_len, max_code_len - L1_BITS
+    """The two-level tables from ``HuffmanTable.codes()``: the entry of every window value ``v``
+    (first level at ``v >> (W - L1_BITS)``, second level at ``v mod 2**L2_INDEX_BITS``)."""
+    W = max_code_len
+    SUB = W - L1_BITS
     l1, l2 = {}, {}
     for i, table in enumerate(tables):
         codes, lengths = table.codes()
         for a in range(1 << L1_BITS):
             l1[(i << L1_BITS) | a] = (0, 0, 0, 0)
-        sub = {}
+        end = 0
         for s in table.symbols:           # canonical order = code order
             length, code = int(lengths[s]), int(codes[s])
             start = code << (W - length)
             esc = int(s == table.num_symbols - 1)
             for v in range(start, start + (1 << (W - length))):
                 if length <= L1_BITS:
-                    l1[(i << L1_BITS) | (v >> L2)] = (length, s, esc, 0)
+                    l1[(i << L1_BITS) | (v >> SUB)] = (length, s, esc, 0)
                 else:
-                    n = sub.setdefault(v >> L2, len(sub))
-                    l1[(i << L1_BITS) | (v >> L2)] = (0, n, 0, 1)
-                    l2[(((i * MAX_SUBTABLES) + n) << L2) | (v & ((1 << L2) - 1))] = (length - L1_BITS, s, esc)
-        # The rest of each subtable: no code.
-        for n in sub.values():
-            for j in range(1 << L2):
-                l2.setdefault((((i * MAX_SUBTABLES) + n) << L2) | j, (0, 0, 0))
+                    l1[(i << L1_BITS) | (v >> SUB)] = (0, 0, 0, 1)
+                    l2[(i << L2_INDEX_BITS) | (v % (1 << L2_INDEX_BITS))] = (length - L1_BITS, s, esc)
+            end = start + (1 << (W - length))
+        for v in range(end, -(-end >> SUB) << SUB):   # the rest of the last long prefix: no code
+            l2[(i << L2_INDEX_BITS) | (v % (1 << L2_INDEX_BITS))] = (0, 0, 0)
     return l1, l2
 
 
