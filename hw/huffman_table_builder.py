@@ -95,6 +95,8 @@ class HuffmanTableBuilder(wiring.Component):
         ``l2_entry_layout(max_code_len)``.
     need_table, need_value, need_en : ``Out``
         At ``END``: table ``need_table``'s longest code length is ``need_value``.
+    busy : ``Out(1)``
+        Entries are being written (``l1_en | l2_en``).
     error : ``Out(1)``
         Sticky: a count past ``max_code_len``, more symbols than counted codes, an
         over-subscribed code (its runs would pass the table's end; they are not written) or an
@@ -116,6 +118,7 @@ class HuffmanTableBuilder(wiring.Component):
             "need_table": Out(range(num_tables)),
             "need_value": Out(range(max_code_len + 1)),
             "need_en":    Out(1),
+            "busy":       Out(1),
             "error":      Out(1),
         })
 
@@ -155,6 +158,7 @@ class HuffmanTableBuilder(wiring.Component):
             self.l2_addr.eq(Cat(l2_ptr, table)),
             self.l2_data.eq(l2_entry),
             self.l2_en.eq(l2_busy),
+            self.busy.eq(l1_busy | l2_busy),
         ]
         with m.If(l1_busy):
             m.d.sync += l1_ptr.eq(l1_ptr + 1)

@@ -155,7 +155,7 @@ class MemberStreamDecoder(wiring.Component):
         m.submodules.builder = builder = HuffmanTableBuilder(num_tables=T, max_code_len=L)
         wiring.connect(m, wiring.flipped(self.tables), builder.load)
         advance = Signal()                     # the whole ring moves one stage
-        l1_rp, l2_rp = [], []
+        l1_rp, l2_rp, l1_window_addr, l2_window_addr = [], [], [], []
         for c in range(2):
             l1 = Memory(shape=l1_entry_layout(), depth=T << L1_BITS, init=[])
             l2 = Memory(shape=l2_entry_layout(L), depth=T << L2_INDEX_BITS, init=[])
@@ -163,9 +163,17 @@ class MemberStreamDecoder(wiring.Component):
             l1_wp, l2_wp = l1.write_port(), l2.write_port()
             l1_rp.append(l1.read_port())
             l2_rp.append(l2.read_port())
+            # While the builder writes, the read ports use its address: a write and a read at one
+            # address share one block RAM port (no collision logic between two ports).
+            l1_addr = Signal.like(l1_wp.addr, name=f"l1_addr_{c}")
+            l2_addr = Signal.like(l2_wp.addr, name=f"l2_addr_{c}")
+            l1_window_addr.append(l1_addr)
+            l2_window_addr.append(l2_addr)
             m.d.comb += [
-                l1_wp.addr.eq(builder.l1_addr), l1_wp.data.eq(builder.l1_data), l1_wp.en.eq(builder.l1_en),
-                l2_wp.addr.eq(builder.l2_addr), l2_wp.data.eq(builder.l2_data), l2_wp.en.eq(builder.l2_en),
+                l1_wp.addr.eq(Mux(builder.busy, builder.l1_addr, l1_addr)), l1_rp[c].addr.eq(l1_wp.addr),
+                l2_wp.addr.eq(Mux(builder.busy, builder.l2_addr, l2_addr)), l2_rp[c].addr.eq(l2_wp.addr),
+                l1_wp.data.eq(builder.l1_data), l1_wp.en.eq(builder.l1_en),
+                l2_wp.data.eq(builder.l2_data), l2_wp.en.eq(builder.l2_en),
                 l1_rp[c].en.eq(advance), l2_rp[c].en.eq(advance),
             ]
         need = [Signal(range(L + 1), name=f"need_{t}") for t in range(T)]
@@ -187,20 +195,20 @@ class MemberStreamDecoder(wiring.Component):
         pops = Signal(range(3))
         push = self.words.valid & self.words.ready
         m.d.comb += self.words.ready.eq((level < D) & ~ended & ~error)
-        after = level - pops
+        # Each entry's next value for each number of pops, from registers; stage 2's late pull
+        # decision only selects among them.
+        taken = push & ~self.words.payload.end
         for i in range(D):
-            with m.If(i < after):
-                with m.Switch(pops):
-                    for p in range(1, 3):
-                        with m.Case(p):
-                            m.d.sync += q[i].eq(q[i + p] if i + p < D else 0)
-            with m.Elif((i == after) & push & ~self.words.payload.end):
-                m.d.sync += q[i].eq(self.words.payload.data)
-            with m.Else():
-                m.d.sync += q[i].eq(0)
+            nexts = []
+            for p in range(3):
+                nxt = Signal(MEMBER_WORD_BITS, name=f"q{i}_pop{p}")
+                m.d.comb += nxt.eq(Mux(i + p < level, q[i + p] if i + p < D else 0,
+                                       Mux((level - p == i) & taken, self.words.payload.data, 0)))
+                nexts.append(nxt)
+            m.d.sync += q[i].eq(Mux(pops == 2, nexts[2], Mux(pops == 1, nexts[1], nexts[0])))
         with m.If(push & self.words.payload.end):
             m.d.sync += ended.eq(1)
-        m.d.sync += level.eq(after + (push & ~self.words.payload.end))
+        m.d.sync += level.eq(level - pops + taken)
         word = q[:4]
 
         # --- Ring registers: what arrives at each stage. ---
@@ -209,7 +217,7 @@ class MemberStreamDecoder(wiring.Component):
         ctx_fields = {"rice_k": range(P + 1), "escape_bits": range(P + 1), "last": 1}
         entries = {"l1_0": l1_entry_layout(), "l1_1": l1_entry_layout(),
                    "l2_0": l2_entry_layout(L), "l2_1": l2_entry_layout(L)}
-        r0 = state("r0")
+        r0 = state("r0", keep=L, short=T)
         r1 = state("r1", pull=1, dk=signed(7), de=signed(7), **ctx_fields)
         r2 = state("r2", sel=1, tk=L + 1, te=L + 1, **ctx_fields, **entries)
         r3 = state("r3", symbol=SYMBOL_BITS, escape=1, extra_bits=range(P + 1), **ctx_fields)
@@ -241,14 +249,16 @@ class MemberStreamDecoder(wiring.Component):
         leftover = Signal()
         m.d.comb += leftover.eq(checking & (r0.buf & Cat(*(r0.cnt > i for i in range(B)))).any())
         enter = self.fields.valid & ~draining & ~error & (block_start | (rot == next_stream))
-        need0 = _pick(m, need, ctx.table, "need0")
+        # r0.short: per table, the stream holds fewer bits than its longest code (from stage 3);
+        # an emptied stream holds fewer than any table's but an empty one's.
+        short = Mux(checking, Cat(*(n != 0 for n in need)), r0.short)
         pull_a = Signal()
-        m.d.comb += pull_a.eq(enter & (cnt0 < need0))
+        m.d.comb += pull_a.eq(enter & _pick(m, list(short), ctx.table, "short0"))
         cnt1 = Signal(count)
         m.d.comb += cnt1.eq(cnt0 + Mux(pull_a, WB, 0))
         # The window's first L bits after the pull, zero past the stream's bits: the stream's own
-        # bits, OR the pulled word's first bits shifted by cnt0.
-        keep = (Cat(C(0, L), r0.buf) >> cnt0)[:L]
+        # bits (from stage 3), OR the pulled word's first bits shifted by cnt0.
+        keep = Mux(checking, 0, r0.keep)
         by_b = [Signal(L, name=f"shifted{j}") for j in range(3)]
         for j in range(3):
             m.d.comb += by_b[j].eq((Mux(r1.pull, word[j + 1], word[j])[WB - L:] >> cnt0)[:L])
@@ -258,8 +268,8 @@ class MemberStreamDecoder(wiring.Component):
             m.d.comb += [
                 without_x.eq(keep | Mux(pull_a, by_b[c], 0)), with_x.eq(keep | Mux(pull_a, by_b[c + 1], 0)),
                 window.eq(Mux(pull_x, with_x, without_x)),
-                l1_rp[c].addr.eq(Cat(window[SUB:], ctx.table)),
-                l2_rp[c].addr.eq(Cat(window[:L2_INDEX_BITS], ctx.table)),
+                l1_window_addr[c].eq(Cat(window[SUB:], ctx.table)),
+                l2_window_addr[c].eq(Cat(window[:L2_INDEX_BITS], ctx.table)),
             ]
         m.d.comb += self.fields.ready.eq(enter & advance)
         with m.If(advance):
@@ -319,12 +329,16 @@ class MemberStreamDecoder(wiring.Component):
         # leaves the queue here. ----
         at = Signal(count)                             # the stream's bits after the extras
         m.d.comb += at.eq(r3.cnt - r3.extra_bits)
-        extra = (r3.buf >> at)[:P] & Cat(*(r3.extra_bits > i for i in range(P)))
+        # One shifter gives the extra bits and the stream's next L bits (zero past its bits): the
+        # window of its next field, if that field pulls no word.
+        shifted = (Cat(C(0, L), r3.buf) >> at)[:L + P]
+        extra = shifted[L:] & Cat(*(r3.extra_bits > i for i in range(P)))
         block_end = r3.valid & r3.last
         words_left = block_end & ended & (level != 0)
         with m.If(advance):
             m.d.sync += [
-                r0.buf.eq(r3.buf), r0.cnt.eq(at),
+                r0.buf.eq(r3.buf), r0.cnt.eq(at), r0.keep.eq(shifted[:L]),
+                r0.short.eq(Cat(*(at < n for n in need))),
                 r4.valid.eq(r3.valid), r4.symbol.eq(r3.symbol), r4.escape.eq(r3.escape), r4.extra.eq(extra),
                 r4.rice_k.eq(r3.rice_k), r4.last.eq(r3.last),
             ]
@@ -357,9 +371,11 @@ class MemberStreamDecoder(wiring.Component):
         m.d.comb += advance.eq(~error & words_ok & ~(block_end & ~ended) & ~skid_valid)
         real = Signal(range(3))                         # words pulls may take (not zeros)
         m.d.comb += real.eq(Mux(level >= 2, 2, level))
+        pops_x, pops_no_x = Signal(range(3)), Signal(range(3))
+        m.d.comb += [pops_x.eq(Mux(r1.pull + 1 > real, real, r1.pull + 1)),
+                     pops_no_x.eq(Mux(r1.pull > real, real, r1.pull))]
         with m.If(advance & ~block_end):
-            n = Signal(range(3))
-            m.d.comb += [n.eq(pull_x + r1.pull), pops.eq(Mux(n > real, real, n))]
+            m.d.comb += pops.eq(Mux(pull_x, pops_x, pops_no_x))
         with m.If(no_code | leftover | words_left | builder.error):
             m.d.sync += error.eq(1)
         return m
