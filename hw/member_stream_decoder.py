@@ -95,7 +95,8 @@ class MemberStreamDecoder(wiring.Component):
     fields : ``In(stream.Signature(field_layout(num_tables, max_extra_bits)))``
         One context per member field, in block order; ``last`` on each block's last field.
     tables : ``In(stream.Signature(table_load_layout(num_tables)))``
-        Table descriptions for the ``HuffmanTableBuilder``; load while no field is in flight.
+        Table descriptions for the ``HuffmanTableBuilder``; load while no field is in flight (no
+        field enters while the builder writes entries).
     o : ``Out(stream.Signature(distance_layout(max_extra_bits)))``
         One distance per field, ``last`` on the block's last.
     error : ``Out(1)``
@@ -156,6 +157,15 @@ class MemberStreamDecoder(wiring.Component):
         wiring.connect(m, wiring.flipped(self.tables), builder.load)
         advance = Signal()                     # the whole ring moves one stage
         l1_rp, l2_rp, l1_window_addr, l2_window_addr = [], [], [], []
+        # The builder's writes, a cycle later: while one is pending the read ports take its address
+        # (a write and a read at one address share one block RAM port, so no collision logic
+        # between two ports), selected by a register.
+        wr = Signal(data.StructLayout({
+            "l1_addr": len(builder.l1_addr), "l1_data": l1_entry_layout(), "l1_en": 1,
+            "l2_addr": len(builder.l2_addr), "l2_data": l2_entry_layout(L), "l2_en": 1}), name="wr")
+        m.d.sync += [wr.l1_addr.eq(builder.l1_addr), wr.l1_data.eq(builder.l1_data), wr.l1_en.eq(builder.l1_en),
+                     wr.l2_addr.eq(builder.l2_addr), wr.l2_data.eq(builder.l2_data), wr.l2_en.eq(builder.l2_en)]
+        writing = wr.l1_en | wr.l2_en
         for c in range(2):
             l1 = Memory(shape=l1_entry_layout(), depth=T << L1_BITS, init=[])
             l2 = Memory(shape=l2_entry_layout(L), depth=T << L2_INDEX_BITS, init=[])
@@ -163,17 +173,15 @@ class MemberStreamDecoder(wiring.Component):
             l1_wp, l2_wp = l1.write_port(), l2.write_port()
             l1_rp.append(l1.read_port())
             l2_rp.append(l2.read_port())
-            # While the builder writes, the read ports use its address: a write and a read at one
-            # address share one block RAM port (no collision logic between two ports).
             l1_addr = Signal.like(l1_wp.addr, name=f"l1_addr_{c}")
             l2_addr = Signal.like(l2_wp.addr, name=f"l2_addr_{c}")
             l1_window_addr.append(l1_addr)
             l2_window_addr.append(l2_addr)
             m.d.comb += [
-                l1_wp.addr.eq(Mux(builder.busy, builder.l1_addr, l1_addr)), l1_rp[c].addr.eq(l1_wp.addr),
-                l2_wp.addr.eq(Mux(builder.busy, builder.l2_addr, l2_addr)), l2_rp[c].addr.eq(l2_wp.addr),
-                l1_wp.data.eq(builder.l1_data), l1_wp.en.eq(builder.l1_en),
-                l2_wp.data.eq(builder.l2_data), l2_wp.en.eq(builder.l2_en),
+                l1_wp.addr.eq(Mux(writing, wr.l1_addr, l1_addr)), l1_rp[c].addr.eq(l1_wp.addr),
+                l2_wp.addr.eq(Mux(writing, wr.l2_addr, l2_addr)), l2_rp[c].addr.eq(l2_wp.addr),
+                l1_wp.data.eq(wr.l1_data), l1_wp.en.eq(wr.l1_en),
+                l2_wp.data.eq(wr.l2_data), l2_wp.en.eq(wr.l2_en),
                 l1_rp[c].en.eq(advance), l2_rp[c].en.eq(advance),
             ]
         need = [Signal(range(L + 1), name=f"need_{t}") for t in range(T)]
@@ -248,7 +256,8 @@ class MemberStreamDecoder(wiring.Component):
         cnt0 = Mux(checking, 0, r0.cnt)
         leftover = Signal()
         m.d.comb += leftover.eq(checking & (r0.buf & Cat(*(r0.cnt > i for i in range(B)))).any())
-        enter = self.fields.valid & ~draining & ~error & (block_start | (rot == next_stream))
+        enter = (self.fields.valid & ~draining & ~error & ~builder.busy & ~writing
+                 & (block_start | (rot == next_stream)))
         # r0.short: per table, the stream holds fewer bits than its longest code (from stage 3);
         # an emptied stream holds fewer than any table's but an empty one's.
         short = Mux(checking, Cat(*(n != 0 for n in need)), r0.short)

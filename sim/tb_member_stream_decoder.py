@@ -53,7 +53,8 @@ class TB:
         for item in items:
             self.tables.send_nowait(item)
         await self.tables.wait()
-        for _ in range(600):                # the last table's runs are written after its END
+        await RisingEdge(self.dut.clk)
+        while not int(self.dut.tables__ready.value):   # the last table's entries are written
             await RisingEdge(self.dut.clk)
 
 

@@ -52,8 +52,7 @@ def rtl_member_stream_decoder(blocks, *, stall=0.0, backpressure=0.0, seed=0, ma
     async def tables_in(ctx):
         for i, table in enumerate(tables):
             await _put_all(ctx, dut.tables, table_items(i, table), rng, 0.0)
-        for _ in range(3):
-            await ctx.tick()
+        await ctx.tick().until(dut.tables.ready)       # the last table's entries are written
         result["loaded"] = True
 
     async def fields_in(ctx):
