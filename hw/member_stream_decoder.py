@@ -252,12 +252,11 @@ class MemberStreamDecoder(wiring.Component):
         # (x = pull_x, b = stage 1's pull). Both windows address a copy of the tables; stage 1
         # keeps the right word and stage 2 the right entries.
         ctx = self.fields.payload
-        checking = check_left != 0
+        checking = Signal()                            # check_left != 0, as a register
         cnt0 = Mux(checking, 0, r0.cnt)
         leftover = Signal()
         m.d.comb += leftover.eq(checking & (r0.buf & Cat(*(r0.cnt > i for i in range(B)))).any())
-        enter = (self.fields.valid & ~draining & ~error & ~builder.busy & ~writing
-                 & (block_start | (rot == next_stream)))
+        enter = self.fields.valid & ~draining & ~error & ~writing & (block_start | (rot == next_stream))
         # r0.short: per table, the stream holds fewer bits than its longest code (from stage 3);
         # an emptied stream holds fewer than any table's but an empty one's.
         short = Mux(checking, Cat(*(n != 0 for n in need)), r0.short)
@@ -273,7 +272,9 @@ class MemberStreamDecoder(wiring.Component):
             m.d.comb += by_b[j].eq((Mux(r1.pull, word[j + 1], word[j])[WB - L:] >> cnt0)[:L])
         for c in range(2):
             window = Signal(L, name=f"window{c}")
-            without_x, with_x = Signal(L, name=f"window{c}_0"), Signal(L, name=f"window{c}_1")
+            # (kept as wires, so that the pull decision only selects between them)
+            without_x = Signal(L, name=f"window{c}_0", attrs={"keep": 1})
+            with_x = Signal(L, name=f"window{c}_1", attrs={"keep": 1})
             m.d.comb += [
                 without_x.eq(keep | Mux(pull_a, by_b[c], 0)), with_x.eq(keep | Mux(pull_a, by_b[c + 1], 0)),
                 window.eq(Mux(pull_x, with_x, without_x)),
@@ -291,9 +292,9 @@ class MemberStreamDecoder(wiring.Component):
             with m.If(enter):
                 m.d.sync += [next_stream.eq(rot + 1), block_start.eq(0)]
                 with m.If(ctx.last):
-                    m.d.sync += [draining.eq(1), check_left.eq(MEMBER_STREAMS)]
+                    m.d.sync += [draining.eq(1), check_left.eq(MEMBER_STREAMS), checking.eq(1)]
             with m.If(checking & ~(enter & ctx.last)):
-                m.d.sync += check_left.eq(check_left - 1)
+                m.d.sync += [check_left.eq(check_left - 1), checking.eq(check_left != 1)]
 
         # ---- Stage 1: the symbol pull's word; the table entries of both windows registered. ----
         word1 = Mux(pull_x, word[1], word[0])
