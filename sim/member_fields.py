@@ -70,7 +70,8 @@ def random_table(rng: np.random.Generator, max_len: int = V2_MAX_CODE_LENGTH) ->
     return table
 
 
-def _fields_of(tables, table_of, symbol, extra, extra_bits):
+def _fields_of(tables, table_of, symbol):
+    """Each field's code, code length and need (its table's longest code) from its symbol."""
     codes = [t.codes() for t in tables]
     code = np.array([codes[i][0][s] for i, s in zip(table_of, symbol)], dtype=np.int64)
     code_bits = np.array([codes[i][1][s] for i, s in zip(table_of, symbol)], dtype=np.int64)
@@ -91,7 +92,7 @@ def random_blocks(rng: np.random.Generator, num_blocks: int, max_fields: int, ta
         escaped = symbol == np.array([tables[i].num_symbols - 1 for i in table_of])
         extra_bits = np.where(escaped, escape_bits, k)
         extra = np.array([int(rng.integers(0, 1 << int(e))) for e in extra_bits], dtype=np.int64)
-        code, code_bits, need = _fields_of(tables, table_of, symbol, extra, extra_bits)
+        code, code_bits, need = _fields_of(tables, table_of, symbol)
         (section,), _ = interleave(MemberFields.of(code, code_bits, extra, extra_bits, need), num_blocks=1)
         fields = [(int(t), int(a), int(b)) for t, a, b in zip(table_of, k, escape_bits)]
         distances = np.where(escaped, extra, (symbol << k) | extra).tolist()
@@ -125,7 +126,7 @@ def layer_blocks(q: np.ndarray, bits: int, block_bits: int, slots: str = "free",
     is_escape[escaped] = True
     extra_bits = np.where(is_escape, escape_bits, k)
     extra = np.where(is_escape, d, d - (symbol << k))
-    code, code_bits, need = _fields_of(tables, table_of, symbol, extra, extra_bits)
+    code, code_bits, need = _fields_of(tables, table_of, symbol)
     num_blocks = len(groups.block_size) if blocks is None else min(blocks, len(groups.block_size))
     keep = block < num_blocks
     sections, _ = interleave(MemberFields.of(code[keep], code_bits[keep], extra[keep], extra_bits[keep],

@@ -42,8 +42,7 @@ def rtl_member_stream_decoder(blocks, *, stall=0.0, backpressure=0.0, seed=0, ma
     ``cycles`` from the first field offered to the last distance taken (with ``expect_error``, to
     the error flag; the flag must then rise and no distance may follow)."""
     tables = blocks[0].tables
-    dut = MemberStreamDecoder(num_tables=len(tables), max_code_len=max(11, L1_BITS + 1),
-                              max_extra_bits=max_extra_bits)
+    dut = MemberStreamDecoder(num_tables=len(tables), max_code_len=11, max_extra_bits=max_extra_bits)
     rng = random.Random(seed)
     expected = sum(len(b.fields) for b in blocks)
     result = {"out": [], "loaded": False, "error": False}
@@ -156,7 +155,6 @@ def _long_codes(blocks):
     n = 0
     for b in blocks:
         lengths = [t.lengths() for t in b.tables]
-        from sim.member_fields import reference_distances  # noqa: F401
         codes = _symbols(b)
         n += sum(int(lengths[t][s] > L1_BITS) for (t, _, _), s in zip(b.fields, codes))
     return n
@@ -193,7 +191,7 @@ def _cut(block, n):
     escaped = symbol == np.array([tables[t].num_symbols - 1 for t in table_of])
     extra_bits = np.where(escaped, eb, k)
     extra = np.where(escaped, d, d - (symbol << k))
-    code, code_bits, need = _fields_of(tables, table_of, symbol, extra, extra_bits)
+    code, code_bits, need = _fields_of(tables, table_of, symbol)
     (section,), _ = interleave(MemberFields.of(code, code_bits, extra, extra_bits, need), num_blocks=1)
     return section, d.tolist()
 
