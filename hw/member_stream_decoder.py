@@ -173,13 +173,10 @@ class MemberStreamDecoder(wiring.Component):
             l1_wp, l2_wp = l1.write_port(), l2.write_port()
             l1_rp.append(l1.read_port())
             l2_rp.append(l2.read_port())
-            l1_addr = Signal.like(l1_wp.addr, name=f"l1_addr_{c}")
-            l2_addr = Signal.like(l2_wp.addr, name=f"l2_addr_{c}")
-            l1_window_addr.append(l1_addr)
-            l2_window_addr.append(l2_addr)
+            l1_window_addr.append(l1_wp.addr)
+            l2_window_addr.append(l2_wp.addr)
             m.d.comb += [
-                l1_wp.addr.eq(Mux(writing, wr.l1_addr, l1_addr)), l1_rp[c].addr.eq(l1_wp.addr),
-                l2_wp.addr.eq(Mux(writing, wr.l2_addr, l2_addr)), l2_rp[c].addr.eq(l2_wp.addr),
+                l1_rp[c].addr.eq(l1_wp.addr), l2_rp[c].addr.eq(l2_wp.addr),
                 l1_wp.data.eq(wr.l1_data), l1_wp.en.eq(wr.l1_en),
                 l2_wp.data.eq(wr.l2_data), l2_wp.en.eq(wr.l2_en),
                 l1_rp[c].en.eq(advance), l2_rp[c].en.eq(advance),
@@ -260,27 +257,38 @@ class MemberStreamDecoder(wiring.Component):
         # r0.short: per table, the stream holds fewer bits than its longest code (from stage 3);
         # an emptied stream holds fewer than any table's but an empty one's.
         short = Mux(checking, Cat(*(n != 0 for n in need)), r0.short)
+        # The windows assume the offered field enters (if it does not, stage 1 holds no field and
+        # their entries go unused), which keeps the enter conditions off the address path.
+        would_pull = _pick(m, list(short), ctx.table, "short0")
         pull_a = Signal()
-        m.d.comb += pull_a.eq(enter & _pick(m, list(short), ctx.table, "short0"))
+        m.d.comb += pull_a.eq(enter & would_pull)
         cnt1 = Signal(count)
         m.d.comb += cnt1.eq(cnt0 + Mux(pull_a, WB, 0))
         # The window's first L bits after the pull, zero past the stream's bits: the stream's own
         # bits (from stage 3), OR the pulled word's first bits shifted by cnt0.
         keep = Mux(checking, 0, r0.keep)
-        by_b = [Signal(L, name=f"shifted{j}") for j in range(3)]
-        for j in range(3):
-            m.d.comb += by_b[j].eq((Mux(r1.pull, word[j + 1], word[j])[WB - L:] >> cnt0)[:L])
+        shifted = [Signal(L, name=f"shifted{i}") for i in range(4)]
+        for i in range(4):
+            m.d.comb += shifted[i].eq((word[i][WB - L:] >> cnt0)[:L])
+        by_b = [Mux(r1.pull, shifted[j + 1], shifted[j]) for j in range(3)]
         for c in range(2):
-            window = Signal(L, name=f"window{c}")
             # (kept as wires, so that the pull decision only selects between them)
             without_x = Signal(L, name=f"window{c}_0", attrs={"keep": 1})
             with_x = Signal(L, name=f"window{c}_1", attrs={"keep": 1})
             m.d.comb += [
-                without_x.eq(keep | Mux(pull_a, by_b[c], 0)), with_x.eq(keep | Mux(pull_a, by_b[c + 1], 0)),
-                window.eq(Mux(pull_x, with_x, without_x)),
-                l1_window_addr[c].eq(Cat(window[SUB:], ctx.table)),
-                l2_window_addr[c].eq(Cat(window[:L2_INDEX_BITS], ctx.table)),
+                without_x.eq(keep | Mux(would_pull, by_b[c], 0)),
+                with_x.eq(keep | Mux(would_pull, by_b[c + 1], 0)),
             ]
+            # Each memory's address: the builder's while it writes, else the window; both
+            # choices made before the late pull decision selects.
+            for addr, wr_addr, part in ((l1_window_addr[c], wr.l1_addr, slice(SUB, L)),
+                                        (l2_window_addr[c], wr.l2_addr, slice(0, L2_INDEX_BITS))):
+                choices = []
+                for x, win in ((0, without_x), (1, with_x)):
+                    choice = Signal.like(addr, name=f"addr{c}_x{x}", attrs={"keep": 1})
+                    m.d.comb += choice.eq(Mux(writing, wr_addr, Cat(win[part], ctx.table)))
+                    choices.append(choice)
+                m.d.comb += addr.eq(Mux(pull_x, choices[1], choices[0]))
         m.d.comb += self.fields.ready.eq(enter & advance)
         with m.If(advance):
             m.d.sync += [
