@@ -2,7 +2,7 @@ from amaranth.hdl import *
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw_codec.format import COUNT_BITS, MAX_SYMBOLS, NUM_TABLES_CHOICES, SYMBOL_BITS, V2_MAX_CODE_LENGTH
+from sw_codec.format import COUNT_BITS, NUM_TABLES_CHOICES, SYMBOL_BITS, V2_MAX_CODE_LENGTH
 
 
 __all__ = ["TableItem", "table_load_layout", "l1_entry_layout", "l2_entry_layout", "L1_BITS", "L2_INDEX_BITS",

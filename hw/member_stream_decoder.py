@@ -113,9 +113,11 @@ class MemberStreamDecoder(wiring.Component):
     field per cycle while ``fields`` and ``words`` are valid and ``o`` is ready, less three
     cycles per block (after its last field, until its ``end`` item is taken); codes of any
     length cost the same. A field enters only in the cycle its stream's stage is first, so a
-    cycle without a field costs four. The ring advances as a whole: it stalls when ``o`` holds a
-    distance not taken, or when the word queue (``WORD_QUEUE_DEPTH`` words) holds fewer words than
-    the pulls and windows of a cycle may need (up to four).
+    cycle without a field costs four. The ring advances as a whole: it stalls while the skid
+    register behind ``o`` holds a distance (``o`` was not taken when a new one came), or when the
+    word queue (``WORD_QUEUE_DEPTH`` words) holds fewer words than the pulls and windows of a cycle
+    may need (up to four, counting a symbol pull whenever a field is offered), until the
+    section's ``end`` item is in it.
     """
 
     def __init__(self, *, num_tables=4, max_code_len=V2_MAX_CODE_LENGTH, max_extra_bits=16):
