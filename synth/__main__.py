@@ -23,6 +23,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from hw.params import LaneParams
+from sw_codec.format import V2_MAX_CODE_LENGTH
 
 from .area import markdown_lines as area_lines
 from .flow import (BUILD_ROOT, ECP5_DEFAULT, ECP5_DEVICES, ECP5_SPEEDS, MAX_FF_MEMORY_BITS, Design,
@@ -34,16 +35,20 @@ DEFAULT = LaneParams()                          # the lane of `make sim`: b=8, P
 # Huffman and parser logic on the critical path does not depend on P.
 LANE = replace(DEFAULT, block_bits=6)
 SMALL = LANE                                    # the lane simulated for the energy figure
+# Decoder v2 (issue 25) units: block format 2 at the codec's blocks of 2**12, codes of at most
+# V2_MAX_CODE_LENGTH bits.
+V2_UNIT = replace(DEFAULT, block_bits=12, max_code_len=V2_MAX_CODE_LENGTH)
+V2_UNITS = ("MemberStreamDecoder",)
 
 
 def default_designs(place_tops: bool = False) -> list[Design]:
-    """Every stage at P = 14, one lane and the 2-lane top at P = 6. The 2-lane top is placed
+    """Every stage at P = 14, the decoder v2 units at P = 12, one lane and the 2-lane top at P = 6. The 2-lane top is placed
     only with ``place_tops``: it does not fit the LFE5U-25F, and routing it on a larger part
     takes longer than the flow's timeout (its lanes are independent; the lane's row gives their
     Fmax). The lane also gets its area by module (one more synthesis, without placement)."""
     tops = [replace(d, place=place_tops or d.lanes == 1, by_module=d.lanes == 1)
             for d in top_designs(LANE, lanes=(1, 2))]
-    return stage_designs(DEFAULT) + tops
+    return stage_designs(DEFAULT) + [Design(c, V2_UNIT) for c in V2_UNITS] + tops
 
 
 def sweep_designs(block_bits_list=(6, 8), place_tops: bool = False) -> list[Design]:

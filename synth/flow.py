@@ -94,6 +94,10 @@ class Design:
         if self.component == "RepeatExpander":
             from hw.repeat_expander import RepeatExpander
             return RepeatExpander(weight_bits=c.weight_bits, block_bits=c.block_bits, in_order=True)
+        if self.component == "MemberStreamDecoder":
+            from hw.member_stream_decoder import MemberStreamDecoder
+            return MemberStreamDecoder(num_tables=c.num_tables, max_code_len=c.max_code_len,
+                                       max_extra_bits=min(c.block_bits, 16))
         if self.component == "LayerDecoder":
             from hw.layer_decoder import LayerDecoder
             return LayerDecoder(**c.kwargs())
