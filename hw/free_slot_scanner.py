@@ -3,13 +3,23 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from sw_codec.free_slots import tree_digits
-
-from .params import check_block_bits, check_weight_bits
+from .logic import or_all
+from .params import check_block_bits, check_int_range, check_weight_bits
 from .tokens import TokenKind, member_layout, write_layout
 
 
-__all__ = ["FreeSlotScanner"]
+__all__ = ["FreeSlotScanner", "tree_digits"]
+
+def tree_digits(block_bits, inner_bits=1, bottom_bits=2):
+    """Bits of the child index at each level of the tree, top first: the bottom level takes
+    ``bottom_bits`` (its rows are the claim bits of ``2**bottom_bits`` slots), the levels above
+    it ``inner_bits`` each, the top the remainder. (The twin, ``sw_codec.free_slots``, builds
+    the same tree.)"""
+    above = block_bits - bottom_bits
+    inner = [inner_bits] * (above // inner_bits)
+    if above % inner_bits:
+        inner.insert(0, above % inner_bits)
+    return inner + [bottom_bits]
 
 
 class FreeSlotScanner(wiring.Component):
@@ -77,12 +87,14 @@ class FreeSlotScanner(wiring.Component):
     cycle it is offered; a duplicate ``all`` slot ``levels`` cycles after it was taken.
     """
 
-    def __init__(self, *, weight_bits, block_bits):
+    def __init__(self, *, weight_bits, block_bits, inner_bits=1, bottom_bits=2):
         check_weight_bits(weight_bits)
         check_block_bits(block_bits)
+        check_int_range("inner_bits", inner_bits, 1, 3)
+        check_int_range("bottom_bits", bottom_bits, 1, 3)
         self._weight_bits = weight_bits
         self._block_bits = block_bits
-        self._digits = tree_digits(block_bits)
+        self._digits = tree_digits(block_bits, inner_bits, bottom_bits)
         # Per level: the row layout and its all-free value (inner levels), and its memory.
         self._rows = []
         for k, digit in enumerate(self._digits[:-1]):
@@ -116,8 +128,10 @@ class FreeSlotScanner(wiring.Component):
 
     @property
     def latency(self):
-        """Clock edges from a token taken at ``i`` to that token on ``o`` (without stalls)."""
-        return self.levels + 1
+        """Registers a token passes from ``i`` to ``o``: clock edges from the one that takes it to
+        the one that puts it on ``o``, plus one (the input register, two per level below the
+        top, the output register)."""
+        return 2 * self.levels
 
     def _stage_layout(self):
         # `slot`: for a MEMBER at level k, Cat(rank within its node, node); for a BLOCK, Cat(slot,
@@ -125,13 +139,17 @@ class FreeSlotScanner(wiring.Component):
         return data.StructLayout({"valid": 1, "kind": TokenKind, "value": signed(self._weight_bits),
                                   "slot": self._block_bits, "hi": 1, "fresh": 1})
 
+    def _node(self, k, slot):
+        """The row index at level ``k`` of a member's ``slot`` field."""
+        return slot[self._block_bits - sum(self._digits[:k]):]
+
     def elaborate(self, platform):
         m = Module()
         P, L = self._block_bits, self.levels
-        stages = [Signal(self._stage_layout(), name=f"s{k}") for k in range(L + 1)]
-        out = stages[L]                                     # the output register
+        layout = self._stage_layout()
         error = Signal()
         advance = Signal()
+        out = Signal(layout, name="out")                    # the output register
         m.d.comb += [
             advance.eq(~out.valid | self.o.ready),
             self.error.eq(error),
@@ -140,59 +158,106 @@ class FreeSlotScanner(wiring.Component):
             self.o.payload.value.eq(out.value),
             self.o.payload.position.eq(Cat(out.slot, out.hi)),
         ]
-        self._input_stage(m, stages[0], advance, error)
-
-        ports = [None]
-        for k in range(1, L):
-            mem = Memory(shape=self._rows[k][0], depth=1 << sum(self._digits[:k]), init=[])
-            m.submodules[f"level{k}"] = mem
-            wp = mem.write_port()
-            ports.append((mem.read_port(transparent_for=(wp,)), wp))
+        c = Signal(layout, name="c0")                       # the token at the top level
+        self._input_stage(m, c, advance, error)
+        top_layout, top_init = self._rows[0]
+        row = Signal(top_layout, init=top_init, name="top")
+        new_row = Signal(top_layout, name="new_row0")
         for k in range(L):
-            nxt = Signal(self._stage_layout(), name=f"to{k + 1}" if k + 1 < L else "bottom")
-            bad = self._level(m, k, stages[k], nxt, ports[k], ports[k + 1] if k + 1 < L else None,
-                              advance)
-            if k + 1 < L:
-                with m.If(advance):
-                    m.d.sync += stages[k + 1].eq(nxt)
+            # Level k: the token in `c`, with its node's row in `row`, takes its child.
+            nxt = Signal(layout, name=f"to{k + 1}" if k + 1 < L else "bottom")
+            claim, bad = self._level(m, k, c, row, new_row, nxt)
+            if k == 0:
+                with m.If(advance & c.valid & (c.kind == TokenKind.BLOCK)):
+                    m.d.sync += row.eq(top_layout.const(top_init))
+                with m.If(advance & claim):
+                    m.d.sync += row.eq(new_row)
+            else:
+                m.d.comb += [wp.addr.eq(self._node(k, c.slot)), wp.data.eq(new_row),
+                             wp.en.eq(advance & claim)]
+            if k + 1 == L:
+                break
+            # Level k + 1: its row is read as the token enters `b`, and registered in `row` as the
+            # token moves on to `c` (so the block RAM's clock-to-output ends at a register). A
+            # write to that row at that edge (by the token ahead) is forwarded; a row the parent
+            # had not touched is all free.
+            row_layout, row_init = self._rows[k + 1]
+            mem = Memory(shape=row_layout, depth=1 << sum(self._digits[:k + 1]), init=[])
+            m.submodules[f"level{k + 1}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port(transparent_for=(wp,))
+            b = Signal(layout, name=f"b{k + 1}")
+            c_next = Signal(layout, name=f"c{k + 1}")
+            row_next = Signal(row_layout, name=f"row{k + 1}")
+            new_row = Signal(row_layout, name=f"new_row{k + 1}")
+            m.d.comb += [rp.addr.eq(self._node(k + 1, nxt.slot)), rp.en.eq(advance)]
+            with m.If(advance):
+                m.d.sync += [b.eq(nxt), c_next.eq(b)]
+                with m.If(b.fresh):
+                    m.d.sync += row_next.eq(row_layout.const(row_init) if k + 2 < L else 0)
+                with m.Elif(wp.en & (wp.addr == self._node(k + 1, b.slot))):
+                    m.d.sync += row_next.eq(new_row)
+                with m.Else():
+                    m.d.sync += row_next.eq(rp.data)
+            c, row = c_next, row_next
         # The output register takes the bottom's token unless it is bad or an error is up.
         n_block = Signal(P + 1)                             # n of the block on `o`
-        outside = (nxt.kind == TokenKind.MEMBER) & (nxt.slot >= n_block)
+        # position >= n, split so that only a 3-bit compare follows the slot's select
+        bottom = self._digits[-1]
+        node, child = Cat(c.slot[bottom:], c.hi), nxt.slot[:bottom]
+        node_n, child_n = n_block[bottom:], n_block[:bottom]
+        outside = (nxt.kind == TokenKind.MEMBER) & (
+            (node > node_n) | ((node == node_n) & (child >= child_n)))
+        # Tokens taken before a bad one at `i` still come out; after a bad slot here, none.
+        dropping = Signal()
         with m.If(advance):
             m.d.sync += out.eq(nxt)
-            with m.If(error | bad | outside):
+            with m.If(dropping | bad | outside):
                 m.d.sync += out.valid.eq(0)
             with m.If(nxt.valid & (bad | outside)):
-                m.d.sync += error.eq(1)
+                m.d.sync += [error.eq(1), dropping.eq(1)]
             with m.If(nxt.valid & (nxt.kind == TokenKind.BLOCK)):
                 m.d.sync += n_block.eq(Cat(nxt.slot, nxt.hi))
         return m
 
     def _input_stage(self, m, s0, advance, error):
-        """Checks at ``i``, the index and its rank, the block and group counters; fills ``s0``."""
+        """Checks at ``i``, the member's rank, the block and group counters; fills ``s0``.
+
+        Every check compares ``i.index`` with a register (no adder before a compare): a group's
+        next distance must be below ``slack``, the indices its domain has left after the
+        previous member."""
         P = self._block_bits
         tok, free = self.i.payload, self.slots
         in_block = Signal()
         open_group = Signal()                       # a member of this block opened a group
         n = Signal(P + 1)
         left = Signal(P + 1)                        # free slots of the block now
-        domain = Signal(P + 1)                      # free slots when the group started
+        limit = Signal(P + 1)                       # the group's domain size (free: at its start)
         prev = Signal(P + 1)                        # the group's previous index
+        slack = Signal(P + 1)                       # limit - prev - 1
         earlier = Signal(P + 1)                     # the group's members so far
+        rank_prev = Signal(P + 1)                   # the previous member's rank (free counting)
 
-        index = Signal(P + 2)
-        m.d.comb += index.eq(Mux(tok.absolute | tok.first, tok.index, prev + 1 + tok.index))
-        limit = Mux(free, Mux(tok.first, left, domain), n)
-        rank = Mux(free, index - Mux(tok.first, 0, earlier), index)
+        d = tok.index
+        first_limit = Mux(free, left, n)
+        index = Mux(tok.absolute | tok.first, d, prev + 1 + d)
+        rank = Signal(P + 1)
+        with m.If(~free | tok.first):
+            m.d.comb += rank.eq(index)
+        with m.Elif(tok.absolute):
+            m.d.comb += rank.eq(d - earlier)
+        with m.Else():
+            m.d.comb += rank.eq(rank_prev + d)
+        outside = Mux(tok.first, d >= first_limit,
+                      Mux(tok.absolute, (d >= limit) | (d <= prev), d >= slack))
         bad = Signal()
         with m.Switch(tok.kind):
             with m.Case(TokenKind.BLOCK):
-                m.d.comb += bad.eq(in_block | (tok.index == 0) | (tok.index > (1 << P)))
+                m.d.comb += bad.eq(in_block | (d == 0) | (d > (1 << P)))
             with m.Case(TokenKind.END):
                 m.d.comb += bad.eq(~in_block)
             with m.Case(TokenKind.MEMBER):
-                m.d.comb += bad.eq(~in_block | (~open_group & ~tok.first) | (index >= limit)
-                                   | (~tok.first & (index <= prev)))
+                m.d.comb += bad.eq(~in_block | (~open_group & ~tok.first) | outside)
             with m.Default():
                 m.d.comb += bad.eq(1)
         m.d.comb += self.i.ready.eq(advance & ~error & ~bad)
@@ -206,94 +271,74 @@ class FreeSlotScanner(wiring.Component):
                 s0.kind.eq(tok.kind),
                 s0.value.eq(tok.value),
                 s0.fresh.eq(0),
-                Cat(s0.slot, s0.hi).eq(Mux(tok.kind == TokenKind.BLOCK, tok.index, rank)),
+                Cat(s0.slot, s0.hi).eq(Mux(tok.kind == TokenKind.BLOCK, d, rank)),
             ]
         with m.If(take):
             with m.Switch(tok.kind):
                 with m.Case(TokenKind.BLOCK):
-                    m.d.sync += [in_block.eq(1), open_group.eq(0), n.eq(tok.index),
-                                 left.eq(tok.index)]
+                    m.d.sync += [in_block.eq(1), open_group.eq(0), n.eq(d), left.eq(d)]
                 with m.Case(TokenKind.END):
                     m.d.sync += in_block.eq(0)
                 with m.Case(TokenKind.MEMBER):
-                    m.d.sync += [open_group.eq(1), left.eq(left - 1), prev.eq(index)]
+                    m.d.sync += [open_group.eq(1), left.eq(left - 1), prev.eq(index),
+                                 rank_prev.eq(rank)]
+                    # slack - d - 1 and limit - d - 1 are each one adder: x + ~d.
                     with m.If(tok.first):
-                        m.d.sync += [domain.eq(left), earlier.eq(1)]
+                        m.d.sync += [limit.eq(first_limit), earlier.eq(1),
+                                     slack.eq(first_limit + ~d)]
                     with m.Else():
-                        m.d.sync += earlier.eq(earlier + 1)
+                        m.d.sync += [earlier.eq(earlier + 1),
+                                     slack.eq(Mux(tok.absolute, limit, slack) + ~d)]
 
-    def _level(self, m, k, s, nxt, port, next_port, advance):
-        """Level ``k`` of the descent: the token in ``s`` picks its child, the row is written back
-        with the claim, the child's row is read; ``nxt`` is the token for level ``k + 1`` (for the
-        output register at the bottom). Returns the bottom's duplicate-slot flag (else 0)."""
+    def _level(self, m, k, s, row, new_row, nxt):
+        """Level ``k`` of the descent: the token in ``s``, its node's row in ``row``, picks its
+        child; ``new_row`` is the row with the claim counted, ``nxt`` the token for level
+        ``k + 1`` (the output register's at the bottom). Returns ``(claim, bad)``: the row is to
+        be written; the bottom's slot was taken already (``all`` counting)."""
         P, L, digit = self._block_bits, self.levels, self._digits[k]
         layout, init = self._rows[k]
         child_bits = P - sum(self._digits[:k + 1])           # rank bits below the child digit
         fanout = 1 << digit
         rank, node = s.slot[:child_bits + digit], s.slot[child_bits + digit:]
         claim = s.valid & (s.kind == TokenKind.MEMBER)
-
-        if k == 0:
-            row_in = Signal(layout, init=init, name="top")
-            row = row_in
-        else:
-            row = Signal(layout, name=f"row{k}")
-            with m.If(s.fresh):
-                m.d.comb += row.eq(layout.const(init) if k < L - 1 else 0)
-            with m.Else():
-                m.d.comb += row.eq(port[0].data)
+        # A member under `free` counting searches; a member under `all` counting, and `BLOCK`
+        # and `END` (whose `slot` field carries n), take the digit: their field passes unchanged.
+        search = self.slots & (s.kind == TokenKind.MEMBER)
         child = Signal(digit, name=f"child{k}")
-        new_row = Signal(layout, name=f"new_row{k}")
         bad = C(0)
         m.d.comb += nxt.eq(s)
         if k < L - 1:
             # Inner level: below[c] (c = 1 .. fanout-1) rises with c, so `rank >= below[c]` is a
-            # thermometer code and the child is the number of its ones.
-            ge = Cat(rank >= row.below[c - 1] for c in range(1, fanout))
-            with m.If(self.slots):
-                m.d.comb += child.eq(sum(ge[c] for c in range(fanout - 1)))
-            with m.Else():
-                m.d.comb += child.eq(rank[child_bits:])
-            base = Signal.like(row.below[0], name=f"base{k}")
-            with m.Switch(child):
-                for c in range(1, fanout):
-                    with m.Case(c):
-                        m.d.comb += base.eq(row.below[c - 1])
+            # thermometer code; the child is its last one.
+            ge = Signal(fanout, name=f"ge{k}")
+            m.d.comb += ge[0].eq(1)
+            for c in range(1, fanout):
+                m.d.comb += ge[c].eq(Mux(search, rank >= row.below[c - 1], rank[child_bits:] >= c))
+            last = [ge[c] & (~ge[c + 1] if c + 1 < fanout else 1) for c in range(fanout)]
+            # The rank in the child: less the free slots before it (searching); the digit's
+            # removal is the truncation to `child_bits`.
+            base = Signal(child_bits, name=f"base{k}")
+            with m.If(search):
+                m.d.comb += base.eq(or_all(Mux(last[c], row.below[c - 1], 0) for c in range(1, fanout)))
             m.d.comb += [
-                new_row.touched.eq(row.touched | (1 << child)),
-                nxt.fresh.eq(~row.touched.bit_select(child, 1)),
+                child.eq(sum(ge[c] for c in range(1, fanout))),
+                new_row.touched.eq(row.touched | Cat(last)),
+                nxt.fresh.eq(~(row.touched & Cat(last)).any()),
             ]
             for c in range(1, fanout):
-                m.d.comb += new_row.below[c - 1].eq(row.below[c - 1] - (child < c))
-            lower = Mux(self.slots, rank - base, rank)[:child_bits]
+                m.d.comb += new_row.below[c - 1].eq(row.below[c - 1] - ~ge[c])
+            lower = (rank - base)[:child_bits]
         else:
-            # Bottom: the child is the rank-th free slot of the byte (free) or the digit (all).
-            with m.If(self.slots):
+            # Bottom: the child is the rank-th free slot of the row (searching) or the digit.
+            with m.If(search):
                 for c in range(fanout):
                     zeros_before = sum(~row[j] for j in range(c)) if c else C(0, 1)
                     with m.If(~row[c] & (zeros_before == rank)):
                         m.d.comb += child.eq(c)
             with m.Else():
                 m.d.comb += child.eq(rank)
-            bad = s.valid & (s.kind == TokenKind.MEMBER) & row.bit_select(child, 1)
+            bad = claim & row.bit_select(child, 1)
             m.d.comb += new_row.eq(row | (1 << child))
             lower = C(0, 0)
-        with m.If(s.kind == TokenKind.MEMBER):
-            m.d.comb += nxt.slot.eq(Cat(lower, child, node))
-
-        if k == 0:
-            with m.If(advance & s.valid & (s.kind == TokenKind.BLOCK)):
-                m.d.sync += row_in.eq(layout.const(init))
-            with m.If(advance & claim):
-                m.d.sync += row_in.eq(new_row)
-        else:
-            rp, wp = port
-            m.d.comb += [
-                wp.addr.eq(node),
-                wp.data.eq(new_row),
-                wp.en.eq(advance & claim),
-                rp.en.eq(advance),
-            ]
-        if next_port is not None:
-            m.d.comb += next_port[0].addr.eq(Cat(child, node))
-        return bad
+        m.d.comb += nxt.slot.eq(Cat(lower, child, node))
+        return claim, bad

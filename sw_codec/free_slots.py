@@ -11,8 +11,8 @@ computed the way the hardware does it:
   distances, that *rank* is just the running sum of the group's distances. Nothing is kept per
   group but the rank, so a new group costs nothing.
 - **A tree of free counts.** The block's ``2**P`` slots are the leaves of a tree: the bottom
-  level holds bytes of 8 claim bits; each level above groups 8 nodes of the level below (the top
-  node groups the ``2**t`` remaining ones, ``t`` in 1..3). A node's row holds, for each child
+  level holds the claim bits of 4 slots per row (``2**bottom_bits``); each level above groups ``2**inner_bits`` nodes of the level below (the top
+  node groups the remaining ones; by default 2 per level). A node's row holds, for each child
   after the first, the free slots in the children before it (``below``), and a ``touched`` bit
   per child. A rank descends one level per step: the child is the last one whose ``below`` is at
   most the rank, and the rank loses that ``below``. With ``all`` counting the child is the
@@ -27,7 +27,8 @@ left; with ``all``, at or past ``n``), indices of a group that do not increase, 
 a slot claimed twice.
 
 The cycle model (:meth:`FreeSlotScanner.cycles`) is the hardware's schedule: one token per cycle
-in, every token passing ``levels + 1`` registers, a cycle per stall of either stream.
+in, every token passing ``2 * levels`` registers (the top level one, each level below two: its
+row's read, then the descent), a cycle per stall of either stream.
 """
 
 from __future__ import annotations
@@ -37,16 +38,15 @@ from .format import SLOTS
 
 __all__ = ["FreeSlotScanner", "tree_digits"]
 
-#: Bits of a node's child index below the top: 8 children per node.
-DIGIT_BITS = 3
-
-
-def tree_digits(block_bits: int) -> list[int]:
-    """Bits of the child index at each level, top first: the top takes ``1..3`` bits, every level
-    below it 3 (the bottom level's children are the 8 slots of a byte)."""
-    levels = -(-block_bits // DIGIT_BITS)
-    top = block_bits - DIGIT_BITS * (levels - 1)
-    return [top] + [DIGIT_BITS] * (levels - 1)
+def tree_digits(block_bits: int, inner_bits: int = 1, bottom_bits: int = 2) -> list[int]:
+    """Bits of the child index at each level, top first: the bottom level takes ``bottom_bits``
+    (its rows are the claim bits of ``2**bottom_bits`` slots), the levels above it
+    ``inner_bits`` each (``2**inner_bits`` children), the top the remainder."""
+    above = block_bits - bottom_bits
+    inner = [inner_bits] * (above // inner_bits)
+    if above % inner_bits:
+        inner.insert(0, above % inner_bits)
+    return inner + [bottom_bits]
 
 
 class FreeSlotScanner:
@@ -59,12 +59,12 @@ class FreeSlotScanner:
     bits for the bottom level; stale rows (untouched in this block) are left as they were.
     """
 
-    def __init__(self, block_bits: int, slots: str):
+    def __init__(self, block_bits: int, slots: str, inner_bits: int = 1, bottom_bits: int = 2):
         if slots not in SLOTS:
             raise ValueError(f"slots must be one of {SLOTS}, not {slots!r}")
         self.block_bits = block_bits
         self.slots = slots
-        self.digits = tree_digits(block_bits)
+        self.digits = tree_digits(block_bits, inner_bits, bottom_bits)
         self.levels = len(self.digits)
         # capacity (slots) of one child at level k
         self.child_slots = [1 << (block_bits - sum(self.digits[:k + 1])) for k in range(self.levels)]
@@ -151,7 +151,13 @@ class FreeSlotScanner:
 
     def cycles(self, tokens, *, input_gaps: int = 0, output_stalls: int = 0) -> int:
         """Cycles from the first token offered to the last write taken: the hardware takes one
-        token per cycle, a token leaves ``levels + 1`` cycles after it is taken, and each cycle
+        token per cycle, a token leaves ``latency`` cycles after it is taken, and each cycle
         with no token offered (``input_gaps``) or the output not taken (``output_stalls``)
         adds one."""
-        return len(tokens) + self.levels + 1 + input_gaps + output_stalls
+        return len(tokens) + self.latency + input_gaps + output_stalls
+
+    @property
+    def latency(self) -> int:
+        """Clock edges from a token taken to its write on the output: the input register, two
+        per level below the top (the row read, the descent), the output register."""
+        return 2 * self.levels

@@ -37,13 +37,15 @@ SMALL = LANE                                    # the lane simulated for the ene
 
 
 def default_designs(place_tops: bool = False) -> list[Design]:
-    """Every stage at P = 14, one lane and the 2-lane top at P = 6. The 2-lane top is placed
+    """Every stage at P = 14, the FreeSlotScanner at P = 12, one lane and the 2-lane top at P = 6. The 2-lane top is placed
     only with ``place_tops``: it does not fit the LFE5U-25F, and routing it on a larger part
     takes longer than the flow's timeout (its lanes are independent; the lane's row gives their
     Fmax). The lane also gets its area by module (one more synthesis, without placement)."""
     tops = [replace(d, place=place_tops or d.lanes == 1, by_module=d.lanes == 1)
             for d in top_designs(LANE, lanes=(1, 2))]
-    return stage_designs(DEFAULT) + tops
+    # Decoder v2's units at the lane's block size (issue 25: P = 12).
+    v2 = [Design("FreeSlotScanner", replace(DEFAULT, block_bits=12))]
+    return stage_designs(DEFAULT) + v2 + tops
 
 
 def sweep_designs(block_bits_list=(6, 8), place_tops: bool = False) -> list[Design]:
