@@ -106,6 +106,8 @@ class FreeSlotScanner(wiring.Component):
             init = {"below": [c << child_bits for c in range(1, fanout)], "touched": 0}
             self._rows.append((layout, init))
         self._rows.append((unsigned(1 << self._digits[-1]), 0))
+        #: The size of the block whose tokens leave through ``o`` (for the formal proofs).
+        self.n_block = Signal(block_bits + 1, name="n_block")
         super().__init__({
             "i":     In(stream.Signature(member_layout(weight_bits, block_bits))),
             "o":     Out(stream.Signature(write_layout(weight_bits, block_bits))),
@@ -147,7 +149,9 @@ class FreeSlotScanner(wiring.Component):
         m = Module()
         P, L = self._block_bits, self.levels
         layout = self._stage_layout()
-        error = Signal()
+        refused = Signal()                                  # a bad token at `i`
+        dropping = Signal()                                 # a bad slot at the bottom
+        error = refused | dropping
         advance = Signal()
         out = Signal(layout, name="out")                    # the output register
         m.d.comb += [
@@ -159,7 +163,7 @@ class FreeSlotScanner(wiring.Component):
             self.o.payload.position.eq(Cat(out.slot, out.hi)),
         ]
         c = Signal(layout, name="c0")                       # the token at the top level
-        self._input_stage(m, c, advance, error)
+        self._input_stage(m, c, advance, error, refused)
         top_layout, top_init = self._rows[0]
         row = Signal(top_layout, init=top_init, name="top")
         new_row = Signal(top_layout, name="new_row0")
@@ -188,39 +192,42 @@ class FreeSlotScanner(wiring.Component):
             rp = mem.read_port(transparent_for=(wp,))
             b = Signal(layout, name=f"b{k + 1}")
             c_next = Signal(layout, name=f"c{k + 1}")
+            read = Signal(row_layout, name=f"read{k + 1}")          # the row as read
+            ahead = Signal(row_layout, name=f"ahead{k + 1}")        # the write it missed
+            hit = Signal(name=f"hit{k + 1}")
             row_next = Signal(row_layout, name=f"row{k + 1}")
             new_row = Signal(row_layout, name=f"new_row{k + 1}")
             m.d.comb += [rp.addr.eq(self._node(k + 1, nxt.slot)), rp.en.eq(advance)]
             with m.If(advance):
-                m.d.sync += [b.eq(nxt), c_next.eq(b)]
-                with m.If(b.fresh):
-                    m.d.sync += row_next.eq(row_layout.const(row_init) if k + 2 < L else 0)
-                with m.Elif(wp.en & (wp.addr == self._node(k + 1, b.slot))):
-                    m.d.sync += row_next.eq(new_row)
-                with m.Else():
-                    m.d.sync += row_next.eq(rp.data)
+                m.d.sync += [b.eq(nxt), c_next.eq(b), read.eq(rp.data), ahead.eq(new_row),
+                             hit.eq(wp.en & (wp.addr == self._node(k + 1, b.slot)))]
+            with m.If(c_next.fresh):
+                m.d.comb += row_next.eq(row_layout.const(row_init) if k + 2 < L else 0)
+            with m.Elif(hit):
+                m.d.comb += row_next.eq(ahead)
+            with m.Else():
+                m.d.comb += row_next.eq(read)
             c, row = c_next, row_next
-        # The output register takes the bottom's token unless it is bad or an error is up.
-        n_block = Signal(P + 1)                             # n of the block on `o`
-        # position >= n, split so that only a 3-bit compare follows the slot's select
+        # The output register takes the bottom's token unless it is bad or a bad slot was found
+        # before (`dropping`); tokens taken before a bad one at `i` still come out.
+        n_block = self.n_block
+        # position >= n, split so that only a short compare follows the slot's select
         bottom = self._digits[-1]
         node, child = Cat(c.slot[bottom:], c.hi), nxt.slot[:bottom]
         node_n, child_n = n_block[bottom:], n_block[:bottom]
         outside = (nxt.kind == TokenKind.MEMBER) & (
             (node > node_n) | ((node == node_n) & (child >= child_n)))
-        # Tokens taken before a bad one at `i` still come out; after a bad slot here, none.
-        dropping = Signal()
         with m.If(advance):
             m.d.sync += out.eq(nxt)
             with m.If(dropping | bad | outside):
                 m.d.sync += out.valid.eq(0)
             with m.If(nxt.valid & (bad | outside)):
-                m.d.sync += [error.eq(1), dropping.eq(1)]
-            with m.If(nxt.valid & (nxt.kind == TokenKind.BLOCK)):
+                m.d.sync += dropping.eq(1)
+            with m.If(nxt.valid & (nxt.kind == TokenKind.BLOCK) & ~dropping):
                 m.d.sync += n_block.eq(Cat(nxt.slot, nxt.hi))
         return m
 
-    def _input_stage(self, m, s0, advance, error):
+    def _input_stage(self, m, s0, advance, error, refused):
         """Checks at ``i``, the member's rank, the block and group counters; fills ``s0``.
 
         Every check compares ``i.index`` with a register (no adder before a compare): a group's
@@ -262,8 +269,8 @@ class FreeSlotScanner(wiring.Component):
                 m.d.comb += bad.eq(1)
         m.d.comb += self.i.ready.eq(advance & ~error & ~bad)
         take = self.i.valid & self.i.ready
-        with m.If(self.i.valid & bad & ~error):
-            m.d.sync += error.eq(1)
+        with m.If(self.i.valid & bad):
+            m.d.sync += refused.eq(1)
 
         with m.If(advance):
             m.d.sync += [
