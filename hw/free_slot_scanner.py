@@ -1,4 +1,5 @@
 from amaranth.hdl import *
+from amaranth.hdl import signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -271,6 +272,9 @@ class FreeSlotScanner(wiring.Component):
         take = self.i.valid & self.i.ready
         with m.If(self.i.valid & bad):
             m.d.sync += refused.eq(1)
+        # The counters follow every token offered while the unit can take one, bad or not (a bad
+        # one stops the input for good), so the checks do not drive their enables.
+        offered = self.i.valid & advance & ~error
 
         with m.If(advance):
             m.d.sync += [
@@ -280,7 +284,7 @@ class FreeSlotScanner(wiring.Component):
                 s0.fresh.eq(0),
                 Cat(s0.slot, s0.hi).eq(Mux(tok.kind == TokenKind.BLOCK, d, rank)),
             ]
-        with m.If(take):
+        with m.If(offered):
             with m.Switch(tok.kind):
                 with m.Case(TokenKind.BLOCK):
                     m.d.sync += [in_block.eq(1), open_group.eq(0), n.eq(d), left.eq(d)]
@@ -317,24 +321,32 @@ class FreeSlotScanner(wiring.Component):
         if k < L - 1:
             # Inner level: below[c] (c = 1 .. fanout-1) rises with c, so `rank >= below[c]` is a
             # thermometer code; the child is its last one.
+            # One subtractor per boundary gives both the compare (its sign) and the rank in the
+            # child; the counts' decrements run beside them, so a level is one carry chain and
+            # a multiplexer.
             ge = Signal(fanout, name=f"ge{k}")
+            diff = [None] + [Signal(signed(child_bits + digit + 1), name=f"diff{k}_{c}")
+                             for c in range(1, fanout)]
             m.d.comb += ge[0].eq(1)
             for c in range(1, fanout):
-                m.d.comb += ge[c].eq(Mux(search, rank >= row.below[c - 1], rank[child_bits:] >= c))
+                m.d.comb += [
+                    diff[c].eq(rank - row.below[c - 1]),
+                    ge[c].eq(Mux(search, diff[c] >= 0, rank[child_bits:] >= c)),
+                    new_row.below[c - 1].eq(Mux(ge[c], row.below[c - 1], row.below[c - 1] - 1)),
+                ]
             last = [ge[c] & (~ge[c + 1] if c + 1 < fanout else 1) for c in range(fanout)]
             # The rank in the child: less the free slots before it (searching); the digit's
             # removal is the truncation to `child_bits`.
-            base = Signal(child_bits, name=f"base{k}")
-            with m.If(search):
-                m.d.comb += base.eq(or_all(Mux(last[c], row.below[c - 1], 0) for c in range(1, fanout)))
+            lower = Signal(child_bits, name=f"lower{k}")
+            with m.If(search & (child != 0)):
+                m.d.comb += lower.eq(or_all(Mux(last[c], diff[c], 0) for c in range(1, fanout)))
+            with m.Else():
+                m.d.comb += lower.eq(rank)
             m.d.comb += [
                 child.eq(sum(ge[c] for c in range(1, fanout))),
                 new_row.touched.eq(row.touched | Cat(last)),
                 nxt.fresh.eq(~(row.touched & Cat(last)).any()),
             ]
-            for c in range(1, fanout):
-                m.d.comb += new_row.below[c - 1].eq(row.below[c - 1] - ~ge[c])
-            lower = (rank - base)[:child_bits]
         else:
             # Bottom: the child is the rank-th free slot of the row (searching) or the digit.
             with m.If(search):
