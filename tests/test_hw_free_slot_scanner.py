@@ -136,13 +136,33 @@ class _Reader:
 
 
 def test_tree_digits():
-    """The twin builds the hardware's tree: a byte of slots at the bottom, binary levels above
-    (or 2**inner_bits children, the top taking the remainder)."""
-    assert tree_digits(4) == [1, 3] and tree_digits(12) == [1] * 9 + [3]
-    assert tree_digits(12, 3) == [3, 3, 3, 3] and tree_digits(16, 3) == [1, 3, 3, 3, 3, 3]
+    """The twin builds the hardware's tree: rows of 4 claim bits at the bottom, binary levels
+    above (or 2**inner_bits children, the top taking the remainder)."""
+    assert tree_digits(4) == [1, 1, 2] and tree_digits(12) == [1] * 10 + [2]
+    assert tree_digits(12, 3, 3) == [3, 3, 3, 3] and tree_digits(16, 3, 3) == [1, 3, 3, 3, 3, 3]
     for p in range(4, 17):
         for inner in (1, 2, 3):
-            assert hw_tree_digits(p, inner) == tree_digits(p, inner) and sum(tree_digits(p, inner)) == p
+            for bottom in (1, 2, 3):
+                digits = tree_digits(p, inner, bottom)
+                assert hw_tree_digits(p, inner, bottom) == digits and sum(digits) == p
+
+
+@pytest.mark.parametrize("inner_bits,bottom_bits", [(2, 2), (3, 3), (1, 1), (2, 3)])
+def test_other_trees(inner_bits, bottom_bits):
+    """Wider nodes (4 or 8 children) and other bottom rows: the same writes."""
+    rng = random.Random(inner_bits * 10 + bottom_bits)
+    nprng = np.random.default_rng(rng.randrange(1 << 32))
+    block_bits = 7
+    for slots in ("all", "free"):
+        trace = StageTrace([], [])
+        for kind in KINDS:
+            _, layer = layer_case(nprng, kind, rng.randint(1, 2 << block_bits), 8, "huffman", slots, block_bits)
+            trace.members += layer.members
+            trace.writes += layer.writes
+        assert Twin(block_bits, slots, inner_bits, bottom_bits).run(trace.members) == trace.writes
+        dut = FreeSlotScanner(weight_bits=8, block_bits=block_bits, inner_bits=inner_bits,
+                              bottom_bits=bottom_bits)
+        check(dut, trace, slots, stall=0.2, backpressure=0.2, seed=1)
 
 
 # -- the hardware against the twin ------------------------------------------------------------
