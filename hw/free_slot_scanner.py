@@ -38,14 +38,17 @@ class FreeSlotScanner(wiring.Component):
     How: every member claims its slot at once, so with ``free`` counting the ``j``-th member of a
     group is the ``(index - (j - 1))``-th slot still free (its group's earlier members all lie
     before it): a *rank* on the live claims, nothing kept per group. The block's ``2**P`` slots are
-    the leaves of a tree (``sw_codec.free_slots.tree_digits``: a top node of ``2**t`` children,
-    ``t`` in 1..3, then levels of 8 children; the bottom level's children are slots). Each level
-    is one pipeline stage: its rows (``{below, touched}`` for inner levels, ``below[c]`` the free
-    slots in children ``0..c-1``; 8 claim bits at the bottom) are in a :class:`Memory` with a
-    synchronous, transparent read port (the top row in registers). A stage compares the rank with
-    its row's ``below`` (side by side), takes the child, writes the row back with the claim
-    counted, and reads the child's row for the next stage. With ``all`` counting the child is the
-    position's digit, and the bottom checks that the slot is free.
+    the leaves of a tree (:func:`tree_digits`: by default binary levels over bottom rows of the
+    claim bits of 4 slots). Each level is one pipeline stage. An inner node's row holds
+    ``below[c]``, the free slots in its children ``0..c-1`` (``c >= 1``), and a ``touched`` bit
+    per child; the top row is in registers, every other level's rows in a :class:`Memory`. A
+    stage subtracts each ``below`` from the rank (the sign picks the child, the difference is the
+    rank in it), writes the row back with the claim counted (``below`` above the child less one,
+    the child touched), and reads the child's row, which enters a register as the token moves on
+    (so no logic follows a block RAM's output); the row written at that edge by the token ahead is
+    forwarded, and the read port is transparent for the one written at the read. With ``all``
+    counting, and for ``BLOCK`` and ``END`` (whose ``n`` rides in the slot field), the child is
+    the digit; the bottom checks that an ``all`` slot is free.
 
     A block starts with no clearing pass: a child its parent has not ``touched`` in this block
     reads as all free, whatever its row holds, so ``BLOCK`` resets only the top row (as it passes
@@ -56,8 +59,12 @@ class FreeSlotScanner(wiring.Component):
     weight_bits : int
         Weight width ``b``, 2..16.
     block_bits : int
-        ``P``, the largest block holds ``2**P`` weights; 4..16. The tree has ``ceil(P / 3)``
-        levels.
+        ``P``, the largest block holds ``2**P`` weights; 4..16.
+    inner_bits : int
+        A node above the bottom has ``2**inner_bits`` children (1..3; the top takes the
+        remainder). Default 1: one compare per level.
+    bottom_bits : int
+        A bottom row holds the claim bits of ``2**bottom_bits`` slots (1..3). Default 2.
 
     Members
     -------
@@ -81,11 +88,18 @@ class FreeSlotScanner(wiring.Component):
     Latency, throughput and backpressure
     ------------------------------------
     One token per cycle, sustained, in both countings and across group and block boundaries
-    (no restart cycles). A token taken at a clock edge is on ``o`` ``levels + 1`` edges later.
-    ``o`` is a register; the pipeline advances in every cycle where ``o`` is empty or taken
-    (``i.ready`` is that, and no error, and a token that passes the input checks), so
+    (no restart cycles). A token taken in cycle ``t`` is on ``o`` in cycle ``t + latency``
+    (``latency = 2 * levels``: the top stage's register, two per level below it, the output
+    register). ``o`` is a register; the pipeline advances in every cycle where ``o`` is empty or
+    taken (``i.ready`` is that, no error, and a token that passes the input checks), so
     backpressure on ``o`` stalls ``i`` without loss. A bad token at ``i`` is flagged in the
-    cycle it is offered; a duplicate ``all`` slot ``levels`` cycles after it was taken.
+    cycle it is offered (``error`` is up in the next); for a duplicate ``all`` slot taken in
+    cycle ``t``, ``error`` is up in cycle ``t + latency`` (without stalls), in place of its write.
+
+    Attributes
+    ----------
+    n_block : ``Signal(block_bits + 1)``
+        The size of the block whose tokens leave through ``o`` (read by the formal proofs).
     """
 
     def __init__(self, *, weight_bits, block_bits, inner_bits=1, bottom_bits=2):
@@ -107,7 +121,6 @@ class FreeSlotScanner(wiring.Component):
             init = {"below": [c << child_bits for c in range(1, fanout)], "touched": 0}
             self._rows.append((layout, init))
         self._rows.append((unsigned(1 << self._digits[-1]), 0))
-        #: The size of the block whose tokens leave through ``o`` (for the formal proofs).
         self.n_block = Signal(block_bits + 1, name="n_block")
         super().__init__({
             "i":     In(stream.Signature(member_layout(weight_bits, block_bits))),
@@ -131,9 +144,7 @@ class FreeSlotScanner(wiring.Component):
 
     @property
     def latency(self):
-        """Registers a token passes from ``i`` to ``o``: clock edges from the one that takes it to
-        the one that puts it on ``o``, plus one (the input register, two per level below the
-        top, the output register)."""
+        """Cycles from a token taken at ``i`` to that token on ``o`` (the registers it passes)."""
         return 2 * self.levels
 
     def _stage_layout(self):

@@ -10,9 +10,10 @@ computed the way the hardware does it:
   when the group started) is therefore the ``(i_j - (j - 1))``-th slot still free now. With
   distances, that *rank* is just the running sum of the group's distances. Nothing is kept per
   group but the rank, so a new group costs nothing.
-- **A tree of free counts.** The block's ``2**P`` slots are the leaves of a tree: the bottom
-  level holds the claim bits of 4 slots per row (``2**bottom_bits``); each level above groups ``2**inner_bits`` nodes of the level below (the top
-  node groups the remaining ones; by default 2 per level). A node's row holds, for each child
+- **A tree of free counts.** The block's ``2**P`` slots are the leaves of a tree
+  (:func:`tree_digits`): a bottom row holds the claim bits of ``2**bottom_bits`` slots (4 by
+  default); each level above groups ``2**inner_bits`` nodes of the level below (2 by default;
+  the top node the remaining ones). A node's row holds, for each child
   after the first, the free slots in the children before it (``below``), and a ``touched`` bit
   per child. A rank descends one level per step: the child is the last one whose ``below`` is at
   most the rank, and the rank loses that ``below``. With ``all`` counting the child is the
@@ -27,8 +28,8 @@ left; with ``all``, at or past ``n``), indices of a group that do not increase, 
 a slot claimed twice.
 
 The cycle model (:meth:`FreeSlotScanner.cycles`) is the hardware's schedule: one token per cycle
-in, every token passing ``2 * levels`` registers (the top level one, each level below two: its
-row's read, then the descent), a cycle per stall of either stream.
+in, every token passing ``2 * levels`` registers (the top level's, two for each level below it:
+its row's read, then the descent; the output register), a cycle per stall of either stream.
 """
 
 from __future__ import annotations
