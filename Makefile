@@ -13,7 +13,7 @@ DATA_PACKAGES  := gensim==4.4.0 scikit-image==0.26.0 pytest-audioeval==0.1.3
 # The rate-accuracy settings of `make accuracy`: lossless int8/int6/int5/int4, one scale per output channel.
 ACCURACY_SETTINGS := int8ch int6ch int5ch int4ch
 
-.PHONY: all sim test bench sim-bench accel accuracy lossy synth verilog results-md clean help icarus container
+.PHONY: all sim test bench sim-bench accel accuracy lossy synth formal verilog results-md clean help icarus container
 
 help:
 	@echo "make sim     generate the decoder Verilog and decode a real model's layer in RTL, compared with sw_codec"
@@ -23,6 +23,7 @@ help:
 	@echo "make sim-bench  decoder weights/cycle per mode and lane count in RTL -> results/sim.json"
 	@echo "make verilog write the decoder Verilog to build/verilog/"
 	@echo "make synth   Yosys + nextpnr (ECP5) area, Fmax and energy per stage and lane -> results/synth.json"
+	@echo "make formal  prove the hardware units' properties with SymbiYosys (stream protocol, no write outside the block, sticky error, bounded liveness)"
 	@echo "make accel   decoder + PE array in RTL: cycles and energy, raw vs each mode -> results/accel.json"
 	@echo "make accuracy  each model on real inputs with decoded weights (float, $(ACCURACY_SETTINGS)) -> results/accuracy.json + plots"
 	@echo "make lossy   per-layer error bounds under a 1-point budget, beside SZ3, ZFP, intB -> results/lossy.json"
@@ -72,6 +73,9 @@ lossy: $(STAMP)
 
 synth: $(STAMP)
 	$(PY) -m synth
+
+formal: $(STAMP)
+	$(PY) -m synth.formal
 
 results-md: $(STAMP)
 	$(PY) -m poscodec.results_md

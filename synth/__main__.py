@@ -48,7 +48,9 @@ def default_designs(place_tops: bool = False) -> list[Design]:
     Fmax). The lane also gets its area by module (one more synthesis, without placement)."""
     tops = [replace(d, place=place_tops or d.lanes == 1, by_module=d.lanes == 1)
             for d in top_designs(LANE, lanes=(1, 2))]
-    return stage_designs(DEFAULT) + [Design(c, V2_UNIT) for c in V2_UNITS] + tops
+    # Decoder v2's units at the lane's block size (issue 25: P = 12).
+    v2 = [Design(c, V2_UNIT) for c in V2_UNITS] + [Design("FreeSlotScanner", replace(DEFAULT, block_bits=12))]
+    return stage_designs(DEFAULT) + v2 + tops
 
 
 def sweep_designs(block_bits_list=(6, 8), place_tops: bool = False) -> list[Design]:

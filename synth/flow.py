@@ -91,6 +91,9 @@ class Design:
             from hw.distance_accumulator import DistanceAccumulator
             return DistanceAccumulator(weight_bits=c.weight_bits, block_bits=c.block_bits,
                                        scan_bits=c.scan_bits)
+        if self.component == "FreeSlotScanner":
+            from hw.free_slot_scanner import FreeSlotScanner
+            return FreeSlotScanner(weight_bits=c.weight_bits, block_bits=c.block_bits)
         if self.component == "RepeatExpander":
             from hw.repeat_expander import RepeatExpander
             return RepeatExpander(weight_bits=c.weight_bits, block_bits=c.block_bits, in_order=True)
@@ -107,7 +110,8 @@ class Design:
         raise ValueError(f"unknown component {self.component!r}")
 
 
-STAGES = ("BitReader", "CanonicalHuffmanDecoder", "BlockParser", "DistanceAccumulator", "RepeatExpander")
+STAGES = ("BitReader", "CanonicalHuffmanDecoder", "BlockParser", "DistanceAccumulator", "FreeSlotScanner",
+          "RepeatExpander")
 
 
 def stage_designs(config: LaneParams) -> list[Design]:
