@@ -107,6 +107,12 @@ class MemberStreamDecoder(wiring.Component):
         block's leftover bits are checked as each stream comes round to stage 0 after the
         block's last field entered: at the latest one cycle after its last distance is on ``o``.
 
+    Attributes
+    ----------
+    in_flight : ``Signal(range(7))``
+        Fields taken from ``fields`` whose distance has not left ``o``: those in stages 1 to 4,
+        the output register and the skid register (read by the formal proofs).
+
     Latency and throughput
     ----------------------
     A field's distance is on ``o`` five cycles after the field is taken. The ring takes one
@@ -126,6 +132,7 @@ class MemberStreamDecoder(wiring.Component):
         self._num_tables = num_tables
         self._max_code_len = max_code_len
         self._max_extra_bits = max_extra_bits
+        self.in_flight = Signal(range(7), name="in_flight")
         super().__init__({
             "words":  In(stream.Signature(section_word_layout())),
             "fields": In(stream.Signature(field_layout(num_tables, max_extra_bits))),
@@ -155,8 +162,13 @@ class MemberStreamDecoder(wiring.Component):
 
         # --- Tables: the builder writes both levels (a copy per candidate window, see stage 0)
         # and each table's longest code length. ---
+        error = Signal()
+        m.d.comb += self.error.eq(error)
         m.submodules.builder = builder = HuffmanTableBuilder(num_tables=T, max_code_len=L)
-        wiring.connect(m, wiring.flipped(self.tables), builder.load)
+        # No table item is taken once the error is up (like every input).
+        m.d.comb += [builder.load.valid.eq(self.tables.valid & ~error),
+                     builder.load.payload.eq(self.tables.payload),
+                     self.tables.ready.eq(builder.load.ready & ~error)]
         advance = Signal()                     # the whole ring moves one stage
         l1_rp, l2_rp, l1_window_addr, l2_window_addr = [], [], [], []
         # The builder's writes, a cycle later: while one is pending the read ports take its address
@@ -189,9 +201,6 @@ class MemberStreamDecoder(wiring.Component):
                 for t in range(T):
                     with m.Case(t):
                         m.d.sync += need[t].eq(builder.need_value)
-
-        error = Signal()
-        m.d.comb += self.error.eq(error)
 
         # --- The word queue: a shift register, q[0] the next word, zero past the last word. The
         # section's `end` item enters as a zero word and stops the queue (`ended`) until it leaves
@@ -354,7 +363,9 @@ class MemberStreamDecoder(wiring.Component):
         shifted = (Cat(C(0, L), r3.buf) >> at)[:L + P]
         extra = shifted[L:] & Cat(*(r3.extra_bits > i for i in range(P)))
         block_end = r3.valid & r3.last
-        words_left = block_end & ended & (level != 0)
+        # Every word of the block has been pulled: a word in the queue is one too many (checked
+        # whether or not the `end` item has come, which a full queue would keep out).
+        words_left = block_end & (level != 0)
         with m.If(advance):
             m.d.sync += [
                 r0.buf.eq(r3.buf), r0.cnt.eq(at), r0.keep.eq(shifted[:L]),
@@ -376,6 +387,7 @@ class MemberStreamDecoder(wiring.Component):
             self.o.valid.eq(o_valid & ~error), self.o.payload.eq(o_payload),
         ]
         new = advance & r4.valid
+        m.d.comb += self.in_flight.eq(r1.valid + r2.valid + r3.valid + r4.valid + o_valid + skid_valid)
         with m.If(~o_valid | self.o.ready):
             m.d.sync += [o_valid.eq(skid_valid | new), o_payload.eq(Mux(skid_valid, skid, distance)),
                          skid_valid.eq(skid_valid & new), skid.eq(distance)]
