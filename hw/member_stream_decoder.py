@@ -102,9 +102,11 @@ class MemberStreamDecoder(wiring.Component):
     error : ``Out(1)``
         Sticky: no code matches the stream (an incomplete table), a section with words left after
         its block's last field, non-zero bits left in a stream after the block's last field, or
-        a bad table description. From the cycle after, every ``ready`` and ``o.valid`` are low
-        (the distances of up to four earlier fields still in the pipeline are dropped). A
-        block's leftover bits are checked as each stream comes round to stage 0 after the
+        a bad table description. From the cycle after, every ``ready`` (``tables`` too) and
+        ``o.valid`` are low (the distances of up to four earlier fields still in the pipeline
+        are dropped, and ``o.valid`` may fall before its distance was taken). Words left are
+        flagged once the block's last field is at stage 3, whether or not its ``end`` item has
+        come. A block's leftover bits are checked as each stream comes round to stage 0 after the
         block's last field entered: at the latest one cycle after its last distance is on ``o``.
 
     Attributes
@@ -115,8 +117,10 @@ class MemberStreamDecoder(wiring.Component):
 
     Latency and throughput
     ----------------------
-    A field's distance is on ``o`` five cycles after the field is taken. The ring takes one
-    field per cycle while ``fields`` and ``words`` are valid and ``o`` is ready, less three
+    A field's distance is on ``o`` five cycles after the field is taken, plus the cycles the ring
+    stalls meanwhile (below; with ``words`` valid and ``o`` ready, up to four cycles waiting for
+    words at each of the field's four moves after it entered). The ring takes one field per
+    cycle while ``fields`` and ``words`` are valid and ``o`` is ready, less three
     cycles per block (after its last field, until its ``end`` item is taken); codes of any
     length cost the same. A field enters only in the cycle its stream's stage is first, so a
     cycle without a field costs four. The ring advances as a whole: it stalls while the skid
