@@ -1,7 +1,8 @@
-"""Proofs of ``hw.member_stream_decoder.MemberStreamDecoder`` at small parameters.
+"""Proofs of ``hw.member_stream_decoder.MemberStreamDecoder`` at the synthesized parameters.
 
 The decoder holds ``TABLES`` tables of codes up to ``MAX_CODE_LEN`` bits and extra fields up to
-``MAX_EXTRA_BITS`` bits. Every input is free (any item on ``words``, ``fields`` and ``tables``,
+``MAX_EXTRA_BITS`` bits (``make synth``'s: 4, 11, 12; the proofs take seconds there, as at the
+smallest parameters, since the table memories are cut). Every input is free (any item on ``words``, ``fields`` and ``tables``,
 any ``valid``/``ready`` pattern) unless a proof says otherwise; reset stays low after the
 initial state.
 
@@ -51,16 +52,17 @@ from ..formal import Proof, no_reset, past, sticky, stream_held
 __all__ = ["proofs"]
 
 UNIT = "MemberStreamDecoder"
-TABLES = 2
-MAX_CODE_LEN = 9
-MAX_EXTRA_BITS = 2
+TABLES = 4
+MAX_CODE_LEN = 11
+MAX_EXTRA_BITS = 12
 #: The documented latency (cycles from taking a field to its distance on ``o``, no stall).
 LATENCY = 5
 #: The liveness bound: the latency and up to 4 cycles of waiting for words at each of the 4
 #: moves of the ring after the field entered.
 LIVENESS = LATENCY + 4 * 4
-#: The bound checked from reset (``liveness-from-reset``), and that check's depth.
-LIVENESS_FROM_RESET = LATENCY + 1
+#: The bound checked from reset (``liveness-from-reset``), and that check's depth: the smallest
+#: bound the check accepts at these parameters (at 2 tables, ``L = 9``, ``P = 2``: one less).
+LIVENESS_FROM_RESET = LATENCY + 2
 RESET_DEPTH = 30
 #: Yosys commands after ``prep``: the table memories' read data become free in every cycle.
 CUT_TABLES = ("cutpoint top.dut/t:$mem_v2",)
