@@ -169,8 +169,9 @@ class MemberStreamDecoder(wiring.Component):
         error = Signal()
         m.d.comb += self.error.eq(error)
         m.submodules.builder = builder = HuffmanTableBuilder(num_tables=T, max_code_len=L)
-        # No table item is taken once the error is up (like every input).
-        m.d.comb += [builder.load.valid.eq(self.tables.valid & ~error),
+        # No table item is taken once the error is up (like every input; what the builder then
+        # does with the item offered no longer matters).
+        m.d.comb += [builder.load.valid.eq(self.tables.valid),
                      builder.load.payload.eq(self.tables.payload),
                      self.tables.ready.eq(builder.load.ready & ~error)]
         advance = Signal()                     # the whole ring moves one stage
