@@ -15,7 +15,7 @@ __all__ = ["MemberStreamDecoder", "section_word_layout", "field_layout", "distan
 #: A stream's bit buffer: after a pull it holds fewer than ``need + 16`` or ``extra + 16`` bits.
 BUFFER_BITS = 2 * MEMBER_WORD_BITS - 1
 #: Depth of the word queue in front of the ring (two words may be pulled in one cycle).
-WORD_QUEUE_DEPTH = 6
+WORD_QUEUE_DEPTH = 4
 
 
 def section_word_layout() -> data.StructLayout:
@@ -267,7 +267,8 @@ class MemberStreamDecoder(wiring.Component):
         for x in range(2):
             # (kept as wires, so that the pull decision only selects between them)
             win = Signal(L, name=f"window_x{x}", attrs={"keep": 1})
-            m.d.comb += win.eq(keep | Mux(would_pull, (q[x][WB - L:] >> cnt0)[:L], 0))
+            # (a pull leaves fewer than L <= 11 bits in the stream: cnt0's low 4 bits shift)
+            m.d.comb += win.eq(keep | Mux(would_pull, (q[x][WB - L:] >> cnt0[:4])[:L], 0))
             windows.append(win)
         # Each memory's address: the builder's while it writes, else the window; both choices
         # made before the late pull decision selects.
