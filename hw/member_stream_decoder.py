@@ -191,13 +191,17 @@ class MemberStreamDecoder(wiring.Component):
         error = Signal()
         m.d.comb += self.error.eq(error)
 
+        pull_x = Signal()                      # stage 2's extra pull (see the ring's stages)
+
         # --- The word queue: a shift register, q[0] the next word, zero past the last word. The
         # section's `end` item enters as a zero word and stops the queue (`ended`) until it leaves
         # at the block's end: pulls past the section's words read zeros and leave it there. ---
         q = [Signal(MEMBER_WORD_BITS, name=f"q{i}") for i in range(D)]
         level = Signal(range(D + 1))
         ended = Signal()
-        pops = Signal(range(3))
+        # Words the pulls of this cycle take, with and without stage 2's extra pull (`pull_x`,
+        # decided late: it only selects between the two next states).
+        pops_x, pops_no_x = Signal(range(3)), Signal(range(3))
         push = self.words.valid & self.words.ready
         m.d.comb += self.words.ready.eq((level < D) & ~ended & ~error)
         # Each entry's next value for each number of pops, from registers; the late pull decisions
@@ -210,10 +214,15 @@ class MemberStreamDecoder(wiring.Component):
                 m.d.comb += nxt.eq(Mux(i + p < level, q[i + p] if i + p < D else 0,
                                        Mux((level - p == i) & taken, self.words.payload.data, 0)))
                 nexts.append(nxt)
-            m.d.sync += q[i].eq(Mux(pops == 2, nexts[2], Mux(pops == 1, nexts[1], nexts[0])))
+            by_x = []
+            for x, pops in ((0, pops_no_x), (1, pops_x)):
+                nxt = Signal(MEMBER_WORD_BITS, name=f"q{i}_next_x{x}", attrs={"keep": 1})
+                m.d.comb += nxt.eq(Mux(pops == 2, nexts[2], Mux(pops == 1, nexts[1], nexts[0])))
+                by_x.append(nxt)
+            m.d.sync += q[i].eq(Mux(pull_x, by_x[1], by_x[0]))
         with m.If(push & self.words.payload.end):
             m.d.sync += ended.eq(1)
-        m.d.sync += level.eq(level - pops + taken)
+        m.d.sync += level.eq(Mux(pull_x, level - pops_x, level - pops_no_x) + taken)
 
         # --- Ring registers: what arrives at each stage. ---
         def state(name, **fields):
@@ -238,8 +247,8 @@ class MemberStreamDecoder(wiring.Component):
 
         # Stage 2 decides the extra pull of field t - 2 from registered table entries; it comes
         # before the symbol pull of field t at stage 0 in the word order, so that decision
-        # (`pull_x`) picks the word of stage 0's pull (q[0] or q[1]) in the same cycle.
-        pull_x = Signal()
+        # (`pull_x`, declared with the queue) picks the word of stage 0's pull (q[0] or q[1]) in
+        # the same cycle.
 
         # ---- Stage 0: the symbol pull and the table lookup. ----
         # The pulled word is q[pull_x]; the window with each candidate word is formed from
@@ -380,11 +389,9 @@ class MemberStreamDecoder(wiring.Component):
         m.d.comb += advance.eq(~error & words_ok & ~(block_end & ~ended) & ~skid_valid & ~waiting)
         real = Signal(range(3))                         # words pulls may take (not zeros)
         m.d.comb += real.eq(Mux(level >= 2, 2, level))
-        pops_x, pops_no_x = Signal(range(3)), Signal(range(3))
-        m.d.comb += [pops_x.eq(Mux(pull_a + 1 > real, real, pull_a + 1)),
-                     pops_no_x.eq(Mux(pull_a > real, real, pull_a))]
         with m.If(advance & ~block_end):
-            m.d.comb += pops.eq(Mux(pull_x, pops_x, pops_no_x))
+            m.d.comb += [pops_x.eq(Mux(pull_a + 1 > real, real, pull_a + 1)),
+                         pops_no_x.eq(Mux(pull_a > real, real, pull_a))]
         with m.If(no_code | leftover | words_left | builder.error):
             m.d.sync += error.eq(1)
         return m
