@@ -228,7 +228,7 @@ class MemberStreamDecoder(wiring.Component):
         def state(name, **fields):
             return Signal(data.StructLayout({"valid": 1, "buf": B, "cnt": count, **fields}), name=name)
         ctx_fields = {"rice_k": range(P + 1), "escape_bits": range(P + 1), "last": 1}
-        r0 = state("r0", keep=L, short=T)
+        r0 = state("r0", cnt_w=count, keep=L, short=T)
         r1 = state("r1", dk=signed(7), de=signed(7), **ctx_fields)
         r2 = state("r2", tk=L + 1, te=L + 1, l1=l1_entry_layout(), l2=l2_entry_layout(L), **ctx_fields)
         r3 = state("r3", symbol=SYMBOL_BITS, escape=1, extra_bits=range(P + 1), **ctx_fields)
@@ -255,13 +255,16 @@ class MemberStreamDecoder(wiring.Component):
         # registers, and pull_x only selects the address (one lookup, one copy of the tables).
         ctx = self.fields.payload
         checking = Signal()                            # check_left != 0, as a register
-        cnt0 = Mux(checking, 0, r0.cnt)
+        # r0.cnt_w, r0.keep, r0.short: the stream's count, first bits and pull test per table, as
+        # stage 3 left them, or those of an empty stream when it is checked (`checking_next`).
+        cnt0 = r0.cnt_w
+        checking_next = Signal()                       # checking's next value (when advancing)
         leftover = Signal()
         m.d.comb += leftover.eq(checking & (r0.buf & Cat(*(r0.cnt > i for i in range(B)))).any())
         enter = self.fields.valid & ~draining & ~error & ~writing & (block_start | (rot == next_stream))
         # r0.short: per table, the stream holds fewer bits than its longest code (from stage 3);
         # an emptied stream holds fewer than any table's but an empty one's.
-        short = Mux(checking, Cat(*(n != 0 for n in need)), r0.short)
+        short = r0.short
         # The window assumes the offered field enters (if it does not, stage 1 holds no field and
         # its entries go unused), which keeps the enter conditions off the address path.
         would_pull = _pick(m, list(short), ctx.table, "short0")
@@ -271,7 +274,7 @@ class MemberStreamDecoder(wiring.Component):
         m.d.comb += cnt1.eq(cnt0 + Mux(pull_a, WB, 0))
         # The window's first L bits after the pull, zero past the stream's bits: the stream's own
         # bits (from stage 3), OR the pulled word's first bits shifted by cnt0.
-        keep = Mux(checking, 0, r0.keep)
+        keep = r0.keep
         windows = []
         for x in range(2):
             # (kept as wires, so that the pull decision only selects between them)
@@ -290,6 +293,7 @@ class MemberStreamDecoder(wiring.Component):
                 choices.append(choice)
             m.d.comb += addr.eq(Mux(pull_x, choices[1], choices[0]))
         m.d.comb += self.fields.ready.eq(enter & advance)
+        m.d.comb += checking_next.eq((enter & ctx.last) | (checking & (check_left != 1)))
         word0 = Mux(pull_x, q[1], q[0])
         with m.If(advance):
             m.d.sync += [
@@ -351,8 +355,9 @@ class MemberStreamDecoder(wiring.Component):
         words_left = block_end & ended & (level != 0)
         with m.If(advance):
             m.d.sync += [
-                r0.buf.eq(r3.buf), r0.cnt.eq(at), r0.keep.eq(shifted[:L]),
-                r0.short.eq(Cat(*(at < n for n in need))),
+                r0.buf.eq(r3.buf), r0.cnt.eq(at), r0.cnt_w.eq(Mux(checking_next, 0, at)),
+                r0.keep.eq(Mux(checking_next, 0, shifted[:L])),
+                r0.short.eq(Mux(checking_next, Cat(*(n != 0 for n in need)), Cat(*(at < n for n in need)))),
                 r4.valid.eq(r3.valid), r4.symbol.eq(r3.symbol), r4.escape.eq(r3.escape), r4.extra.eq(extra),
                 r4.rice_k.eq(r3.rice_k), r4.last.eq(r3.last),
             ]
