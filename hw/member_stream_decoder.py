@@ -15,7 +15,7 @@ __all__ = ["MemberStreamDecoder", "section_word_layout", "field_layout", "distan
 #: A stream's bit buffer: after a pull it holds fewer than ``need + 16`` or ``extra + 16`` bits.
 BUFFER_BITS = 2 * MEMBER_WORD_BITS - 1
 #: Depth of the word queue in front of the ring (two words may be pulled in one cycle).
-WORD_QUEUE_DEPTH = 6
+WORD_QUEUE_DEPTH = 4
 
 
 def section_word_layout() -> data.StructLayout:
@@ -57,24 +57,29 @@ class MemberStreamDecoder(wiring.Component):
     stage and moves to the next stage every cycle, so the stream of field ``t`` is back at the
     first stage when field ``t + 4`` enters. The stages of a field:
 
-    0. **windows**: pull a word if the stream holds fewer bits than its table's longest code.
-       Which word depends on whether the field ahead (in stage 1) pulls for its extra bits,
-       decided one cycle later; so both candidate windows (their first 11 bits) address a copy of
-       the tables in block RAM: the first level by ``(table, first 8 bits)``, the second level by
-       ``(table, last 8 bits)`` (``HuffmanTableBuilder``).
-    1. **word**: the field ahead has decided; keep the right word; register both windows' entries
-       (a block RAM's output goes straight into flip-flops).
-    2. **code**: the right window's entry gives the symbol and length (the second level's for a
-       long code); drop the code; if fewer bits than the extra bits are left, pull a word.
+    0. **lookup**: pull a word if the stream holds fewer bits than its table's longest code, and
+       look the window (its first 11 bits) up in the tables in block RAM: the first level by
+       ``(table, first 8 bits)``, the second level by ``(table, last 8 bits)``
+       (``HuffmanTableBuilder``). In the word order, the pull of field ``t`` follows the extra
+       pull of field ``t - 2``, decided in the same cycle at stage 2, so the pulled word is the
+       queue's first or second: the window is formed with both (from registers) and that
+       decision only selects the address. One lookup per field, one copy of the tables.
+    1. **entries**: register the entries (a block RAM's output goes straight into flip-flops).
+    2. **code**: the entry gives the symbol and length (the second level's for a long code); drop
+       the code; if fewer bits than the extra bits are left, pull the queue's first word (the
+       extra pull of field ``t`` comes after the symbol pull of field ``t + 1``, the format's
+       order, which is why it is decided only here).
     3. **extras**: take the extra bits; the stream goes back to stage 0.
 
     and after the ring, ``(symbol << rice_k) | extra`` (or the extra field after the escape).
 
     Words are used in the order the reference decoder pulls them: in one cycle stage 2's extra
-    pull (field ``t``) takes the first word of the queue and stage 1's symbol pull (field
-    ``t + 1``) the next. No comparator banks and no speculation on codes: a pull depends only on
-    its own stream and the one decision of the field ahead, and the code's length is read from
-    the table.
+    pull (field ``t - 2``) takes the first word of the queue and stage 0's symbol pull (field
+    ``t``) the next. No comparator banks and no speculation on codes: a pull depends only on its
+    own stream and the one decision of the field two ahead, and the code's length is read from
+    the table. Because of that order, a block's fields enter back to back: while the field that
+    entered last is not its block's last, the ring waits (does not advance) until the next field
+    is offered.
 
     Parameters
     ----------
@@ -118,16 +123,14 @@ class MemberStreamDecoder(wiring.Component):
     Latency and throughput
     ----------------------
     A field's distance is on ``o`` five cycles after the field is taken, plus the cycles the ring
-    stalls meanwhile (below; with ``words`` valid and ``o`` ready, up to four cycles waiting for
-    words at each of the field's four moves after it entered). The ring takes one field per
-    cycle while ``fields`` and ``words`` are valid and ``o`` is ready, less three
+    stalls meanwhile (below). The ring takes one field per cycle while ``fields`` and ``words`` are valid and ``o`` is ready, less three
     cycles per block (after its last field, until its ``end`` item is taken); codes of any
-    length cost the same. A field enters only in the cycle its stream's stage is first, so a
-    cycle without a field costs four. The ring advances as a whole: it stalls while the skid
-    register behind ``o`` holds a distance (``o`` was not taken when a new one came), or when the
-    word queue (``WORD_QUEUE_DEPTH`` words) holds fewer words than the pulls and windows of a cycle
-    may need (up to four, counting a symbol pull whenever a field is offered), until the
-    section's ``end`` item is in it.
+    length cost the same. The ring advances as a whole: it stalls while the skid register behind
+    ``o`` holds a distance (``o`` was not taken when a new one came), while a block's next field
+    is not offered (after a field that is not its block's last), or when the word queue
+    (``WORD_QUEUE_DEPTH`` words) holds fewer words than the pulls of a cycle may need (one for a
+    field at stage 2, one more whenever a field is offered), until the section's ``end`` item is
+    in it. A block's first field may enter in any cycle.
     """
 
     def __init__(self, *, num_tables=4, max_code_len=V2_MAX_CODE_LENGTH, max_extra_bits=16):
@@ -164,18 +167,16 @@ class MemberStreamDecoder(wiring.Component):
         SUB = L - L1_BITS                      # window bits below the first level's
         count = range(B + 1)
 
-        # --- Tables: the builder writes both levels (a copy per candidate window, see stage 0)
-        # and each table's longest code length. ---
+        # --- Tables: the builder writes both levels and each table's longest code length. ---
+        m.submodules.builder = builder = HuffmanTableBuilder(num_tables=T, max_code_len=L)
         error = Signal()
         m.d.comb += self.error.eq(error)
-        m.submodules.builder = builder = HuffmanTableBuilder(num_tables=T, max_code_len=L)
         # No table item is taken once the error is up (like every input; what the builder then
         # does with the item offered no longer matters).
         m.d.comb += [builder.load.valid.eq(self.tables.valid),
                      builder.load.payload.eq(self.tables.payload),
                      self.tables.ready.eq(builder.load.ready & ~error)]
         advance = Signal()                     # the whole ring moves one stage
-        l1_rp, l2_rp, l1_window_addr, l2_window_addr = [], [], [], []
         # The builder's writes, a cycle later: while one is pending the read ports take its address
         # (a write and a read at one address share one block RAM port, so no collision logic
         # between two ports), selected by a register.
@@ -185,21 +186,16 @@ class MemberStreamDecoder(wiring.Component):
         m.d.sync += [wr.l1_addr.eq(builder.l1_addr), wr.l1_data.eq(builder.l1_data), wr.l1_en.eq(builder.l1_en),
                      wr.l2_addr.eq(builder.l2_addr), wr.l2_data.eq(builder.l2_data), wr.l2_en.eq(builder.l2_en)]
         writing = wr.l1_en | wr.l2_en
-        for c in range(2):
-            l1 = Memory(shape=l1_entry_layout(), depth=T << L1_BITS, init=[])
-            l2 = Memory(shape=l2_entry_layout(L), depth=T << L2_INDEX_BITS, init=[])
-            m.submodules[f"l1_{c}"], m.submodules[f"l2_{c}"] = l1, l2
-            l1_wp, l2_wp = l1.write_port(), l2.write_port()
-            l1_rp.append(l1.read_port())
-            l2_rp.append(l2.read_port())
-            l1_window_addr.append(l1_wp.addr)
-            l2_window_addr.append(l2_wp.addr)
-            m.d.comb += [
-                l1_rp[c].addr.eq(l1_wp.addr), l2_rp[c].addr.eq(l2_wp.addr),
-                l1_wp.data.eq(wr.l1_data), l1_wp.en.eq(wr.l1_en),
-                l2_wp.data.eq(wr.l2_data), l2_wp.en.eq(wr.l2_en),
-                l1_rp[c].en.eq(advance), l2_rp[c].en.eq(advance),
-            ]
+        m.submodules.l1 = l1 = Memory(shape=l1_entry_layout(), depth=T << L1_BITS, init=[])
+        m.submodules.l2 = l2 = Memory(shape=l2_entry_layout(L), depth=T << L2_INDEX_BITS, init=[])
+        l1_wp, l2_wp = l1.write_port(), l2.write_port()
+        l1_rp, l2_rp = l1.read_port(), l2.read_port()
+        m.d.comb += [
+            l1_rp.addr.eq(l1_wp.addr), l2_rp.addr.eq(l2_wp.addr),
+            l1_wp.data.eq(wr.l1_data), l1_wp.en.eq(wr.l1_en),
+            l2_wp.data.eq(wr.l2_data), l2_wp.en.eq(wr.l2_en),
+            l1_rp.en.eq(advance), l2_rp.en.eq(advance),
+        ]
         need = [Signal(range(L + 1), name=f"need_{t}") for t in range(T)]
         with m.If(builder.need_en):
             with m.Switch(builder.need_table):
@@ -207,17 +203,21 @@ class MemberStreamDecoder(wiring.Component):
                     with m.Case(t):
                         m.d.sync += need[t].eq(builder.need_value)
 
+        pull_x = Signal()                      # stage 2's extra pull (see the ring's stages)
+
         # --- The word queue: a shift register, q[0] the next word, zero past the last word. The
         # section's `end` item enters as a zero word and stops the queue (`ended`) until it leaves
         # at the block's end: pulls past the section's words read zeros and leave it there. ---
         q = [Signal(MEMBER_WORD_BITS, name=f"q{i}") for i in range(D)]
         level = Signal(range(D + 1))
         ended = Signal()
-        pops = Signal(range(3))
+        # Words the pulls of this cycle take, with and without stage 2's extra pull (`pull_x`,
+        # decided late: it only selects between the two next states).
+        pops_x, pops_no_x = Signal(range(3)), Signal(range(3))
         push = self.words.valid & self.words.ready
         m.d.comb += self.words.ready.eq((level < D) & ~ended & ~error)
-        # Each entry's next value for each number of pops, from registers; stage 2's late pull
-        # decision only selects among them.
+        # Each entry's next value for each number of pops, from registers; the late pull decisions
+        # only select among them.
         taken = push & ~self.words.payload.end
         for i in range(D):
             nexts = []
@@ -226,21 +226,23 @@ class MemberStreamDecoder(wiring.Component):
                 m.d.comb += nxt.eq(Mux(i + p < level, q[i + p] if i + p < D else 0,
                                        Mux((level - p == i) & taken, self.words.payload.data, 0)))
                 nexts.append(nxt)
-            m.d.sync += q[i].eq(Mux(pops == 2, nexts[2], Mux(pops == 1, nexts[1], nexts[0])))
+            by_x = []
+            for x, pops in ((0, pops_no_x), (1, pops_x)):
+                nxt = Signal(MEMBER_WORD_BITS, name=f"q{i}_next_x{x}", attrs={"keep": 1})
+                m.d.comb += nxt.eq(Mux(pops == 2, nexts[2], Mux(pops == 1, nexts[1], nexts[0])))
+                by_x.append(nxt)
+            m.d.sync += q[i].eq(Mux(pull_x, by_x[1], by_x[0]))
         with m.If(push & self.words.payload.end):
             m.d.sync += ended.eq(1)
-        m.d.sync += level.eq(level - pops + taken)
-        word = q[:4]
+        m.d.sync += level.eq(Mux(pull_x, level - pops_x, level - pops_no_x) + taken)
 
         # --- Ring registers: what arrives at each stage. ---
         def state(name, **fields):
             return Signal(data.StructLayout({"valid": 1, "buf": B, "cnt": count, **fields}), name=name)
         ctx_fields = {"rice_k": range(P + 1), "escape_bits": range(P + 1), "last": 1}
-        entries = {"l1_0": l1_entry_layout(), "l1_1": l1_entry_layout(),
-                   "l2_0": l2_entry_layout(L), "l2_1": l2_entry_layout(L)}
-        r0 = state("r0", keep=L, short=T)
-        r1 = state("r1", pull=1, dk=signed(7), de=signed(7), **ctx_fields)
-        r2 = state("r2", sel=1, tk=L + 1, te=L + 1, **ctx_fields, **entries)
+        r0 = state("r0", cnt_w=count, keep=L, short=T)
+        r1 = state("r1", dk=signed(7), de=signed(7), **ctx_fields)
+        r2 = state("r2", tk=L + 1, te=L + 1, l1=l1_entry_layout(), l2=l2_entry_layout(L), **ctx_fields)
         r3 = state("r3", symbol=SYMBOL_BITS, escape=1, extra_bits=range(P + 1), **ctx_fields)
         r4 = Signal(data.StructLayout({"valid": 1, "symbol": SYMBOL_BITS, "escape": 1, "extra": P,
                                        **ctx_fields}), name="r4")
@@ -255,26 +257,28 @@ class MemberStreamDecoder(wiring.Component):
         rot = Signal(range(MEMBER_STREAMS))           # which stream is at stage 0
         next_stream = Signal(range(MEMBER_STREAMS))   # the stream of the next field
 
-        # Stage 2 decides its extra pull from registered table entries; that decision (`pull_x`)
-        # places the words of stages 1 and 0 in the same cycle.
-        pull_x = Signal()
+        # Stage 2 decides the extra pull of field t - 2 from registered table entries; it comes
+        # before the symbol pull of field t at stage 0 in the word order, so that decision
+        # (`pull_x`, declared with the queue) picks the word of stage 0's pull (q[0] or q[1]) in
+        # the same cycle.
 
-        # ---- Stage 0: the symbol pull's decision and both candidate windows. ----
-        # The pull's word follows stage 2's extra pull and stage 1's symbol pull of this cycle,
-        # then stage 1's extra pull, decided next cycle: the word is word[x + b] or word[x + b + 1]
-        # (x = pull_x, b = stage 1's pull). Both windows address a copy of the tables; stage 1
-        # keeps the right word and stage 2 the right entries.
+        # ---- Stage 0: the symbol pull and the table lookup. ----
+        # The pulled word is q[pull_x]; the window with each candidate word is formed from
+        # registers, and pull_x only selects the address (one lookup, one copy of the tables).
         ctx = self.fields.payload
         checking = Signal()                            # check_left != 0, as a register
-        cnt0 = Mux(checking, 0, r0.cnt)
+        # r0.cnt_w, r0.keep, r0.short: the stream's count, first bits and pull test per table, as
+        # stage 3 left them, or those of an empty stream when it is checked (`checking_next`).
+        cnt0 = r0.cnt_w
+        checking_next = Signal()                       # checking's next value (when advancing)
         leftover = Signal()
         m.d.comb += leftover.eq(checking & (r0.buf & Cat(*(r0.cnt > i for i in range(B)))).any())
         enter = self.fields.valid & ~draining & ~error & ~writing & (block_start | (rot == next_stream))
         # r0.short: per table, the stream holds fewer bits than its longest code (from stage 3);
         # an emptied stream holds fewer than any table's but an empty one's.
-        short = Mux(checking, Cat(*(n != 0 for n in need)), r0.short)
-        # The windows assume the offered field enters (if it does not, stage 1 holds no field and
-        # their entries go unused), which keeps the enter conditions off the address path.
+        short = r0.short
+        # The window assumes the offered field enters (if it does not, stage 1 holds no field and
+        # its entries go unused), which keeps the enter conditions off the address path.
         would_pull = _pick(m, list(short), ctx.table, "short0")
         pull_a = Signal()
         m.d.comb += pull_a.eq(enter & would_pull)
@@ -282,33 +286,31 @@ class MemberStreamDecoder(wiring.Component):
         m.d.comb += cnt1.eq(cnt0 + Mux(pull_a, WB, 0))
         # The window's first L bits after the pull, zero past the stream's bits: the stream's own
         # bits (from stage 3), OR the pulled word's first bits shifted by cnt0.
-        keep = Mux(checking, 0, r0.keep)
-        shifted = [Signal(L, name=f"shifted{i}") for i in range(4)]
-        for i in range(4):
-            m.d.comb += shifted[i].eq((word[i][WB - L:] >> cnt0)[:L])
-        by_b = [Mux(r1.pull, shifted[j + 1], shifted[j]) for j in range(3)]
-        for c in range(2):
+        keep = r0.keep
+        windows = []
+        for x in range(2):
             # (kept as wires, so that the pull decision only selects between them)
-            without_x = Signal(L, name=f"window{c}_0", attrs={"keep": 1})
-            with_x = Signal(L, name=f"window{c}_1", attrs={"keep": 1})
-            m.d.comb += [
-                without_x.eq(keep | Mux(would_pull, by_b[c], 0)),
-                with_x.eq(keep | Mux(would_pull, by_b[c + 1], 0)),
-            ]
-            # Each memory's address: the builder's while it writes, else the window; both
-            # choices made before the late pull decision selects.
-            for addr, wr_addr, part in ((l1_window_addr[c], wr.l1_addr, slice(SUB, L)),
-                                        (l2_window_addr[c], wr.l2_addr, slice(0, L2_INDEX_BITS))):
-                choices = []
-                for x, win in ((0, without_x), (1, with_x)):
-                    choice = Signal.like(addr, name=f"addr{c}_x{x}", attrs={"keep": 1})
-                    m.d.comb += choice.eq(Mux(writing, wr_addr, Cat(win[part], ctx.table)))
-                    choices.append(choice)
-                m.d.comb += addr.eq(Mux(pull_x, choices[1], choices[0]))
+            win = Signal(L, name=f"window_x{x}", attrs={"keep": 1})
+            # (a pull leaves fewer than L <= 11 bits in the stream: cnt0's low 4 bits shift)
+            m.d.comb += win.eq(keep | Mux(would_pull, (q[x][WB - L:] >> cnt0[:4])[:L], 0))
+            windows.append(win)
+        # Each memory's address: the builder's while it writes, else the window; both choices
+        # made before the late pull decision selects.
+        for addr, wr_addr, part in ((l1_wp.addr, wr.l1_addr, slice(SUB, L)),
+                                    (l2_wp.addr, wr.l2_addr, slice(0, L2_INDEX_BITS))):
+            choices = []
+            for x in range(2):
+                choice = Signal.like(addr, name=f"addr_x{x}", attrs={"keep": 1})
+                m.d.comb += choice.eq(Mux(writing, wr_addr, Cat(windows[x][part], ctx.table)))
+                choices.append(choice)
+            m.d.comb += addr.eq(Mux(pull_x, choices[1], choices[0]))
         m.d.comb += self.fields.ready.eq(enter & advance)
+        m.d.comb += checking_next.eq((enter & ctx.last) | (checking & (check_left != 1)))
+        word0 = Mux(pull_x, q[1], q[0])
         with m.If(advance):
             m.d.sync += [
-                r1.valid.eq(enter), r1.buf.eq(r0.buf), r1.cnt.eq(cnt1), r1.pull.eq(pull_a),
+                r1.valid.eq(enter), r1.buf.eq(Mux(pull_a, Cat(word0, r0.buf[:B - WB]), r0.buf)),
+                r1.cnt.eq(cnt1),
                 r1.rice_k.eq(ctx.rice_k), r1.escape_bits.eq(ctx.escape_bits), r1.last.eq(ctx.last),
                 r1.dk.eq(cnt1 - ctx.rice_k), r1.de.eq(cnt1 - ctx.escape_bits),
                 rot.eq(rot + 1),
@@ -320,40 +322,34 @@ class MemberStreamDecoder(wiring.Component):
             with m.If(checking & ~(enter & ctx.last)):
                 m.d.sync += [check_left.eq(check_left - 1), checking.eq(check_left != 1)]
 
-        # ---- Stage 1: the symbol pull's word; the table entries of both windows registered. ----
-        word1 = Mux(pull_x, word[1], word[0])
+        # ---- Stage 1: the table entries registered (a block RAM's output feeds only flip-flops);
+        # the extra-pull thresholds. ----
         with m.If(advance):
             m.d.sync += [
-                r2.valid.eq(r1.valid), r2.buf.eq(Mux(r1.pull, Cat(word1, r1.buf[:B - WB]), r1.buf)),
-                r2.cnt.eq(r1.cnt), r2.sel.eq(pull_x),
+                r2.valid.eq(r1.valid), r2.buf.eq(r1.buf), r2.cnt.eq(r1.cnt),
                 # bit l: a code of l bits leaves fewer bits than the extra bits (k or escape)
                 r2.tk.eq(Cat(*(r1.dk < l for l in range(L + 1)))),
                 r2.te.eq(Cat(*(r1.de < l for l in range(L + 1)))),
                 r2.rice_k.eq(r1.rice_k), r2.escape_bits.eq(r1.escape_bits), r2.last.eq(r1.last),
-                r2.l1_0.eq(l1_rp[0].data), r2.l1_1.eq(l1_rp[1].data),
-                r2.l2_0.eq(l2_rp[0].data), r2.l2_1.eq(l2_rp[1].data),
+                r2.l1.eq(l1_rp.data), r2.l2.eq(l2_rp.data),
             ]
 
-        # ---- Stage 2: the code; drop it; the extra pull. ----
-        def decode(e1, e2):
-            """(length, symbol, escape, extra pull) of a window's entries."""
-            length = Mux(e1.long, e2.length + L1_BITS, e1.length)
-            escape = Mux(e1.long, e2.escape, e1.escape)
-            pull = Mux(e1.long, Mux(e2.escape, r2.te, r2.tk)[L1_BITS:].bit_select(e2.length, 1),
-                       Mux(e1.escape, r2.te, r2.tk)[:L1_BITS + 1].bit_select(e1.length, 1))
-            return length, Mux(e1.long, e2.symbol, e1.symbol), escape, pull
-        d0, d1 = decode(r2.l1_0, r2.l2_0), decode(r2.l1_1, r2.l2_1)
+        # ---- Stage 2: the code; drop it; the extra pull (the queue's first word). ----
+        e1, e2 = r2.l1, r2.l2
         length = Signal(range(L + 1))
         symbol, escape = Signal(SYMBOL_BITS), Signal()
-        m.d.comb += [length.eq(Mux(r2.valid, Mux(r2.sel, d1[0], d0[0]), 0)),
-                     symbol.eq(Mux(r2.sel, d1[1], d0[1])), escape.eq(Mux(r2.sel, d1[2], d0[2]))]
+        pull_bit = Mux(e1.long, Mux(e2.escape, r2.te, r2.tk)[L1_BITS:].bit_select(e2.length, 1),
+                       Mux(e1.escape, r2.te, r2.tk)[:L1_BITS + 1].bit_select(e1.length, 1))
+        m.d.comb += [length.eq(Mux(r2.valid, Mux(e1.long, e2.length + L1_BITS, e1.length), 0)),
+                     symbol.eq(Mux(e1.long, e2.symbol, e1.symbol)),
+                     escape.eq(Mux(e1.long, e2.escape, e1.escape))]
         no_code = r2.valid & (length == 0)
-        m.d.comb += pull_x.eq(r2.valid & Mux(r2.sel, d1[3], d0[3]) & (length != 0))
+        m.d.comb += pull_x.eq(r2.valid & pull_bit & (length != 0))
         cnt_code = Signal(count)
         m.d.comb += cnt_code.eq(r2.cnt - length)
         with m.If(advance):
             m.d.sync += [
-                r3.valid.eq(r2.valid), r3.buf.eq(Mux(pull_x, Cat(word[0], r2.buf[:B - WB]), r2.buf)),
+                r3.valid.eq(r2.valid), r3.buf.eq(Mux(pull_x, Cat(q[0], r2.buf[:B - WB]), r2.buf)),
                 r3.cnt.eq(cnt_code + Mux(pull_x, WB, 0)), r3.symbol.eq(symbol), r3.escape.eq(escape),
                 r3.extra_bits.eq(Mux(r2.valid, Mux(escape, r2.escape_bits, r2.rice_k), 0)),
                 r3.rice_k.eq(r2.rice_k), r3.escape_bits.eq(r2.escape_bits), r3.last.eq(r2.last),
@@ -373,8 +369,9 @@ class MemberStreamDecoder(wiring.Component):
         words_left = block_end & (level != 0)
         with m.If(advance):
             m.d.sync += [
-                r0.buf.eq(r3.buf), r0.cnt.eq(at), r0.keep.eq(shifted[:L]),
-                r0.short.eq(Cat(*(at < n for n in need))),
+                r0.buf.eq(r3.buf), r0.cnt.eq(at), r0.cnt_w.eq(Mux(checking_next, 0, at)),
+                r0.keep.eq(Mux(checking_next, 0, shifted[:L])),
+                r0.short.eq(Mux(checking_next, Cat(*(n != 0 for n in need)), Cat(*(at < n for n in need)))),
                 r4.valid.eq(r3.valid), r4.symbol.eq(r3.symbol), r4.escape.eq(r3.escape), r4.extra.eq(extra),
                 r4.rice_k.eq(r3.rice_k), r4.last.eq(r3.last),
             ]
@@ -399,20 +396,22 @@ class MemberStreamDecoder(wiring.Component):
         with m.Elif(new):
             m.d.sync += [skid_valid.eq(1), skid.eq(distance)]
 
-        # ---- Ring control: move when every word the pulls and windows of a cycle may take is in
-        # the queue (counting a pull at stage 0 whenever a field is offered, so that the table
-        # lookup's compare stays off this path). ----
-        needed = Signal(range(5))
-        m.d.comb += needed.eq(r2.valid + r1.pull + Mux(self.fields.valid, 1 + r1.valid, 0))
+        # ---- Ring control: move when every word the pulls of a cycle may take is in the queue
+        # (counting a pull at stage 0 whenever a field is offered and one at stage 2 whenever it
+        # holds a field, so that the table lookup's compare stays off this path). ----
+        needed = Signal(range(3))
+        m.d.comb += needed.eq(r2.valid + self.fields.valid)
         words_ok = ended | (level >= needed)
-        m.d.comb += advance.eq(~error & words_ok & ~(block_end & ~ended) & ~skid_valid)
+        # A block's next field must enter in the cycle after the field before it: the extra pull
+        # of field t (stage 2) comes after the symbol pull of field t + 1 in the word order, so
+        # the ring waits at stage 1 for the next field (or the block's last field).
+        waiting = r1.valid & ~r1.last & ~self.fields.valid
+        m.d.comb += advance.eq(~error & words_ok & ~(block_end & ~ended) & ~skid_valid & ~waiting)
         real = Signal(range(3))                         # words pulls may take (not zeros)
         m.d.comb += real.eq(Mux(level >= 2, 2, level))
-        pops_x, pops_no_x = Signal(range(3)), Signal(range(3))
-        m.d.comb += [pops_x.eq(Mux(r1.pull + 1 > real, real, r1.pull + 1)),
-                     pops_no_x.eq(Mux(r1.pull > real, real, r1.pull))]
         with m.If(advance & ~block_end):
-            m.d.comb += pops.eq(Mux(pull_x, pops_x, pops_no_x))
+            m.d.comb += [pops_x.eq(Mux(pull_a + 1 > real, real, pull_a + 1)),
+                         pops_no_x.eq(Mux(pull_a > real, real, pull_a))]
         with m.If(no_code | leftover | words_left | builder.error):
             m.d.sync += error.eq(1)
         return m

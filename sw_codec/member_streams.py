@@ -9,10 +9,21 @@ words is the order in which this reference decoder pulls them::
 
     for t in 0 .. C-1:
         s = t mod 4
-        if bits(s) < need(t): append the next word to stream s's buffer     # symbol pull
+        if bits(s) < need(t): append the next word to stream s's buffer     # symbol pull of t
         decode a code from the buffer's first bits; drop its l bits
-        if bits(s) < e(t):    append the next word to stream s's buffer     # extra pull
-        take the next e(t) bits
+        if t > 0:
+            s' = (t-1) mod 4
+            if bits(s') < e(t-1): append the next word to stream s'         # extra pull of t-1
+            take the next e(t-1) bits of stream s'
+    then (C > 0), with s' = (C-1) mod 4:
+        if bits(s') < e(C-1): append the next word to stream s'             # extra pull of C-1
+        take the next e(C-1) bits of stream s'
+
+The extra pull of field ``t`` comes after the symbol pull of field ``t+1``: a stream still sees
+its own operations in the same order (symbol pull, code, extra pull, extra bits of ``t``, then
+those of ``t+4``), only the words of different streams interleave differently. (The deferral
+gives a hardware decoder a cycle between looking up field ``t``'s code, which gives ``e(t)``,
+and the extra pull that depends on it, so the symbol pull of ``t+1`` never waits for it.)
 
 ``need(t)`` is the longest code length of the field's table (``HuffmanTable.max_length``). Each
 pull adds 16 bits and every field needs at most 16 before each pull, so one word is always
@@ -89,7 +100,8 @@ def interleave(fields: MemberFields, num_blocks: int | None = None) -> tuple[lis
 
     Vectorized: a stream's pulls depend only on its own fields, so the number of words a stream
     has pulled after each pull point is the running maximum of ``ceil(required bits / 16)``; the
-    pulls of all streams are then sorted by (block, field, point).
+    pulls of all streams are then sorted by block, then by time: the symbol pull of field ``t`` (in
+    its block) at ``2t``, its extra pull at ``2t + 3`` (after the symbol pull of ``t + 1``).
     """
     n = len(fields)
     if num_blocks is None:
@@ -126,7 +138,9 @@ def interleave(fields: MemberFields, num_blocks: int | None = None) -> tuple[lis
     at = np.flatnonzero(pulled)
     pull_field = order[at // 2]
     pull_word = running[at] - 1                                  # the word's index in its string
-    by_time = np.argsort(2 * pull_field + at % 2, kind="stable")   # (block, field, point): field index, point
+    pull_point = at % 2
+    time = 2 * t[pull_field] + 3 * pull_point                    # symbol pull 2t, extra pull 2t + 3
+    by_time = np.lexsort((time, fields.block[pull_field]))       # by block, then by time (no ties)
     pull_field, pull_string, pull_word = pull_field[by_time], point_string[at][by_time], pull_word[by_time]
     # Every string packed into whole words, strings back to back in string order.
     string_bits = np.bincount(string, weights=length).astype(np.int64)
@@ -197,6 +211,13 @@ def decode_member_streams(section: bytes, lookup, fields_context, trace: list | 
         buf[s] &= (1 << nbits[s]) - 1
         return value
 
+    def extras(t: int, e: int) -> None:              # the extra pull and extra bits of field t
+        s = t % MEMBER_STREAMS
+        if nbits[s] < e:
+            pull(s, t, 1)
+        out[t] = (out[t][0], take(s, e))
+
+    pending = None                                   # (field, extra bits) whose extras come next
     for t, (need, extra_bits_of) in enumerate(fields_context):
         s = t % MEMBER_STREAMS
         if nbits[s] < need:
@@ -206,10 +227,12 @@ def decode_member_streams(section: bytes, lookup, fields_context, trace: list | 
         if code_bits == 0 or code_bits > nbits[s]:
             raise FormatError(f"member field {t}: invalid Huffman code")
         take(s, code_bits)
-        e = extra_bits_of(symbol)
-        if nbits[s] < e:
-            pull(s, t, 1)
-        out.append((symbol, take(s, e)))
+        out.append((symbol, 0))
+        if pending is not None:
+            extras(*pending)
+        pending = (t, extra_bits_of(symbol))
+    if pending is not None:
+        extras(*pending)
     if next_word < len(words):
         raise FormatError(f"member section has {len(words) - next_word} words after its last field")
     if any(buf):

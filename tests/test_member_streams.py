@@ -86,13 +86,29 @@ def test_blocks_are_interleaved_on_their_own_and_blocks_without_fields_are_empty
 
 
 def test_the_word_order_of_a_small_example():
-    """Field 0 (stream 0): code 1, then 16 extra bits of ones; field 1 (stream 1): code 1. Stream 0
-    pulls word 0 for its code (0 < need 2), word 1 for its extras (15 bits left < 16), then
-    stream 1 pulls word 2; a trailing zero word would be dropped."""
-    sections, words = interleave(MemberFields.of([1, 1], [1, 1], [0xFFFF, 0], [16, 0], [2, 2]), num_blocks=1)
-    assert sections[0].hex() == "ffff" "8000" "8000" and words[0] == 3
+    """Field 0 (stream 0): code 1, then 16 extra bits of ones: stream 0 is 1 + 16 ones = words
+    ffff 8000. Field 1 (stream 1): code 1, then 3 extra bits 101: stream 1 is 1101 = word d000.
+    Both tables have need 2. The reference decoder: field 0's symbol pull (0 bits < 2) takes word 0
+    (ffff) to stream 0, its code drops 1 bit (15 left); field 1's symbol pull (0 < 2) takes word 1
+    (d000) to stream 1, its code drops 1 bit (15 left); then field 0's extra pull (15 < 16) takes
+    word 2 (8000) to stream 0 (the extra pull of field t comes after the symbol pull of t + 1);
+    field 1's extra pull (15 >= 3) pulls nothing. So ffff d000 8000 (the old order, extra pull
+    right after its own code, was ffff 8000 d000).
+
+    With field 1's code 0 and no extras instead, stream 1 is the word 0000: ffff 0000 8000. The
+    zero word is not trailing, so it stays; a trailing zero word would be dropped (a single field
+    0 of code 0, no extras: one zero word, an empty section)."""
+    sections, words = interleave(MemberFields.of([1, 1], [1, 1], [0xFFFF, 0b101], [16, 3], [2, 2]), num_blocks=1)
+    assert sections[0].hex() == "ffff" "d000" "8000" and words[0] == 3
+    trace = []
+    ctx = [(2, lambda s: 16), (2, lambda s: 3)]
+    out = decode_member_streams(sections[0], lambda t, w: (w >> 15, 1), ctx, trace)
+    assert out == [(1, 0xFFFF), (1, 0b101)]
+    assert trace == [Pull(0, 0, 0, 0), Pull(1, 1, 0, 1), Pull(2, 0, 1, 0)]
     sections, words = interleave(MemberFields.of([1, 0], [1, 1], [0xFFFF, 0], [16, 0], [2, 2]), num_blocks=1)
-    assert sections[0].hex() == "ffff" "8000" and words[0] == 2
+    assert sections[0].hex() == "ffff" "0000" "8000" and words[0] == 3
+    sections, words = interleave(MemberFields.of([0], [1], [0], [0], [2]), num_blocks=1)
+    assert sections[0] == b"" and words[0] == 0
 
 
 def test_bad_sections_are_errors():

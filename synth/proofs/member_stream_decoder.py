@@ -6,8 +6,8 @@ smallest parameters, since the table memories are cut). Every input is free (any
 any ``valid``/``ready`` pattern) unless a proof says otherwise; reset stays low after the
 initial state.
 
-**The table memories are abstracted**: Yosys's ``cutpoint`` replaces the four block RAMs (both
-levels, both candidate windows) by a value the solver picks in every cycle, so each lookup may
+**The table memories are abstracted**: Yosys's ``cutpoint`` replaces the block RAMs (both
+levels) by a value the solver picks in every cycle, so each lookup may
 return any entry (any length, symbol, ``escape``, ``long``), whatever was loaded. The proofs
 hold for every table content, including ones no table description produces; without the cut a
 run from reset could not load a table within the depth, and every field would end in an error.
@@ -23,9 +23,9 @@ The table builder itself stays (its ``error`` feeds the decoder's).
 - ``liveness``: with ``words`` and ``fields`` always valid (any payload) and ``o`` always ready,
   every field taken in cycle ``t`` has its distance taken from ``o`` by cycle ``t + LIVENESS``,
   or ``error`` is up by then. ``LIVENESS`` comes from the documented latency: 5 cycles, and each
-  of the 4 moves of the ring after the field entered may wait up to 4 cycles for the word queue
-  to hold the up to 4 words a cycle may need (it gains one word a cycle, or its ``end`` item):
-  ``5 + 4 * 4``. It holds from any state, so nothing waits forever.
+  of the 4 moves of the ring after the field entered may wait up to 2 cycles for the word queue
+  to hold the up to 2 words a cycle may need (it gains one word a cycle, or its ``end`` item):
+  ``5 + 4 * 2``. It holds from any state, so nothing waits forever.
 - ``liveness-from-reset`` (a bounded model check, not a proof): the same with the bound
   ``LIVENESS_FROM_RESET``, no counterexample within ``RESET_DEPTH`` cycles from reset: what
   the stalls cost in practice at these parameters.
@@ -57,12 +57,14 @@ MAX_CODE_LEN = 11
 MAX_EXTRA_BITS = 12
 #: The documented latency (cycles from taking a field to its distance on ``o``, no stall).
 LATENCY = 5
-#: The liveness bound: the latency and up to 4 cycles of waiting for words at each of the 4
-#: moves of the ring after the field entered.
-LIVENESS = LATENCY + 4 * 4
+#: Words a cycle of the ring may need (one for a field at stage 2, one for a field offered).
+WORDS_PER_CYCLE = 2
+#: The liveness bound: the latency and up to ``WORDS_PER_CYCLE`` cycles of waiting for words at
+#: each of the 4 moves of the ring after the field entered.
+LIVENESS = LATENCY + 4 * WORDS_PER_CYCLE
 #: The bound checked from reset (``liveness-from-reset``), and that check's depth: the smallest
-#: bound the check accepts at these parameters (at 2 tables, ``L = 9``, ``P = 2``: one less).
-LIVENESS_FROM_RESET = LATENCY + 2
+#: bound the check accepts at these parameters.
+LIVENESS_FROM_RESET = LATENCY + 1
 RESET_DEPTH = 30
 #: Yosys commands after ``prep``: the table memories' read data become free in every cycle.
 CUT_TABLES = ("cutpoint top.dut/t:$mem_v2",)
