@@ -11,8 +11,8 @@ from .logic import or_all
 from .params import check_block_bits, check_weight_bits
 
 
-__all__ = ["HeaderFieldReader", "BlockHeaderReader", "FieldKind", "start_layout", "group_layout",
-           "field_value_bits", "max_count_order"]
+__all__ = ["HeaderFieldReader", "GroupContext", "BlockHeaderReader", "FieldKind", "start_layout",
+           "group_layout", "field_value_bits", "max_count_order"]
 
 
 def max_count_order(block_bits):
@@ -22,11 +22,12 @@ def max_count_order(block_bits):
 
 
 def field_value_bits(weight_bits, block_bits):
-    """``Y``: every well-formed header field's value (``m``, a value delta plus one, a count's
-    ``z + 2**k_c``) is below ``2**Y``, and any field at or above it is out of its range (a count's
-    ``z >= 2**(P + 1)`` moves the count by ``2**P`` or more). ``Y <= 32``, so a prefix the unit
-    rejects (``Y`` zeros or more) is never one the format's limit (32) lets through as valid."""
-    return max(block_bits + 1, max_count_order(block_bits), weight_bits) + 1
+    """``X``: every well-formed header field's value (``m - 1``, a value delta, a count's zigzag
+    residual ``z``) is below ``2**X``: ``m <= 2**P``, a delta below ``2**b``, ``z < 2**(P + 1)``
+    (a larger ``z`` moves the count by ``2**P`` or more). The field reader holds ``X + 1`` bits
+    and rejects values of ``2**(X + 1)`` or more (and prefixes of ``X + 1`` zeros, which give
+    such values); ``X + 1 <= 32``, the format's prefix limit."""
+    return max(block_bits + 1, weight_bits)
 
 
 class FieldKind(enum.Enum, shape=2):
@@ -63,21 +64,37 @@ def group_layout(weight_bits, block_bits, num_tables):
     })
 
 
+def checked_layout(weight_bits, block_bits):
+    """A checked header entry, from the parser to :class:`GroupContext`: :func:`group_layout`
+    without the Rice context."""
+    return data.StructLayout({
+        "block":  1,
+        "value":  signed(weight_bits),
+        "count":  range((1 << block_bits) + 1),
+        "domain": range((1 << block_bits) + 1),
+        "last":   1,
+    })
+
+
 class HeaderFieldReader(wiring.Component):
     """Reads one header field at a time from a block's 16-bit words, one bit per cycle.
 
-    A field is requested with ``go`` (one cycle, while ``busy`` is low; ``kind`` and ``k`` are
-    taken then): an Exp-Golomb code of order ``k`` (``y = x + 2**k``: the prefix zeros, the one,
-    ``prefix + k`` more bits), ``k`` plain bits (``y`` the bits), or the padding (the bits left in
-    the current word, which must be zero; ``y`` undefined). The cycle after the field's last bit
-    ``done`` is high for one cycle with ``y`` valid. A bit costs one cycle; a word is taken in
-    the cycle its first bit is used (no bubble). ``begin`` (one cycle, outside a field) starts a
-    block: no bits held, ``length`` words allowed.
+    A field is requested with ``go`` (``kind`` and ``k`` are taken then) when ``busy`` is low: an
+    Exp-Golomb code of order ``k`` (the prefix zeros, a one, ``prefix + k`` more bits; ``x =
+    y - 2**k`` for ``y`` the one and the bits after it), ``k`` plain bits (``x`` the bits), or
+    the padding (the bits left in the current word, which must be zero). ``done`` rises the
+    cycle after the field's last bit and stays, with ``x``, until the next ``go``. A bit costs
+    one cycle; a word is taken in the cycle its first bit is used (no bubble). ``begin`` (with
+    a ``go`` or while not ``busy``) starts a block: no bits held, ``length`` words allowed.
+
+    The Exp-Golomb value is accumulated without ``y``'s width: the ``prefix + 1`` leading bits
+    of ``y`` (``y_hi >= 1``) are shifted in, decremented once, then the ``k`` low bits, which
+    gives ``(y_hi - 1) * 2**k + y_lo = y - 2**k``.
 
     Parameters
     ----------
     value_bits : int
-        ``Y``: ``y`` is below ``2**Y``; a field that reaches ``2**Y`` is an error.
+        ``X + 1``: ``x`` is below ``2**(X + 1)``; a field that reaches that is an error.
     order_bits : int
         Width of ``k``.
     length_bits : int
@@ -89,10 +106,12 @@ class HeaderFieldReader(wiring.Component):
         The block's words, first bit the MSB; a word is taken only when a field needs its bits.
     begin : ``In(1)``, length : ``In(length_bits)``
     go : ``In(1)``, kind : ``In(FieldKind)``, k : ``In(order_bits)``
-    busy : ``Out(1)``, done : ``Out(1)``, y : ``Out(Y)``
+    halt : ``In(1)``
+        Take no word (set on any error of the unit).
+    busy : ``Out(1)``, done : ``Out(1)``, x : ``Out(value_bits)``
     error : ``Out(1)``
-        Sticky: a field needs a word past ``length``, a prefix of ``Y`` zeros, a value of
-        ``2**Y`` or more, non-zero padding. Once set no word is taken and ``done`` stays low.
+        Sticky: a field needs a word past ``length``, a prefix of ``value_bits`` zeros, a value
+        of ``2**value_bits`` or more, non-zero padding. Once set no word is taken.
     """
 
     def __init__(self, *, value_bits, order_bits, length_bits):
@@ -104,29 +123,29 @@ class HeaderFieldReader(wiring.Component):
             "go":     In(1),
             "kind":   In(FieldKind),
             "k":      In(order_bits),
+            "halt":   In(1),
             "busy":   Out(1),
             "done":   Out(1),
-            "y":      Out(value_bits),
+            "x":      Out(value_bits),
             "error":  Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        Y, W = self._value_bits, MEMBER_WORD_BITS
+        V, W = self._value_bits, MEMBER_WORD_BITS
 
         shift = Signal(W)                        # the current word's unread bits, at the top
         left = Signal(range(W + 1))              # how many
         taken = Signal.like(self.length)         # words taken in this block
         length = Signal.like(self.length)
-        zeros = Signal(range(Y + 1))             # prefix zeros so far
-        rest = Signal(range(Y + (1 << len(self.k))))  # bits of y still to read
-        order = Signal.like(self.k)              # the Exp-Golomb order, taken at `go`
+        high = Signal(range(V + 1))              # prefix zeros so far, then y_hi's bits still to read
+        low = Signal.like(self.k)                # y's low bits still to read (the order)
 
         # The next bit: from the current word, else the first bit of an offered word.
         need = Signal()                          # the state consumes a bit this cycle if there is one
         has_word = Signal()
         bit = Signal()
-        got = Signal()                           # a bit is consumed this cycle
+        got = Signal()
         overrun = Signal()
         m.d.comb += [
             has_word.eq(left != 0),
@@ -143,53 +162,165 @@ class HeaderFieldReader(wiring.Component):
         with m.If(self.begin):
             m.d.sync += [left.eq(0), taken.eq(0), length.eq(self.length)]
 
-        m.d.sync += self.done.eq(0)
+        shifted = Cat(bit, self.x)               # x * 2 + bit, one bit wider
+
+        def accept():
+            with m.If(self.go):
+                m.d.sync += [high.eq(0), low.eq(self.k), self.x.eq(0)]
+                with m.Switch(self.kind):
+                    with m.Case(FieldKind.EXP_GOLOMB):
+                        m.next = "PREFIX"
+                    with m.Case(FieldKind.FIXED):
+                        m.next = "SUFFIX"
+                    with m.Case(FieldKind.PADDING):
+                        m.next = "PADDING"
+
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(self.go):
-                    m.d.sync += [zeros.eq(0), order.eq(self.k)]
-                    with m.Switch(self.kind):
-                        with m.Case(FieldKind.EXP_GOLOMB):
-                            m.next = "PREFIX"
-                        with m.Case(FieldKind.FIXED):
-                            m.d.sync += [self.y.eq(0), rest.eq(self.k)]
-                            m.next = "SUFFIX"
-                        with m.Case(FieldKind.PADDING):
-                            m.next = "PADDING"
+                accept()
             with m.State("PREFIX"):
-                m.d.comb += [self.busy.eq(1), need.eq(1)]
+                m.d.comb += [self.busy.eq(1), need.eq(~self.halt)]
                 with m.If(overrun):
                     m.next = "ERROR"
                 with m.Elif(got & ~bit):
-                    m.d.sync += zeros.eq(zeros + 1)
-                    with m.If(zeros == Y - 1):
+                    m.d.sync += high.eq(high + 1)
+                    with m.If(high == V - 1):
                         m.next = "ERROR"
                 with m.Elif(got):
-                    m.d.sync += [self.y.eq(1), rest.eq(zeros + order)]
-                    with m.If((zeros == 0) & (order == 0)):
-                        m.d.sync += self.done.eq(1)
-                        m.next = "IDLE"
+                    # y_hi is 1 so far; with no prefix it is complete, and x starts at y_hi - 1 = 0.
+                    m.d.sync += self.x.eq(high != 0)
+                    with m.If((high == 0) & (low == 0)):
+                        m.next = "DONE"
                     with m.Else():
                         m.next = "SUFFIX"
             with m.State("SUFFIX"):
-                m.d.comb += [self.busy.eq(1), need.eq(1)]
-                with m.If(overrun | (got & self.y[-1])):
+                m.d.comb += [self.busy.eq(1), need.eq(~self.halt)]
+                with m.If(overrun | (got & self.x[-1])):
                     m.next = "ERROR"
                 with m.Elif(got):
-                    m.d.sync += [self.y.eq(Cat(bit, self.y[:-1])), rest.eq(rest - 1)]
-                    with m.If(rest == 1):
-                        m.d.sync += self.done.eq(1)
-                        m.next = "IDLE"
+                    with m.If(high != 0):
+                        m.d.sync += [self.x.eq(shifted - (high == 1)), high.eq(high - 1)]
+                        with m.If((high == 1) & (low == 0)):
+                            m.next = "DONE"
+                    with m.Else():
+                        m.d.sync += [self.x.eq(shifted), low.eq(low - 1)]
+                        with m.If(low == 1):
+                            m.next = "DONE"
             with m.State("PADDING"):
                 # The word's unread bits sit at the top of `shift`, zeros below them.
                 m.d.comb += self.busy.eq(1)
                 with m.If(shift != 0):
                     m.next = "ERROR"
                 with m.Else():
-                    m.d.sync += [left.eq(0), self.done.eq(1)]
-                    m.next = "IDLE"
+                    m.d.sync += left.eq(0)
+                    m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                accept()
             with m.State("ERROR"):
                 m.d.comb += [self.busy.eq(1), self.error.eq(1)]
+        return m
+
+
+def bit_length(value, width):
+    """``bitlen(value)`` of an unsigned value of ``width`` bits, as an AND-OR priority encoder."""
+    return or_all(Mux(value[i] & ~(value >> (i + 1)).any(), i + 1, 0) for i in range(width))
+
+
+class GroupContext(wiring.Component):
+    """A checked group's Rice context and escape width, a few cycles per group, one adder wide.
+
+    Software twin: ``sw_codec.huffman.rice_context`` (as :class:`~hw.block_parser.RiceContext`,
+    which does it in one cycle with ``(P + 1) * Tc`` comparators). For ``1 <= c < D <= 2**P``:
+    ``k0' = bitlen(D) - bitlen(c)``, ``x = c << k0'``, halved (and ``k0 = k0' - 1``) if above
+    ``D``, so ``x <= D < 2x``; the table at ``Tc`` tables is ``floor(Tc * (D - x) / x)``
+    (``#{u in 1..Tc-1 : Tc * D >= (Tc + u) * x}``, as ``D - x < x``), ``log2(Tc)`` steps of a
+    restoring division; a layer of ``T = Tc / 2**s`` tables uses it ``>> s``. The shift is
+    ``max(0, k0 - rice_bias)``, the escape width ``bitlen(D - 1)``. A ``block`` entry passes.
+
+    Latency and backpressure: ``i`` is taken when the unit is idle; a group's token is on ``o``
+    ``4 + log2(Tc)`` cycles later (a block's 1), held until taken.
+
+    Members
+    -------
+    i : ``In(stream.Signature(checked_layout(b, P)))``
+    o : ``Out(stream.Signature(group_layout(b, P, Tc)))``
+    rice_bias : ``In(4)``, tables_log2 : ``In(range(log2(Tc) + 1))``, table_empty : ``In(Tc)``
+    error : ``Out(1)``
+        Sticky: a group whose table has no codes (its token is not given). Nothing is taken after.
+    """
+
+    def __init__(self, *, weight_bits, block_bits, num_tables):
+        self._block_bits, self._num_tables = block_bits, num_tables
+        super().__init__({
+            "i":           In(stream.Signature(checked_layout(weight_bits, block_bits))),
+            "o":           Out(stream.Signature(group_layout(weight_bits, block_bits, num_tables))),
+            "rice_bias":   In(RICE_BIAS_BITS),
+            "tables_log2": In(range((num_tables - 1).bit_length() + 1)),
+            "table_empty": In(num_tables),
+            "error":       Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P, tc_log2 = self._block_bits, (self._num_tables - 1).bit_length()
+
+        entry = Signal.like(self.i.payload)
+        token = Signal.like(self.o.payload)
+        c, D = entry.count, entry.domain
+        k0 = Signal(range(P + 1))
+        x = Signal(P + 1)
+        rest = Signal(P + 2)                     # D - x, then the division's remainders
+        table = Signal(max(tc_log2, 1))
+        steps = Signal(range(tc_log2 + 1))
+        m.d.comb += self.o.payload.eq(token)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [entry.eq(self.i.payload), token.eq(0)]
+                    m.d.sync += [token.block.eq(self.i.payload.block), token.value.eq(self.i.payload.value),
+                                 token.count.eq(self.i.payload.count), token.domain.eq(self.i.payload.domain),
+                                 token.last.eq(self.i.payload.last)]
+                    m.next = "START"
+            with m.State("START"):
+                with m.If(entry.block):
+                    m.next = "EMIT"
+                with m.Else():
+                    m.d.sync += [k0.eq(bit_length(D, P + 1) - bit_length(c, P + 1)),
+                                 token.escape_bits.eq(bit_length(D - 1, P))]
+                    m.next = "SHIFT"
+            with m.State("SHIFT"):
+                m.d.sync += x.eq(c << k0)
+                m.next = "FIT"
+            with m.State("FIT"):
+                with m.If(x > D):
+                    m.d.sync += [x.eq(x >> 1), k0.eq(k0 - 1), rest.eq(D - (x >> 1))]
+                with m.Else():
+                    m.d.sync += rest.eq(D - x)
+                m.d.sync += [table.eq(0), steps.eq(tc_log2)]
+                m.next = "DIVIDE"
+            with m.State("DIVIDE"):
+                with m.If(steps != 0):
+                    twice = rest << 1
+                    fits = twice >= x
+                    m.d.sync += [rest.eq(Mux(fits, twice - x, twice)), table.eq(Cat(fits, table)),
+                                 steps.eq(steps - 1)]
+                with m.Else():
+                    layer_table = (table >> (tc_log2 - self.tables_log2).as_unsigned())[:max(tc_log2, 1)]
+                    m.d.sync += [token.table.eq(layer_table),
+                                 token.shift.eq(Mux(k0 > self.rice_bias, k0 - self.rice_bias, 0))]
+                    with m.If(self.table_empty.bit_select(layer_table, 1)):
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.next = "EMIT"
+            with m.State("EMIT"):
+                m.d.comb += self.o.valid.eq(1)
+                with m.If(self.o.ready):
+                    m.next = "IDLE"
+            with m.State("ERROR"):
+                m.d.comb += self.error.eq(1)
         return m
 
 
@@ -198,16 +329,19 @@ class BlockHeaderReader(wiring.Component):
     gives the member path one token per group.
 
     Software twin: ``sw_codec.decoder.read_block_header``. For each block it takes a ``start``
-    token (``n``, length in words), then the header section's words from ``words`` (exactly
-    ``H`` words, the section's length; the words after it are the member section's and are not
-    taken), and gives on ``o`` a ``block`` token (implicit value, ``m``, ``n``) and the
-    ``m - 1`` group tokens (value, count, domain size, Rice table and shift, escape bits),
-    ``last`` on the block's final token (emitted only once the padding is checked).
+    (``n``, the block's length in words), then the header section's words from ``words``
+    (exactly ``H``, the section's length: the member section's words after them are not
+    taken), and gives on ``o`` a ``block`` token (implicit value, ``m``, ``n``) and the ``m - 1``
+    group tokens (value, count, domain size, Rice table and shift, escape bits); ``last`` marks
+    the block's final token, given only once the padding is checked.
 
-    Fields are read one bit per cycle (:class:`HeaderFieldReader`), with a few cycles per field
-    to check it and one per group to compute the Rice context (``hw.block_parser.RiceContext``)
-    and the escape width. ``o`` is a register held until taken; the unit waits while it is
-    full (backpressure stops the unit, nothing is lost), and waits for words without limit.
+    Three parts overlap: a :class:`HeaderFieldReader` reads the fields one bit per cycle; the
+    parser checks each (in the cycles the reader spends on the next field) and hands a checked
+    group to a one-entry register; a :class:`GroupContext` computes its Rice context and escape
+    width and holds it on ``o``. A field of ``L`` bits costs ``L + 1`` cycles; a group, whichever
+    is longer of its two fields' cycles plus one and the context unit's ``5 + log2(Tc)``.
+    Backpressure on ``o`` stops the context unit, then the parser, then the reader; nothing is
+    lost. The unit waits for words and starts without limit.
 
     Parameters
     ----------
@@ -226,14 +360,14 @@ class BlockHeaderReader(wiring.Component):
     count_k : ``In(4)``, rice_bias : ``In(4)``, tables_log2 : ``In(range(log2(Tc) + 1))``,
     slots : ``In(1)`` (0 ``all``, 1 ``free``), table_empty : ``In(Tc)`` (bit ``t``: table ``t``
     has no codes)
-        The layer's parameters from the preamble; static while a block is read.
+        The layer's parameters (from its preamble), inputs; static while a layer is read.
     error : ``Out(1)``
         Sticky until reset: ``n`` not in ``1..2**P``, ``m`` above ``min(n, 2**b)``, a value above
         the ``b``-bit range or equal to the implicit value, a count below 1 or above the free
         slots minus one, a group whose table has no codes, an Exp-Golomb prefix or value past
         what any valid field has (:func:`field_value_bits`), the section running past the
-        block's length, non-zero padding. Once set nothing more is taken and no token is given
-        (a token already on ``o`` stays until taken; it is one from before the bad field).
+        block's length, non-zero padding. Once set, no start or word is taken and no token
+        enters ``o`` (one already there, from before the bad field, stays until taken).
     """
 
     def __init__(self, *, weight_bits, block_bits, num_tables):
@@ -242,8 +376,6 @@ class BlockHeaderReader(wiring.Component):
         if num_tables not in NUM_TABLES_CHOICES:
             raise ValueError(f"num_tables must be one of {NUM_TABLES_CHOICES}, not {num_tables!r}")
         self.weight_bits, self.block_bits, self.num_tables = weight_bits, block_bits, num_tables
-        self._value_bits = field_value_bits(weight_bits, block_bits)
-        self._order_bits = max(max_count_order(block_bits), weight_bits).bit_length()
         super().__init__({
             "start":       In(stream.Signature(start_layout(block_bits))),
             "words":       In(stream.Signature(MEMBER_WORD_BITS)),
@@ -258,48 +390,47 @@ class BlockHeaderReader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        b, P, Y = self.weight_bits, self.block_bits, self._value_bits
-        wide = signed(Y + 2)                 # values, counts and their sums before the range checks
+        b, P = self.weight_bits, self.block_bits
+        V = field_value_bits(b, P) + 1
 
         m.submodules.reader = reader = HeaderFieldReader(
-            value_bits=Y, order_bits=self._order_bits, length_bits=len(self.start.payload.length))
-        m.submodules.rice = rice = RiceContext(block_bits=P, num_tables=self.num_tables)
+            value_bits=V, order_bits=max(max_count_order(P), b).bit_length(),
+            length_bits=len(self.start.payload.length))
+        m.submodules.context = context = GroupContext(weight_bits=b, block_bits=P, num_tables=self.num_tables)
         wiring.connect(m, wiring.flipped(self.words), reader.words)
+        wiring.connect(m, context.o, wiring.flipped(self.o))
+        m.d.comb += [context.rice_bias.eq(self.rice_bias), context.tables_log2.eq(self.tables_log2),
+                     context.table_empty.eq(self.table_empty)]
+
+        parse_error = Signal()
+        m.d.comb += [self.error.eq(parse_error | reader.error | context.error), reader.halt.eq(self.error)]
 
         n = Signal(range((1 << P) + 1))
-        free = Signal.like(n)                # slots no earlier group claimed
-        groups_left = Signal.like(n)         # groups still to read
+        free = Signal.like(n)                    # slots no earlier group claimed
+        groups_left = Signal.like(n)             # groups still to check
         implicit = Signal(signed(b))
         value = Signal(signed(b))
-        first = Signal()                     # the next value field is the block's first
-        prev = Signal(range(1 << P))         # the previous group's count (0 before the first)
-        z = Signal(Y)
-        count = Signal(wide)
-        token = Signal.like(self.o.payload)
-        error = Signal()
-        m.d.comb += self.error.eq(error | reader.error)
+        first = Signal()                         # the next value field is the block's first
+        prev = Signal(range(1 << P))             # the previous group's count (0 before the first)
+        count = Signal(signed(V + 2))
+        # The one-entry register to the context unit; `hold`: the block's last, until its padding.
+        entry = Signal.like(context.i.payload)
+        entry_valid, hold = Signal(), Signal()
+        m.d.comb += [context.i.payload.eq(entry), context.i.valid.eq(entry_valid & ~hold & ~self.error)]
+        with m.If(context.i.valid & context.i.ready):
+            m.d.sync += entry_valid.eq(0)
 
-        # The count field's order, from the previous count; the value and count candidates.
-        prev_bits = Signal(range(P + 1))
-        m.d.comb += prev_bits.eq(or_all(Mux(prev[i] & ~(prev >> (i + 1)).any(), i + 1, 0) for i in range(P)))
         k_c = Signal(range(max_count_order(P) + 1))
-        m.d.comb += k_c.eq((prev_bits >> 1) + self.count_k)
-        next_value = Signal(wide)
-        m.d.comb += next_value.eq(Mux(first, reader.y[:b].as_signed(), value + reader.y))
-        residual = Signal(wide)
-        m.d.comb += residual.eq(Mux(z[0], -(z >> 1) - 1, z >> 1))
-        domain = Signal.like(n)
-        m.d.comb += domain.eq(Mux(self.slots, free, n))
-        escape_bits = Signal(range(P + 1))
-        m.d.comb += escape_bits.eq(or_all(Mux((domain - 1)[i] & ~((domain - 1) >> (i + 1)).any(), i + 1, 0)
-                                          for i in range(P)))
-        m.d.comb += [rice.count.eq(count[:P + 1]), rice.domain.eq(domain), rice.bias.eq(self.rice_bias),
-                     rice.tables_log2.eq(self.tables_log2)]
+        m.d.comb += k_c.eq((bit_length(prev, P) >> 1) + self.count_k)
+        next_value = Signal(signed(V + 2))
+        m.d.comb += next_value.eq(Mux(first, reader.x[:b].as_signed(), value + reader.x + 1))
+        half = reader.x >> 1
+        residual = Signal(signed(V + 1))         # zigzag: z even -> z / 2, odd -> -(z >> 1) - 1
+        m.d.comb += residual.eq(Mux(reader.x[0], ~Cat(half, C(0, 2)).as_signed(), half))
 
         def read(kind, k=0):
             m.d.comb += [reader.go.eq(1), reader.kind.eq(kind), reader.k.eq(k)]
 
-        m.d.comb += self.o.payload.eq(token)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.start.ready.eq(~self.error)
@@ -312,34 +443,24 @@ class BlockHeaderReader(wiring.Component):
                         m.d.comb += [reader.begin.eq(1), reader.length.eq(self.start.payload.length)]
                         read(FieldKind.EXP_GOLOMB, 0)
                         m.next = "M"
-            with m.State("M"):                       # m, then the implicit value
+            with m.State("M"):                           # m - 1
                 with m.If(reader.done):
-                    with m.If((reader.y > n) | (reader.y > (1 << b))):
+                    with m.If((reader.x >= n) | (reader.x >= (1 << b))):
                         m.next = "ERROR"
                     with m.Else():
-                        m.d.sync += [token.count.eq(reader.y), groups_left.eq(reader.y - 1)]
+                        m.d.sync += groups_left.eq(reader.x)
                         read(FieldKind.FIXED, b)
                         m.next = "IMPLICIT"
             with m.State("IMPLICIT"):
-                with m.If(reader.done):
-                    m.d.sync += [implicit.eq(reader.y[:b]), token.block.eq(1), token.value.eq(reader.y[:b]),
-                                 token.domain.eq(n), token.table.eq(0), token.shift.eq(0),
-                                 token.escape_bits.eq(0), token.last.eq(groups_left == 0)]
+                with m.If(reader.done & ~entry_valid):
+                    m.d.sync += [implicit.eq(reader.x[:b]), entry_valid.eq(1), hold.eq(groups_left == 0),
+                                 entry.block.eq(1), entry.value.eq(reader.x[:b]), entry.count.eq(groups_left + 1),
+                                 entry.domain.eq(n), entry.last.eq(groups_left == 0)]
                     with m.If(groups_left == 0):
                         read(FieldKind.PADDING)
                         m.next = "PADDING"
                     with m.Else():
-                        m.next = "EMIT"
-            with m.State("EMIT"):
-                m.d.comb += self.o.valid.eq(1)
-                with m.If(self.o.ready):
-                    with m.If(token.last):
-                        m.next = "IDLE"
-                    with m.Else():
-                        with m.If(first):
-                            read(FieldKind.FIXED, b)
-                        with m.Else():
-                            read(FieldKind.EXP_GOLOMB, 0)
+                        read(FieldKind.FIXED, b)
                         m.next = "VALUE"
             with m.State("VALUE"):
                 with m.If(reader.done):
@@ -349,33 +470,30 @@ class BlockHeaderReader(wiring.Component):
                         m.d.sync += [value.eq(next_value), first.eq(0)]
                         read(FieldKind.EXP_GOLOMB, k_c)
                         m.next = "COUNT"
-            with m.State("COUNT"):
+            with m.State("COUNT"):                       # the count; the next field is read meanwhile
                 with m.If(reader.done):
-                    m.d.sync += z.eq(reader.y - (1 << k_c))
-                    m.next = "CHECK"
-            with m.State("CHECK"):
-                m.d.sync += count.eq(prev + residual)
-                with m.If((prev + residual < 1) | (prev + residual > free - 1)):
-                    m.next = "ERROR"
-                with m.Else():
-                    m.next = "CONTEXT"
-            with m.State("CONTEXT"):                 # the Rice context of (count, domain)
-                with m.If(self.table_empty.bit_select(rice.table, 1)):
-                    m.next = "ERROR"
-                with m.Else():
-                    m.d.sync += [token.block.eq(0), token.value.eq(value), token.count.eq(count),
-                                 token.domain.eq(domain), token.table.eq(rice.table),
-                                 token.shift.eq(rice.k), token.escape_bits.eq(escape_bits),
-                                 token.last.eq(groups_left == 1),
-                                 free.eq(free - count), prev.eq(count), groups_left.eq(groups_left - 1)]
+                    m.d.sync += count.eq(prev + residual)
                     with m.If(groups_left == 1):
                         read(FieldKind.PADDING)
+                    with m.Else():
+                        read(FieldKind.EXP_GOLOMB, 0)
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                with m.If((count < 1) | (count >= free)):
+                    m.next = "ERROR"
+                with m.Elif(~entry_valid):
+                    m.d.sync += [entry_valid.eq(1), hold.eq(groups_left == 1),
+                                 entry.block.eq(0), entry.value.eq(value), entry.count.eq(count),
+                                 entry.domain.eq(Mux(self.slots, free, n)), entry.last.eq(groups_left == 1),
+                                 free.eq(free - count), prev.eq(count), groups_left.eq(groups_left - 1)]
+                    with m.If(groups_left == 1):
                         m.next = "PADDING"
                     with m.Else():
-                        m.next = "EMIT"
+                        m.next = "VALUE"
             with m.State("PADDING"):
                 with m.If(reader.done):
-                    m.next = "EMIT"
+                    m.d.sync += hold.eq(0)
+                    m.next = "IDLE"
             with m.State("ERROR"):
-                m.d.comb += error.eq(1)
+                m.d.comb += parse_error.eq(1)
         return m

@@ -228,8 +228,8 @@ BAD = {
 
 @pytest.mark.parametrize("name", BAD)
 def test_bad_headers(name):
-    """The twin raises; the unit raises its sticky error within bounded cycles, gives no token of
-    the bad block past the good ones before it, and takes no next block."""
+    """The twin raises; the unit raises its sticky error within bounded cycles and gives no token
+    of the bad block past the good ones before it, nor of the next block."""
     case = BAD[name]
     words, n = case["words"], case.get("n", 16)
     params = PositionParams(count_k=0, rice_bias=0, tables=case.get("tables", [ONE]))
@@ -238,17 +238,17 @@ def test_bad_headers(name):
         with pytest.raises(FormatError):
             read_block_header(BitReader(data), n, 8, "free", params)
     good = header()
-    blocks = [(16, good, len(good)), (n, words + [0xFFFF] * 4, case.get("length", len(words))),
-              (16, good, len(good))]
+    blocks = [(16, good, len(good)), (n, words, case.get("length", len(words))), (16, good, len(good))]
     dut = BlockHeaderReader(weight_bits=8, block_bits=10, num_tables=2)
     tokens, cycles, error, taken = rtl_headers(dut, params, "free", blocks, backpressure=0.3, seed=1,
                                                max_cycles=3000)
     assert error
     assert tokens[:2] == expected_tokens(*read_block_header(BitReader(
         b"".join(w.to_bytes(2, "big") for w in good)), 16, 8, "free", params), 16)
-    # No token of the bad block beyond its good ones, and none of the block after it.
-    assert all(not t[7] for t in tokens[2:])
-    assert len(taken) <= 2 and taken[1] <= len(words)
+    # No token of the bad block beyond its good ones, none of the block after it, and no word
+    # past the bad block's length (the next block's words come right after it).
+    assert all(not t[7] for t in tokens[2:]) and all(not t[0] for t in tokens[3:])
+    assert len(taken) < 2 or taken[1] <= case.get("length", len(words))
 
 
 def test_limits():
