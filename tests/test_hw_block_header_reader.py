@@ -60,11 +60,12 @@ def layer_blocks(payload, count, bits, slots, block_bits):
 
 
 def rtl_headers(dut, params, slots, blocks, *, stall=0.0, backpressure=0.0, seed=0, max_cycles=200_000):
-    """Run ``blocks`` (``(n, words, length)``) through ``dut``: ``(tokens, cycles, error, taken)``,
-    the tokens as tuples in ``group_layout`` order, the cycles from the first start to the last
-    token taken, the error flag at the end, and the words taken per block."""
+    """Run ``blocks`` (``(n, words, length)``) through ``dut``: ``(tokens, cycles, error, taken,
+    times)``, the tokens as tuples in ``group_layout`` order, the cycles from the first start to
+    the last token taken, the error flag at the end, the words taken per block, and the cycle
+    each token was taken in."""
     rng = random.Random(seed)
-    out, taken, state = [], [], {"cycles": 0, "done": False}
+    out, taken, times, state = [], [], [], {"cycles": 0, "done": False}
     empty = sum(1 << t for t, table in enumerate(params.tables) if not table.symbols)
 
     async def layer(ctx):
@@ -118,24 +119,25 @@ def rtl_headers(dut, params, slots, blocks, *, stall=0.0, backpressure=0.0, seed
                 out.append((payload.block, payload.value, payload.count, payload.domain, payload.table,
                             payload.shift, payload.escape_bits, payload.last))
                 state["cycles"], idle = cycles, 0
+                times.append(cycles)
         state["error"] = ctx.get(dut.error)
 
     run(dut, starts, feed, consumer, max_cycles=max_cycles)
-    return out, state["cycles"], state["error"], taken
+    return out, state["cycles"], state["error"], taken, times
 
 
 def check_layer(payload, count, bits, slots, block_bits, **kw):
     params, blocks = layer_blocks(payload, count, bits, slots, block_bits)
     expected = [t for _, _, tokens in blocks for t in tokens]
     dut = BlockHeaderReader(weight_bits=bits, block_bits=block_bits, num_tables=NUM_TABLES)
-    tokens, cycles, error, taken = rtl_headers(
+    tokens, cycles, error, taken, times = rtl_headers(
         dut, params, slots, [(n, words, len(words)) for n, words, _ in blocks], **kw)
     assert not error
     for i, (got, want) in enumerate(zip(tokens, expected)):
         assert got == want, f"token {i}: {got} != {want}"
     assert len(tokens) == len(expected)
     assert taken == [len(words) for _, words, _ in blocks]
-    return tokens, cycles, sum(len(words) for _, words, _ in blocks)
+    return tokens, times, sum(len(words) for _, words, _ in blocks)
 
 
 def _laplace(rng, bits, count, scale):
@@ -154,27 +156,64 @@ def test_random_layers(seed, bits, block_bits, slots, count, spread):
 
 
 @functools.cache
-def real_payload(blocks=1, block_bits=12):
+def real_payload(blocks=4, block_bits=12):
     q = quantize(load_model(bundled_model("minilm"))["encoder.layer.0.intermediate.dense.weight"], 8,
                  "channel")[0].ravel()[: blocks << block_bits]
     return encode_layer(q, 8, "huffman", "free", block_bits, block_format=2), q.size
 
 
+def member_decoder_model(tokens, times, depth=None):
+    """A member decoder taking one member per cycle behind the unit, through a FIFO of ``depth``
+    group tokens (``None``: unbounded). The unit's tokens come ``times[g] - times[g - 1]`` cycles
+    apart as measured, later when the FIFO is full (a token enters one cycle after a group
+    leaves it; pessimistic: the unit does no work while it waits). Group ``g`` starts when its
+    token is in and group ``g - 1`` has ended, and takes ``count_g`` cycles. Returns the cycles
+    the decoder waits for a header per block (not counting the layer's first group), and the
+    cycle its last member ends."""
+    groups = [(token, t) for token, t in zip(tokens, times)]
+    entered, starts, waits, end, block = [], [], [], None, -1
+    prev_time, prev_in = None, None
+    for k, (token, t) in enumerate(groups):
+        arrival = t if prev_time is None else prev_in + (t - prev_time)
+        if depth is not None and len(starts) >= depth:
+            arrival = max(arrival, starts[len(starts) - depth] + 1)
+        prev_time, prev_in = t, arrival
+        if token[0]:
+            block += 1
+            waits.append(0)
+            continue
+        begin = arrival + 1 if end is None else max(arrival + 1, end)
+        if end is not None:
+            waits[block] += begin - end
+        starts.append(begin)
+        end = begin + token[2]
+    return waits, end
+
+
 def test_real_layer():
-    """A block of 2**12 of MiniLM's FFN (int8 per channel, huffman/free): bit-exact; the cycles
-    per field and per group without stalls."""
+    """Four blocks of 2**12 of MiniLM's FFN (int8 per channel, huffman/free): bit-exact; fields
+    per cycle, and what a member decoder taking one member per cycle waits for headers
+    (:func:`member_decoder_model`) with a group FIFO of several depths."""
     payload, count = real_payload()
-    tokens, cycles, words = check_layer(payload, count, 8, "free", 12)
-    groups = len(tokens) - 1
-    fields = 2 + 2 * groups
-    print(f"\nBlockHeaderReader P=12 minilm FFN block 0: {groups} groups, {words} header words, "
-          f"{cycles} cycles: {fields / cycles:.3f} fields/cycle, {cycles / groups:.2f} cycles/group, "
-          f"{16 * words / groups:.2f} header bits/group, {count / groups:.2f} weights/group")
-    assert cycles <= 16 * words + 6 * groups + 16
+    tokens, times, words = check_layer(payload, count, 8, "free", 12)
+    blocks = sum(t[0] for t in tokens)
+    groups = len(tokens) - blocks
+    fields = 2 * blocks + 2 * groups
+    members = sum(t[2] for t in tokens if not t[0])
+    print(f"\nBlockHeaderReader P=12 minilm FFN {blocks} blocks: {groups} groups, {members} members, "
+          f"{words} header words, {times[-1]} cycles: {fields / times[-1]:.3f} fields/cycle, "
+          f"{times[-1] / groups:.2f} cycles/group, {16 * words / groups:.2f} header bits/group, "
+          f"{members / groups:.2f} members/group")
+    for depth in (None, 32, 8, 4, 2):
+        waits, end = member_decoder_model(tokens, times, depth)
+        print(f"  member decoder at 1 member/cycle, FIFO of {depth or 'unbounded'}: waits per block {waits}, "
+              f"ends at cycle {end} ({members} members)")
+    waits, _ = member_decoder_model(tokens, times)
+    assert sum(waits[1:]) == 0          # with room to run ahead, only the layer's start waits
 
 
 def test_real_layer_stalls_and_backpressure():
-    payload, count = real_payload()
+    payload, count = real_payload(blocks=1)
     check_layer(payload, count, 8, "free", 12, stall=0.3, backpressure=0.5, seed=4)
 
 
@@ -240,7 +279,7 @@ def test_bad_headers(name):
     good = header()
     blocks = [(16, good, len(good)), (n, words, case.get("length", len(words))), (16, good, len(good))]
     dut = BlockHeaderReader(weight_bits=8, block_bits=10, num_tables=2)
-    tokens, cycles, error, taken = rtl_headers(dut, params, "free", blocks, backpressure=0.3, seed=1,
+    tokens, cycles, error, taken, _ = rtl_headers(dut, params, "free", blocks, backpressure=0.3, seed=1,
                                                max_cycles=3000)
     assert error
     assert tokens[:2] == expected_tokens(*read_block_header(BitReader(
