@@ -275,22 +275,28 @@ class GroupContext(wiring.Component):
         steps = Signal(range(tc_log2 + 1))
         m.d.comb += self.o.payload.eq(token)
 
+        # An entry is taken when the unit is idle or its token leaves; its bit lengths at once.
+        take = Signal()
+        m.d.comb += take.eq(self.i.valid & self.i.ready)
+        with m.If(take):
+            new = self.i.payload
+            m.d.sync += [entry.eq(new), token.eq(0),
+                         token.block.eq(new.block), token.value.eq(new.value), token.count.eq(new.count),
+                         token.domain.eq(new.domain), token.last.eq(new.last),
+                         k0.eq(bit_length(new.domain, P + 1) - bit_length(new.count, P + 1)),
+                         token.escape_bits.eq(Mux(new.block, 0, bit_length(new.domain - 1, P)))]
+
+        def next_after_take():
+            with m.If(self.i.payload.block):
+                m.next = "EMIT"
+            with m.Else():
+                m.next = "SHIFT"
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.sync += [entry.eq(self.i.payload), token.eq(0)]
-                    m.d.sync += [token.block.eq(self.i.payload.block), token.value.eq(self.i.payload.value),
-                                 token.count.eq(self.i.payload.count), token.domain.eq(self.i.payload.domain),
-                                 token.last.eq(self.i.payload.last)]
-                    m.next = "START"
-            with m.State("START"):
-                with m.If(entry.block):
-                    m.next = "EMIT"
-                with m.Else():
-                    m.d.sync += [k0.eq(bit_length(D, P + 1) - bit_length(c, P + 1)),
-                                 token.escape_bits.eq(bit_length(D - 1, P))]
-                    m.next = "SHIFT"
+                    next_after_take()
             with m.State("SHIFT"):
                 m.d.sync += x.eq(c << k0)
                 m.next = "FIT"
@@ -316,9 +322,12 @@ class GroupContext(wiring.Component):
                     with m.Else():
                         m.next = "EMIT"
             with m.State("EMIT"):
-                m.d.comb += self.o.valid.eq(1)
+                m.d.comb += [self.o.valid.eq(1), self.i.ready.eq(self.o.ready)]
                 with m.If(self.o.ready):
-                    m.next = "IDLE"
+                    with m.If(self.i.valid):
+                        next_after_take()
+                    with m.Else():
+                        m.next = "IDLE"
             with m.State("ERROR"):
                 m.d.comb += self.error.eq(1)
         return m
