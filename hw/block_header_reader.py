@@ -265,9 +265,8 @@ class GroupContext(wiring.Component):
         m = Module()
         P, tc_log2 = self._block_bits, (self._num_tables - 1).bit_length()
 
-        entry = Signal.like(self.i.payload)
-        token = Signal.like(self.o.payload)
-        c, D = entry.count, entry.domain
+        token = Signal.like(self.o.payload)      # the entry as taken, completed in place
+        c, D = token.count, token.domain
         k0 = Signal(range(P + 1))
         x = Signal(P + 1)
         rest = Signal(P + 2)                     # D - x, then the division's remainders
@@ -280,8 +279,7 @@ class GroupContext(wiring.Component):
         m.d.comb += take.eq(self.i.valid & self.i.ready)
         with m.If(take):
             new = self.i.payload
-            m.d.sync += [entry.eq(new), token.eq(0),
-                         token.block.eq(new.block), token.value.eq(new.value), token.count.eq(new.count),
+            m.d.sync += [token.eq(0), token.block.eq(new.block), token.value.eq(new.value), token.count.eq(new.count),
                          token.domain.eq(new.domain), token.last.eq(new.last),
                          k0.eq(bit_length(new.domain, P + 1) - bit_length(new.count, P + 1)),
                          token.escape_bits.eq(Mux(new.block, 0, bit_length(new.domain - 1, P)))]
