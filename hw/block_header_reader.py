@@ -238,8 +238,9 @@ class GroupContext(wiring.Component):
     restoring division; a layer of ``T = Tc / 2**s`` tables uses it ``>> s``. The shift is
     ``max(0, k0 - rice_bias)``, the escape width ``bitlen(D - 1)``. A ``block`` entry passes.
 
-    Latency and backpressure: ``i`` is taken when the unit is idle; a group's token is on ``o``
-    ``4 + log2(Tc)`` cycles later (a block's 1), held until taken.
+    Latency and backpressure: ``i`` is taken when the unit is idle or while its token leaves
+    ``o``; a group's token is on ``o`` ``4 + log2(Tc)`` cycles later (a block's 1), held until
+    taken. So a group occupies the unit ``4 + log2(Tc)`` cycles when ``o`` is ready.
 
     Members
     -------
@@ -345,8 +346,8 @@ class BlockHeaderReader(wiring.Component):
     Three parts overlap: a :class:`HeaderFieldReader` reads the fields one bit per cycle; the
     parser checks each (in the cycles the reader spends on the next field) and hands a checked
     group to a one-entry register; a :class:`GroupContext` computes its Rice context and escape
-    width and holds it on ``o``. A field of ``L`` bits costs ``L + 1`` cycles; a group, whichever
-    is longer of its two fields' cycles plus one and the context unit's ``5 + log2(Tc)``.
+    width and holds it on ``o``. A field of ``L`` bits costs ``L + 1`` cycles; a group, the longer
+    of its two fields' ``(L_value + 1) + (L_count + 1)`` and the context unit's ``4 + log2(Tc)``.
     Backpressure on ``o`` stops the context unit, then the parser, then the reader; nothing is
     lost. The unit waits for words and starts without limit.
 
