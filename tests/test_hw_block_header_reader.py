@@ -12,8 +12,9 @@ from hypothesis import given, settings, strategies as st
 
 from hw.block_header_reader import BlockHeaderReader, field_value_bits
 from sim.amaranth_tb import run
+from sim.block_headers import expected_tokens, layer_blocks
 from sw_codec.bits import BitReader, BitWriter
-from sw_codec.decoder import PositionParams, read_block_header, read_block_lengths, read_preamble
+from sw_codec.decoder import PositionParams, read_block_header
 from sw_codec.encoder import encode_layer
 from sw_codec.errors import FormatError
 from sw_codec.format import Slots
@@ -22,41 +23,6 @@ from sw_codec.models import bundled_model, load_model
 from sw_codec.quantization import quantize
 
 NUM_TABLES = 4
-
-
-def block_token(implicit, m, n, last):
-    return (1, implicit, m, n, 0, 0, 0, last)
-
-
-def expected_tokens(implicit, groups, n):
-    out = [block_token(implicit, len(groups) + 1, n, int(not groups))]
-    out += [(0, g.value, g.count, g.domain, g.table, g.shift, g.escape_bits, int(i == len(groups) - 1))
-            for i, g in enumerate(groups)]
-    return out
-
-
-def layer_blocks(payload, count, bits, slots, block_bits):
-    """A format-2 huffman payload's blocks: ``(params, [(n, words, expected tokens or None)])``;
-    for a good block ``words`` is its header section (the twin's length), for a bad one the
-    whole block."""
-    reader = BitReader(payload)
-    params = read_preamble(reader, "huffman", 2)
-    nblocks = -(-count // (1 << block_bits))
-    starts, ends = read_block_lengths(reader, nblocks)
-    blocks = []
-    for b, (s, e) in enumerate(zip(starts, ends)):
-        n = min(1 << block_bits, count - (b << block_bits))
-        block = BitReader(payload, int(s), int(e))
-        raw = payload[int(s):int(e)]
-        words = [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)]
-        try:
-            implicit, groups = read_block_header(block, n, bits, slots, params)
-        except FormatError:
-            blocks.append((n, words, None))
-            continue
-        header_words = (block.pos - 8 * int(s)) // 16
-        blocks.append((n, words[:header_words], expected_tokens(implicit, groups, n)))
-    return params, blocks
 
 
 def rtl_headers(dut, params, slots, blocks, *, stall=0.0, backpressure=0.0, seed=0, max_cycles=200_000):
