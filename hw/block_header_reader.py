@@ -6,13 +6,12 @@ from amaranth.lib.wiring import In, Out
 
 from sw_codec.format import COUNT_K_BITS, MEMBER_WORD_BITS, NUM_TABLES_CHOICES, RICE_BIAS_BITS
 
-from .block_parser import RiceContext
 from .logic import or_all
 from .params import check_block_bits, check_weight_bits
 
 
 __all__ = ["HeaderFieldReader", "GroupContext", "BlockHeaderReader", "FieldKind", "start_layout",
-           "group_layout", "field_value_bits", "max_count_order"]
+           "group_layout", "checked_layout", "field_value_bits", "max_count_order"]
 
 
 def max_count_order(block_bits):

@@ -17,7 +17,7 @@ from sw_codec.bits import BitReader, BitWriter
 from sw_codec.decoder import PositionParams, read_block_header
 from sw_codec.encoder import encode_layer
 from sw_codec.errors import FormatError
-from sw_codec.format import Slots
+from sw_codec.format import MAX_EXP_GOLOMB_PREFIX, Slots
 from sw_codec.huffman import HuffmanTable
 from sw_codec.models import bundled_model, load_model
 from sw_codec.quantization import quantize
@@ -258,7 +258,7 @@ def test_bad_headers(name):
 
 def test_limits():
     """The widest field value fits the format's Exp-Golomb limit; parameters are checked."""
-    assert field_value_bits(16, 16) <= 32
+    assert field_value_bits(16, 16) + 1 <= MAX_EXP_GOLOMB_PREFIX
     with pytest.raises(ValueError, match="block_bits"):
         BlockHeaderReader(weight_bits=8, block_bits=3, num_tables=4)
     with pytest.raises(ValueError, match="num_tables"):
