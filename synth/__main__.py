@@ -49,7 +49,8 @@ def default_designs(place_tops: bool = False) -> list[Design]:
     tops = [replace(d, place=place_tops or d.lanes == 1, by_module=d.lanes == 1)
             for d in top_designs(LANE, lanes=(1, 2))]
     # Decoder v2's units at the lane's block size (issue 25: P = 12).
-    v2 = [Design(c, V2_UNIT) for c in V2_UNITS] + [Design("FreeSlotScanner", replace(DEFAULT, block_bits=12))]
+    v2 = [Design(c, V2_UNIT) for c in V2_UNITS] + [Design(c, replace(DEFAULT, block_bits=12))
+                                                   for c in ("FreeSlotScanner", "BlockHeaderReader")]
     return stage_designs(DEFAULT) + v2 + tops
 
 

@@ -94,6 +94,9 @@ class Design:
         if self.component == "FreeSlotScanner":
             from hw.free_slot_scanner import FreeSlotScanner
             return FreeSlotScanner(weight_bits=c.weight_bits, block_bits=c.block_bits)
+        if self.component == "BlockHeaderReader":
+            from hw.block_header_reader import BlockHeaderReader
+            return BlockHeaderReader(weight_bits=c.weight_bits, block_bits=c.block_bits, num_tables=c.num_tables)
         if self.component == "RepeatExpander":
             from hw.repeat_expander import RepeatExpander
             return RepeatExpander(weight_bits=c.weight_bits, block_bits=c.block_bits, in_order=True)
