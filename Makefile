@@ -23,7 +23,7 @@ help:
 	@echo "make sim-bench  decoder weights/cycle per mode and lane count in RTL -> results/sim.json"
 	@echo "make verilog write the decoder Verilog to build/verilog/"
 	@echo "make synth   Yosys + nextpnr (ECP5) area, Fmax and energy per stage and lane -> results/synth.json"
-	@echo "make formal  prove the hardware units' properties with SymbiYosys (stream protocol, no write outside the block, sticky error, bounded liveness)"
+	@echo "make formal  prove the hardware units' properties with SymbiYosys (stream protocol, no write outside the block, sticky error, nothing taken after an error, bounded liveness)"
 	@echo "make accel   decoder + PE array in RTL: cycles and energy, raw vs each mode -> results/accel.json"
 	@echo "make accuracy  each model on real inputs with decoded weights (float, $(ACCURACY_SETTINGS)) -> results/accuracy.json + plots"
 	@echo "make lossy   per-layer error bounds under a 1-point budget, beside SZ3, ZFP, intB -> results/lossy.json"

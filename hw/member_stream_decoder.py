@@ -107,15 +107,23 @@ class MemberStreamDecoder(wiring.Component):
     error : ``Out(1)``
         Sticky: no code matches the stream (an incomplete table), a section with words left after
         its block's last field, non-zero bits left in a stream after the block's last field, or
-        a bad table description. From the cycle after, every ``ready`` and ``o.valid`` are low
-        (the distances of up to four earlier fields still in the pipeline are dropped). A
-        block's leftover bits are checked as each stream comes round to stage 0 after the
+        a bad table description. From the cycle after, every ``ready`` (``tables`` too) and
+        ``o.valid`` are low (the distances of up to four earlier fields still in the pipeline
+        are dropped, and ``o.valid`` may fall before its distance was taken). Words left are
+        flagged once the block's last field is at stage 3, whether or not its ``end`` item has
+        come. A block's leftover bits are checked as each stream comes round to stage 0 after the
         block's last field entered: at the latest one cycle after its last distance is on ``o``.
+
+    Attributes
+    ----------
+    in_flight : ``Signal(range(7))``
+        Fields taken from ``fields`` whose distance has not left ``o``: those in stages 1 to 4,
+        the output register and the skid register (read by the formal proofs).
 
     Latency and throughput
     ----------------------
-    A field's distance is on ``o`` five cycles after the field is taken. The ring takes one
-    field per cycle while ``fields`` and ``words`` are valid and ``o`` is ready, less three
+    A field's distance is on ``o`` five cycles after the field is taken, plus the cycles the ring
+    stalls meanwhile (below). The ring takes one field per cycle while ``fields`` and ``words`` are valid and ``o`` is ready, less three
     cycles per block (after its last field, until its ``end`` item is taken); codes of any
     length cost the same. The ring advances as a whole: it stalls while the skid register behind
     ``o`` holds a distance (``o`` was not taken when a new one came), while a block's next field
@@ -131,6 +139,7 @@ class MemberStreamDecoder(wiring.Component):
         self._num_tables = num_tables
         self._max_code_len = max_code_len
         self._max_extra_bits = max_extra_bits
+        self.in_flight = Signal(range(7), name="in_flight")
         super().__init__({
             "words":  In(stream.Signature(section_word_layout())),
             "fields": In(stream.Signature(field_layout(num_tables, max_extra_bits))),
@@ -160,7 +169,13 @@ class MemberStreamDecoder(wiring.Component):
 
         # --- Tables: the builder writes both levels and each table's longest code length. ---
         m.submodules.builder = builder = HuffmanTableBuilder(num_tables=T, max_code_len=L)
-        wiring.connect(m, wiring.flipped(self.tables), builder.load)
+        error = Signal()
+        m.d.comb += self.error.eq(error)
+        # No table item is taken once the error is up (like every input; what the builder then
+        # does with the item offered no longer matters).
+        m.d.comb += [builder.load.valid.eq(self.tables.valid),
+                     builder.load.payload.eq(self.tables.payload),
+                     self.tables.ready.eq(builder.load.ready & ~error)]
         advance = Signal()                     # the whole ring moves one stage
         # The builder's writes, a cycle later: while one is pending the read ports take its address
         # (a write and a read at one address share one block RAM port, so no collision logic
@@ -187,9 +202,6 @@ class MemberStreamDecoder(wiring.Component):
                 for t in range(T):
                     with m.Case(t):
                         m.d.sync += need[t].eq(builder.need_value)
-
-        error = Signal()
-        m.d.comb += self.error.eq(error)
 
         pull_x = Signal()                      # stage 2's extra pull (see the ring's stages)
 
@@ -352,7 +364,9 @@ class MemberStreamDecoder(wiring.Component):
         shifted = (Cat(C(0, L), r3.buf) >> at)[:L + P]
         extra = shifted[L:] & Cat(*(r3.extra_bits > i for i in range(P)))
         block_end = r3.valid & r3.last
-        words_left = block_end & ended & (level != 0)
+        # Every word of the block has been pulled: a word in the queue is one too many (checked
+        # whether or not the `end` item has come, which a full queue would keep out).
+        words_left = block_end & (level != 0)
         with m.If(advance):
             m.d.sync += [
                 r0.buf.eq(r3.buf), r0.cnt.eq(at), r0.cnt_w.eq(Mux(checking_next, 0, at)),
@@ -375,6 +389,7 @@ class MemberStreamDecoder(wiring.Component):
             self.o.valid.eq(o_valid & ~error), self.o.payload.eq(o_payload),
         ]
         new = advance & r4.valid
+        m.d.comb += self.in_flight.eq(r1.valid + r2.valid + r3.valid + r4.valid + o_valid + skid_valid)
         with m.If(~o_valid | self.o.ready):
             m.d.sync += [o_valid.eq(skid_valid | new), o_payload.eq(Mux(skid_valid, skid, distance)),
                          skid_valid.eq(skid_valid & new), skid.eq(distance)]

