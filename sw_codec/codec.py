@@ -66,7 +66,7 @@ def encode_integers(q: np.ndarray, bits: int, mode: str = "auto", slots: str = "
     their ``free`` twins (:func:`dominated_by_free`), and Huffman ones whose lower bound
     (:func:`~sw_codec.encoder.huffman_size_bound`) shows that a measured candidate is picked before
     them. :func:`candidate_sizes` measures every one. ``block_format`` (1 or 2) is the layout of
-    huffman-mode blocks (the container does not record it: a reader must be told).
+    huffman-mode blocks (a file's container version fixes it: ``format.block_format_of``).
     """
     check_params(bits, block_bits)
     check_block_format(block_format)
