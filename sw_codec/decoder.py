@@ -145,6 +145,41 @@ def read_block_lengths(reader: BitReader, nblocks: int) -> tuple[np.ndarray, np.
     return ends - 2 * lengths, ends
 
 
+def _read_block_start(reader: BitReader, n: int, bits: int) -> tuple[int, int]:
+    """A block's first fields, in both block formats: ``(m, implicit)``, the number of distinct
+    values (EG(0) of ``m - 1``, at most ``min(n, 2**bits)``) and the implicit value."""
+    num_values = reader.read_exp_golomb(0) + 1
+    if num_values > min(n, 1 << bits):
+        raise reader.error(f"block claims {num_values} distinct values in {n} slots of {bits} bits")
+    return num_values, reader.read_signed(bits)
+
+
+def _read_group_fields(reader: BitReader, bits: int, implicit: int, count_k: int, prev_value: int | None,
+                       prev_count: int, free: int) -> tuple[int, int]:
+    """A group's header fields, in both block formats: ``(value, count)``.
+
+    The value: the first group's (``prev_value`` None) in ``bits``, a later one as EG(0) of the
+    step from ``prev_value`` minus one; the count: zigzag EG of order ``(bitlen(p) >> 1) + count_k``
+    of its difference from the previous group's count ``p`` (0 for the first). ``free`` is the
+    block's slots no earlier group claimed: the implicit value keeps at least one.
+    """
+    if prev_value is None:
+        value = reader.read_signed(bits)
+    else:
+        value = prev_value + reader.read_exp_golomb(0) + 1
+        if value > (1 << (bits - 1)) - 1:
+            raise reader.error(f"group value {value} outside the {bits}-bit range")
+    if value == implicit:
+        raise reader.error(f"group repeats the implicit value {value}")
+    z = reader.read_exp_golomb((prev_count.bit_length() >> 1) + count_k)
+    count = prev_count + (z >> 1 if z % 2 == 0 else -(z >> 1) - 1)
+    if count < 1:
+        raise reader.error(f"group count {count} is not positive")
+    if count > free - 1:
+        raise reader.error(f"group count {count} exceeds the {free - 1} slots left in the block")
+    return value, count
+
+
 def decode_block(reader: BitReader, n: int, bits: int, mode: str, slots: str, params: PositionParams,
                  huffman: CanonicalHuffmanDecoder | None = None, trace: StageTrace | None = None) -> np.ndarray:
     """Decode one block of ``n`` weights starting at the reader's position (the hardware's order).
@@ -154,33 +189,15 @@ def decode_block(reader: BitReader, n: int, bits: int, mode: str, slots: str, pa
     header (the value: the first group's in ``bits``, later ones as EG(0) of the step minus one;
     the count, zigzag EG of its difference from the previous group's count) and its members.
     """
-    num_values = reader.read_exp_golomb(0) + 1
-    if num_values > min(n, 1 << bits):
-        raise reader.error(f"block claims {num_values} distinct values in {n} slots of {bits} bits")
-    implicit = reader.read_signed(bits)
+    num_values, implicit = _read_block_start(reader, n, bits)
     if trace:
         trace.block(implicit, n)
-    hi = (1 << (bits - 1)) - 1
     accumulator = DistanceAccumulator(n, slots)
     expander = RepeatExpander(n)
     value = None
-    prev_count = 0
-    for g in range(num_values - 1):
-        if g == 0:
-            value = reader.read_signed(bits)
-        else:
-            value = value + reader.read_exp_golomb(0) + 1
-            if value > hi:
-                raise reader.error(f"group value {value} outside the {bits}-bit range")
-        if value == implicit:
-            raise reader.error(f"group repeats the implicit value {value}")
-        z = reader.read_exp_golomb((prev_count.bit_length() >> 1) + params.count_k)
-        count = prev_count + (z >> 1 if z % 2 == 0 else -(z >> 1) - 1)
-        prev_count = count
-        if count < 1:
-            raise reader.error(f"group count {count} is not positive")
-        if count > accumulator.free - 1:
-            raise reader.error(f"group count {count} exceeds the {accumulator.free - 1} slots left in the block")
+    count = 0
+    for _ in range(num_values - 1):
+        value, count = _read_group_fields(reader, bits, implicit, params.count_k, value, count, accumulator.free)
         domain = accumulator.domain
         if mode == "repeat":
             fields = reader.read_array(count, int(bit_length(np.int64(domain - 1))))
@@ -229,31 +246,13 @@ def read_block_header(reader: BitReader, n: int, bits: int, slots: str, params: 
     """
     start = reader.pos
     try:
-        num_values = reader.read_exp_golomb(0) + 1
-        if num_values > min(n, 1 << bits):
-            raise reader.error(f"block claims {num_values} distinct values in {n} slots of {bits} bits")
-        implicit = reader.read_signed(bits)
-        hi = (1 << (bits - 1)) - 1
+        num_values, implicit = _read_block_start(reader, n, bits)
         free = n
         value = None
-        prev_count = 0
+        count = 0
         groups = []
-        for g in range(num_values - 1):
-            if g == 0:
-                value = reader.read_signed(bits)
-            else:
-                value = value + reader.read_exp_golomb(0) + 1
-                if value > hi:
-                    raise reader.error(f"group value {value} outside the {bits}-bit range")
-            if value == implicit:
-                raise reader.error(f"group repeats the implicit value {value}")
-            z = reader.read_exp_golomb((prev_count.bit_length() >> 1) + params.count_k)
-            count = prev_count + (z >> 1 if z % 2 == 0 else -(z >> 1) - 1)
-            prev_count = count
-            if count < 1:
-                raise reader.error(f"group count {count} is not positive")
-            if count > free - 1:
-                raise reader.error(f"group count {count} exceeds the {free - 1} slots left in the block")
+        for _ in range(num_values - 1):
+            value, count = _read_group_fields(reader, bits, implicit, params.count_k, value, count, free)
             domain = n if slots == "all" else free
             k, table = (int(x) for x in rice_context(domain, count, params.rice_bias, len(params.tables)))
             if not params.tables[table].symbols:
