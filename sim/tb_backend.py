@@ -15,8 +15,8 @@ from cocotb.triggers import ClockCycles, FallingEdge
 from hw.tokens import member_layout, weight_layout
 from sim.bfm import StreamSink, StreamSource, random_pauses, watchdog
 from sim.runner import test_params
-from sim.traces import KINDS, layer_case, member_fields
-from sw_codec.format import MODES, POSITION_MODES, Slots, TokenKind
+from sim.traces import KINDS, layer_case, member_port_fields
+from sw_codec.format import MODES, POSITION_MODES, Slots
 
 
 class TB:
@@ -44,12 +44,8 @@ class TB:
         self.dut.rst.value = 0
 
     def send(self, members):
-        mask = (1 << self.weight_bits) - 1
         for token in members:
-            fields = member_fields(token)
-            fields["kind"] = TokenKind[fields["kind"]]
-            fields["value"] &= mask
-            self.source.send_nowait(fields)
+            self.source.send_nowait(member_port_fields(token, self.weight_bits))
 
     async def expect(self, weights, block_ends):
         """Scoreboard: every weight and `last` flag in order; reports the first mismatch."""

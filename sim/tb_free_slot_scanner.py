@@ -17,7 +17,7 @@ from cocotb.triggers import ClockCycles, FallingEdge
 from hw.tokens import member_layout, write_layout
 from sim.bfm import StreamSink, StreamSource, random_pauses, watchdog
 from sim.runner import test_params
-from sim.traces import KINDS, layer_case, member_fields
+from sim.traces import KINDS, layer_case, member_port_fields
 from sw_codec.codec import encode_integers
 from sw_codec.decoder import trace_layer
 from sw_codec.format import POSITION_MODES, MODES, Slots, TokenKind
@@ -50,12 +50,8 @@ class TB:
         self.dut.rst.value = 0
 
     def send(self, members):
-        mask = (1 << self.weight_bits) - 1
         for token in members:
-            fields = member_fields(token)
-            fields["kind"] = TokenKind[fields["kind"]]
-            fields["value"] &= mask
-            self.source.send_nowait(fields)
+            self.source.send_nowait(member_port_fields(token, self.weight_bits))
 
     async def expect(self, writes):
         """Scoreboard: every write token in order; reports the first mismatch."""

@@ -10,6 +10,7 @@ import numpy as np
 
 from sw_codec.decoder import trace_layer
 from sw_codec.encoder import encode_layer
+from sw_codec.format import TokenKind
 
 __all__ = ["KINDS", "make_weights", "layer_case", "member_fields", "write_fields"]
 
@@ -57,6 +58,15 @@ def member_fields(token):
         return {"kind": kind, "value": token[1], "index": token[2], "first": token[3],
                 "absolute": token[4]}
     return {"kind": kind, "value": 0, "index": 0, "first": 0, "absolute": 0}
+
+
+def member_port_fields(token, weight_bits):
+    """``trace.members`` tuple -> member_layout fields as a port carries them: the kind as its
+    code, the value as ``weight_bits``-bit two's complement."""
+    fields = member_fields(token)
+    fields["kind"] = TokenKind[fields["kind"]]
+    fields["value"] &= (1 << weight_bits) - 1
+    return fields
 
 
 def write_fields(token):
